@@ -1,0 +1,23 @@
+"""tfvae: variational autoencoders for Keras 3 and TensorFlow Probability."""
+
+from tfvae.decoders import BernoulliDecoder
+from tfvae.decoders import GaussianDecoder
+from tfvae.encoders import GaussianEncoder
+from tfvae.loading import load_model
+from tfvae.model import VAE
+from tfvae.priors import StandardNormalPrior
+from tfvae.training import train_and_evaluate
+from tfvae.config import TrainConfig
+
+__all__ = [
+    "BernoulliDecoder",
+    "GaussianDecoder",
+    "GaussianEncoder",
+    "StandardNormalPrior",
+    "TrainConfig",
+    "VAE",
+    "load_model",
+    "train_and_evaluate",
+]
+
+__version__ = "0.1.0"

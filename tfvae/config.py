@@ -1,0 +1,88 @@
+"""The run configuration: one dataclass that describes a training run.
+
+Scripts fill it from flags; the library never reads flags. ``to_json`` and
+``from_json`` write and read ``<model_dir>/config.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+__all__ = ["TrainConfig", "validate"]
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run (see scripts/train.py for help texts)."""
+
+    dataset: str = "fashion_mnist"
+    data_dir: str | None = None
+    train_examples: int = 0
+    likelihood: str = "bernoulli"
+    gaussian_scale: str = "learned"
+    architecture: str = "mlp"
+    hidden_units: tuple[int, ...] = (400,)
+    activation: str = "relu"
+    latent_dim: int = 20
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    learning_rate_decay: str = "none"
+    beta: float = 1.0
+    kl_warmup_steps: int = 0
+    kl_method: str = "auto"
+    clip_global_norm: float = 0.0
+    seed: int = 0
+    jit_compile: bool = True
+    steps_per_execution: int = 1
+    checkpoint_every_steps: int = 2000
+    max_checkpoints: int = 3
+    summary_every_steps: int = 200
+    eval_every_epochs: int = 1
+    validation_examples: int = 2000
+    test_binarization_seed: int = 0
+
+    def __post_init__(self):
+        self.hidden_units = tuple(int(u) for u in self.hidden_units)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        values = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"config.json has unknown fields {unknown}")
+        return cls(**values)
+
+
+_CHOICES = {
+    "likelihood": ("bernoulli", "gaussian"),
+    "gaussian_scale": ("fixed", "learned", "per_pixel"),
+    "architecture": ("mlp", "conv"),
+    "kl_method": ("auto", "analytic", "monte_carlo"),
+    "learning_rate_decay": ("none", "cosine"),
+}
+_POSITIVE = ("latent_dim", "epochs", "batch_size", "steps_per_execution", "checkpoint_every_steps",
+             "max_checkpoints", "summary_every_steps", "eval_every_epochs")
+_NON_NEGATIVE = ("train_examples", "kl_warmup_steps", "beta", "clip_global_norm", "validation_examples")
+
+
+def validate(config: TrainConfig) -> None:
+    """Raises a one-line ValueError naming the first field with a bad value."""
+    for name, choices in _CHOICES.items():
+        if getattr(config, name) not in choices:
+            raise ValueError(f"{name} must be one of {choices}; got {getattr(config, name)!r}")
+    for name in _POSITIVE:
+        if not getattr(config, name) > 0:
+            raise ValueError(f"{name} must be > 0; got {getattr(config, name)}")
+    for name in _NON_NEGATIVE:
+        if not getattr(config, name) >= 0:
+            raise ValueError(f"{name} must be >= 0; got {getattr(config, name)}")
+    if not config.learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0; got {config.learning_rate}")
+    if not config.hidden_units or min(config.hidden_units) <= 0:
+        raise ValueError(f"hidden_units must be a non-empty list of positive ints; got {list(config.hidden_units)}")

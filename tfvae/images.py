@@ -1,0 +1,55 @@
+"""Image grids as PNG files and TensorBoard summaries (no plotting dependency)."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tfvae import files
+
+__all__ = ["image_grid", "write_png"]
+
+
+def image_grid(images, columns: int | None = None) -> tf.Tensor:
+    """[N, H, W, C] floats in [0, 1] -> one uint8 [rows * H, columns * W, C] grid.
+
+    Missing cells of the last row stay black; a 1-pixel gap separates cells.
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    count, height, width, channels = images.shape
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    padded = tf.pad(images, [[0, rows * columns - count], [0, 1], [0, 1], [0, 0]])
+    grid = tf.reshape(padded, [rows, columns, height + 1, width + 1, channels])
+    grid = tf.reshape(tf.transpose(grid, [0, 2, 1, 3, 4]), [rows * (height + 1), columns * (width + 1), channels])
+    return tf.cast(tf.round(tf.clip_by_value(grid, 0.0, 1.0) * 255.0), tf.uint8)
+
+
+def write_png(path: str, grid: tf.Tensor) -> None:
+    """Writes a uint8 [H, W, C] image to ``path`` atomically (temporary name, then rename)."""
+    files.write_atomic(path, tf.io.encode_png(grid).numpy())
+
+
+def side_by_side(inputs, reconstructions) -> tf.Tensor:
+    """Interleaves inputs and their reconstructions: columns alternate x, x_hat."""
+    stacked = tf.stack([tf.convert_to_tensor(inputs, tf.float32), reconstructions], axis=1)
+    return tf.reshape(stacked, [-1, *stacked.shape[2:]])
+
+
+def latent_traversal(model, x, num_dims: int = 10, steps: int = 9, span: float = 3.0) -> tf.Tensor:
+    """Decoder means along z_i in [-span, span] for the first ``num_dims`` dims of q(z|x).mean().
+
+    Returns [num_dims * steps, H, W, C]: one row per latent dimension.
+    """
+    z0 = model.encoder(x[:1]).mean()[0]
+    num_dims = min(num_dims, int(z0.shape[0]))
+    values = tf.linspace(-span, span, steps)
+    rows = []
+    for i in range(num_dims):
+        z = tf.tile(z0[tf.newaxis], [steps, 1])
+        z = tf.tensor_scatter_nd_update(z, [[j, i] for j in range(steps)], values)
+        rows.append(model.decoder(z).mean())
+    return tf.concat(rows, axis=0)

@@ -1,0 +1,300 @@
+"""The variational autoencoder: a keras.Model composed of encoder, decoder, prior.
+
+  q(z|x)  = encoder(x)          a tfd.Distribution, batch [B], event [latent_dim]
+  p(x|z)  = decoder(z)          a tfd.Distribution, batch [B], event data shape
+  p(z)    = prior.distribution()
+
+Training maximises the evidence lower bound per example,
+
+  ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)) = -(distortion + rate),
+
+with one reparameterised sample z = loc + scale * eps. The loss is
+mean_x [distortion + w_t * rate] with w_t = beta * min(1, t / warmup_steps).
+
+References:
+  Kingma & Welling (2014), Auto-Encoding Variational Bayes.
+  Burda, Grosse & Salakhutdinov (2015), Importance Weighted Autoencoders.
+  Higgins et al. (2017), beta-VAE.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import objectives, sampling
+
+tfd = tfp.distributions
+
+__all__ = ["VAE"]
+
+# Upper bound on k * B * data_size elements held at once by log_likelihood.
+_DEFAULT_CHUNK_ELEMENTS = 2**24
+
+
+def _features(data):
+    """The images of a batch that may be x, (x,), (x, y) or {"image": x}."""
+    if isinstance(data, dict):
+        return data["image"]
+    if isinstance(data, (tuple, list)):
+        return data[0]
+    return data
+
+
+def _as_seed(seed) -> tf.Tensor:
+    """An int, a [2] int tensor or None (fresh randomness) -> a [2] int32 stateless seed."""
+    if seed is None:
+        return tfp.random.sanitize_seed(None)
+    if isinstance(seed, int):
+        return tf.constant([seed & 0x7FFFFFFF, 0], tf.int32)
+    return tf.cast(seed, tf.int32)
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class VAE(keras.Model):
+    """Variational autoencoder with pluggable encoder, decoder and prior.
+
+    Args:
+      encoder: layer mapping x to q(z|x) (e.g. ``tfvae.GaussianEncoder``).
+      decoder: layer mapping z to p(x|z) (e.g. ``tfvae.BernoulliDecoder``).
+      prior: layer whose ``distribution()`` is p(z) (e.g. ``tfvae.StandardNormalPrior``).
+      beta: weight of the rate in the training loss (default 1.0, the ELBO).
+      kl_warmup_steps: linear warm-up of the rate weight from 0 to beta over
+        this many optimizer steps (default 0: no warm-up).
+      kl_method: "auto" (analytic where TFP registers it, else Monte Carlo),
+        "analytic" or "monte_carlo".
+      clip_global_norm: if set, the all-replica gradient is clipped to this
+        global norm before the update, so it means the same on 1 or N replicas.
+      seed: int from which all training noise is derived as (seed, step).
+
+    Example:
+      model = tfvae.VAE(
+          encoder=tfvae.GaussianEncoder(latent_dim=20, hidden_units=[400]),
+          decoder=tfvae.BernoulliDecoder(data_shape=(28, 28, 1), hidden_units=[400]),
+          prior=tfvae.StandardNormalPrior(latent_dim=20))
+      q = model.encoder(x)                        # tfd.MultivariateNormalDiag
+      elbo = model.elbo(x)                        # [B] nats
+      log_px = model.log_likelihood(x, num_samples=5000)
+    """
+
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        prior,
+        beta=1.0,
+        kl_warmup_steps=0,
+        kl_method="auto",
+        clip_global_norm=None,
+        seed=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not beta >= 0:
+            raise ValueError(f"beta must be >= 0; got {beta}")
+        if int(kl_warmup_steps) < 0:
+            raise ValueError(f"kl_warmup_steps must be >= 0; got {kl_warmup_steps}")
+        if kl_method not in objectives.KL_METHODS:
+            raise ValueError(f"kl_method must be one of {objectives.KL_METHODS}; got {kl_method!r}")
+        if clip_global_norm is not None and not clip_global_norm > 0:
+            raise ValueError(f"clip_global_norm must be > 0 or None; got {clip_global_norm}")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.prior_layer = prior
+        self.beta = float(beta)
+        self.kl_warmup_steps = int(kl_warmup_steps)
+        self.kl_method = kl_method
+        self.clip_global_norm = None if clip_global_norm is None else float(clip_global_norm)
+        self.seed = int(seed)
+        self.elbo_tracker = keras.metrics.Mean(name="elbo")
+        self.rate_tracker = keras.metrics.Mean(name="rate")
+        self.distortion_tracker = keras.metrics.Mean(name="distortion")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self._log_likelihood_fns = {}
+
+    # ----------------------------------------------------------------- parts
+    @property
+    def prior(self) -> tfd.Distribution:
+        """p(z), built from the prior layer's current weights."""
+        return self.prior_layer.distribution()
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.prior.event_shape[-1])
+
+    def build(self, input_shape):
+        if not self.encoder.built:
+            self.encoder.build(input_shape)
+        if not self.decoder.built:
+            self.decoder.build((input_shape[0], self.prior_layer.latent_dim))
+        if not self.prior_layer.built:
+            self.prior_layer.build(None)
+        self.built = True
+
+    def call(self, x, training=False):
+        """The reconstruction: mean of p(x | z = mean of q(z|x))."""
+        return self.reconstruct(x)
+
+    # ------------------------------------------------------------ objectives
+    def elbo_terms(self, x, seed=None, num_samples: int = 1) -> dict:
+        """Per-example ``distortion``, ``rate`` and ``elbo`` (nats, shape [B]).
+
+        distortion = -mean_j log p(x | z_j), z_j ~ q(z|x) reparameterised;
+        rate = KL(q(z|x) || p(z)), analytic or Monte Carlo per ``kl_method``;
+        elbo = -(distortion + rate).
+        """
+        x = tf.convert_to_tensor(x, tf.float32)
+        approx_posterior = self.encoder(x)
+        prior = self.prior
+        z = sampling.sample_posterior(approx_posterior, _as_seed(seed), num_samples)
+        batch = tf.shape(x)[0]
+        likelihood = self.decoder(tf.reshape(z, [num_samples * batch, -1]))
+        tiled_x = x if num_samples == 1 else tf.tile(x, [num_samples, 1, 1, 1])
+        distortion = tf.reduce_mean(
+            tf.reshape(objectives.distortion(likelihood, tiled_x), [num_samples, batch]), axis=0
+        )
+        rate = objectives.rate(approx_posterior, prior, z, self.kl_method)
+        return {"distortion": distortion, "rate": rate, "elbo": -(distortion + rate)}
+
+    def elbo(self, x, seed=None) -> tf.Tensor:
+        """Single-sample ELBO estimate per example, [B] nats."""
+        return self.elbo_terms(x, seed)["elbo"]
+
+    def rate(self, x, seed=None) -> tf.Tensor:
+        """KL(q(z|x) || p(z)) per example, [B] nats."""
+        return self.elbo_terms(x, seed)["rate"]
+
+    def distortion(self, x, seed=None) -> tf.Tensor:
+        """-log p(x|z), z ~ q(z|x), per example, [B] nats."""
+        return self.elbo_terms(x, seed)["distortion"]
+
+    def log_likelihood(self, x, num_samples: int = 5000, seed=None, chunk_size=None) -> tf.Tensor:
+        """Importance-weighted bound on log p(x) with k = num_samples, [B] nats.
+
+        IWAE_k(x) = logsumexp_j(log p(x|z_j) + log p(z_j) - log q(z_j|x)) - log k,
+        z_j ~ q(z|x). The k samples are drawn ``chunk_size`` at a time (by
+        default so that chunk * B * data_size <= 2**24) and combined with a
+        running logsumexp, so memory does not grow with k.
+        """
+        if int(num_samples) < 1:
+            raise ValueError(f"num_samples must be a positive int; got {num_samples}")
+        x = tf.convert_to_tensor(x, tf.float32)
+        num_samples = int(num_samples)
+        if chunk_size is None:
+            per_sample = max(1, int(x.shape[0] or 1) * math.prod(x.shape[1:]))
+            chunk_size = max(1, min(num_samples, _DEFAULT_CHUNK_ELEMENTS // per_sample))
+        chunk_size = min(int(chunk_size), num_samples)
+        key = (num_samples, chunk_size)
+        if key not in self._log_likelihood_fns:
+            self._log_likelihood_fns[key] = tf.function(
+                lambda x_, seed_: self._log_likelihood(x_, seed_, num_samples, chunk_size),
+                reduce_retracing=True,
+            )
+        return self._log_likelihood_fns[key](x, _as_seed(seed))
+
+    def _log_likelihood(self, x, seed, num_samples, chunk_size):
+        approx_posterior = self.encoder(x)
+        prior = self.prior
+        num_full, remainder = divmod(num_samples, chunk_size)
+
+        def chunk_logsumexp(index, size):
+            chunk_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, index), tf.int32)
+            z = approx_posterior.sample(size, seed=chunk_seed)
+            log_w = objectives.log_importance_weights(x, z, approx_posterior, prior, self.decoder)
+            return tf.reduce_logsumexp(log_w, axis=0)
+
+        total = tf.fill([tf.shape(x)[0]], tf.constant(-float("inf"), tf.float32))
+        _, total = tf.while_loop(
+            lambda i, _: i < num_full,
+            lambda i, acc: (i + 1, tf.reduce_logsumexp(tf.stack([acc, chunk_logsumexp(i, chunk_size)]), 0)),
+            (tf.constant(0), total),
+        )
+        if remainder:
+            total = tf.reduce_logsumexp(tf.stack([total, chunk_logsumexp(num_full, remainder)]), 0)
+        return total - math.log(num_samples)
+
+    # --------------------------------------------------------------- helpers
+    def sample(self, num_samples: int, seed=None) -> tf.Tensor:
+        """Mean of p(x|z) for z ~ p(z): [num_samples, *data_shape] images."""
+        z = self.prior.sample(int(num_samples), seed=_as_seed(seed))
+        return self.decoder(z).mean()
+
+    def reconstruct(self, x) -> tf.Tensor:
+        """Mean of p(x | z = E_q[z]): the deterministic reconstruction of x."""
+        return self.decoder(self.encoder(tf.convert_to_tensor(x, tf.float32)).mean()).mean()
+
+    # -------------------------------------------------------------- training
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.elbo_tracker, self.rate_tracker, self.distortion_tracker]
+
+    def _update_trackers(self, terms, loss):
+        self.loss_tracker.update_state(loss)
+        for tracker in (self.elbo_tracker, self.rate_tracker, self.distortion_tracker):
+            tracker.update_state(terms[tracker.name])
+
+    def train_step(self, data):
+        """One gradient step on the global-batch mean of distortion + w_t * rate.
+
+        Each replica divides its sum by the *global* batch size; the optimizer
+        sums gradients over replicas, giving the global mean. Noise comes from
+        (seed, step), so a resumed run repeats the same draws.
+        """
+        x = tf.cast(_features(data), tf.float32)
+        step = self.optimizer.iterations
+        _, num_replicas = sampling.replica_position()
+        global_batch = tf.cast(tf.shape(x)[0] * num_replicas, tf.float32)
+        with tf.GradientTape() as tape:
+            terms = self.elbo_terms(x, sampling.step_seed(self.seed, step))
+            weight = objectives.kl_weight(step, self.beta, self.kl_warmup_steps)
+            loss = tf.reduce_sum(terms["distortion"] + weight * terms["rate"]) / global_batch
+            scaled_loss = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled_loss, self.trainable_variables)
+        if self.clip_global_norm is not None:
+            grads = self._clip_reduced_gradients(grads, num_replicas)
+        self.optimizer.apply(grads, self.trainable_variables)
+        self._update_trackers(terms, loss * tf.cast(num_replicas, tf.float32))
+        return {m.name: m.result() for m in self.metrics}
+
+    def _clip_reduced_gradients(self, grads, num_replicas):
+        """Clips the all-replica gradient sum by global norm.
+
+        The optimizer sums what each replica passes it, so each replica passes
+        clipped_sum / num_replicas.
+        """
+        if num_replicas > 1:
+            grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        grads, _ = tf.clip_by_global_norm(grads, self.clip_global_norm)
+        if num_replicas > 1:
+            grads = [g / num_replicas for g in grads]
+        return grads
+
+    def test_step(self, data):
+        x = tf.cast(_features(data), tf.float32)
+        terms = self.elbo_terms(x, sampling.step_seed(self.seed, 0, salt=1))
+        self._update_trackers(terms, -terms["elbo"])
+        return {m.name: m.result() for m in self.metrics}
+
+    # ----------------------------------------------------------- serialising
+    def get_config(self):
+        return {
+            "name": self.name,
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "prior": keras.saving.serialize_keras_object(self.prior_layer),
+            "beta": self.beta,
+            "kl_warmup_steps": self.kl_warmup_steps,
+            "kl_method": self.kl_method,
+            "clip_global_norm": self.clip_global_norm,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for part in ("encoder", "decoder", "prior"):
+            config[part] = keras.saving.deserialize_keras_object(config[part])
+        return cls(**config)

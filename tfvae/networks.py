@@ -1,0 +1,87 @@
+"""Feed-forward networks used inside encoders and decoders.
+
+Encoders and decoders own the mapping from network outputs to distribution
+parameters; this module only builds the deterministic trunks:
+
+  * ``mlp_trunk``: Flatten -> [Dense(units, activation)] * len(hidden_units).
+  * ``conv_encoder_trunk``: strided 3x3 convolutions that halve the spatial
+    size, then Flatten.
+  * ``conv_decoder_trunk``: Dense -> Reshape to a coarse grid -> transposed
+    convolutions that double it back to the data's height and width.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+
+__all__ = [
+    "ARCHITECTURES",
+    "conv_decoder_trunk",
+    "conv_encoder_trunk",
+    "mlp_trunk",
+    "validate_architecture",
+]
+
+ARCHITECTURES = ("mlp", "conv")
+
+
+def validate_architecture(architecture: str, hidden_units: Sequence[int]) -> None:
+    """Raises a one-line ValueError for an unknown architecture or bad sizes."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"architecture must be one of {ARCHITECTURES}; got {architecture!r}"
+        )
+    if not hidden_units or any(int(u) <= 0 for u in hidden_units):
+        raise ValueError(
+            f"hidden_units must be a non-empty list of positive ints; got {list(hidden_units)}"
+        )
+
+
+def mlp_trunk(hidden_units: Sequence[int], activation: str, name: str) -> keras.Sequential:
+    """Flatten followed by fully connected layers."""
+    layers = [keras.layers.Flatten()]
+    layers += [keras.layers.Dense(int(u), activation=activation) for u in hidden_units]
+    return keras.Sequential(layers, name=name)
+
+
+def conv_encoder_trunk(
+    hidden_units: Sequence[int], activation: str, name: str
+) -> keras.Sequential:
+    """Stride-2 3x3 convolutions with ``hidden_units`` filters each, then Flatten."""
+    layers = [
+        keras.layers.Conv2D(int(u), 3, strides=2, padding="same", activation=activation)
+        for u in hidden_units
+    ]
+    layers.append(keras.layers.Flatten())
+    return keras.Sequential(layers, name=name)
+
+
+def conv_decoder_trunk(
+    data_shape: Sequence[int], hidden_units: Sequence[int], activation: str, name: str
+) -> keras.Sequential:
+    """Mirror of ``conv_encoder_trunk``: Dense to a coarse grid, then upsampling.
+
+    The data height and width must be divisible by ``2 ** len(hidden_units)``;
+    the output has ``hidden_units[0]`` channels at the data's resolution.
+    """
+    height, width = int(data_shape[0]), int(data_shape[1])
+    factor = 2 ** len(hidden_units)
+    if height % factor or width % factor:
+        raise ValueError(
+            f"conv decoder needs data height and width divisible by {factor} "
+            f"(2 ** len(hidden_units)); got data_shape {list(data_shape)}"
+        )
+    reversed_units = [int(u) for u in reversed(hidden_units)]
+    layers = [
+        keras.layers.Dense(
+            (height // factor) * (width // factor) * reversed_units[0], activation=activation
+        ),
+        keras.layers.Reshape((height // factor, width // factor, reversed_units[0])),
+    ]
+    layers += [
+        keras.layers.Conv2DTranspose(u, 3, strides=2, padding="same", activation=activation)
+        for u in reversed_units
+    ]
+    return keras.Sequential(layers, name=name)

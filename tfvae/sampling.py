@@ -1,0 +1,73 @@
+"""Replica-invariant reparameterised sampling from the posterior.
+
+Training must give the same result on 1 or N replicas for the same global
+batch. Each replica therefore draws the noise for the *whole* global batch,
+
+  eps ~ N(0, I), shape [num_samples, global_batch, latent_dim], from seed,
+
+and keeps its own rows [r * B_local, (r + 1) * B_local). For a posterior that
+is a transformed standard normal (diagonal and full-covariance Gaussians,
+flows), z = bijector.forward(eps) is the reparameterised sample. Other
+posteriors fall back to ``q.sample`` with the replica id folded into the seed,
+which is still deterministic but depends on the number of replicas.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+__all__ = ["replica_position", "sample_posterior", "step_seed"]
+
+
+def step_seed(seed: int, step: tf.Tensor, salt: int = 0) -> tf.Tensor:
+    """A stateless seed (shape [2], int32) derived from (seed, step, salt)."""
+    base = tf.constant([int(seed) & 0x7FFFFFFF, int(salt)], tf.int32)
+    folded = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int64))
+    return tf.cast(folded, tf.int32)
+
+
+def replica_position() -> tuple[tf.Tensor, int]:
+    """(this replica's id in the sync group, number of replicas); (0, 1) outside."""
+    context = tf.distribute.get_replica_context()
+    if context is None:
+        return tf.constant(0, tf.int32), 1
+    return tf.cast(context.replica_id_in_sync_group, tf.int32), context.num_replicas_in_sync
+
+
+def _is_standard_normal_base(distribution: tfd.Distribution) -> bool:
+    if isinstance(distribution, (tfd.Sample, tfd.Independent)):
+        distribution = distribution.distribution
+    if not isinstance(distribution, tfd.Normal):
+        return False
+    loc = tf.get_static_value(tf.convert_to_tensor(distribution.loc))
+    scale = tf.get_static_value(tf.convert_to_tensor(distribution.scale))
+    return loc is not None and scale is not None and (loc == 0).all() and (scale == 1).all()
+
+
+def sample_posterior(
+    approx_posterior: tfd.Distribution, seed: tf.Tensor, num_samples: int = 1
+) -> tf.Tensor:
+    """Draws z ~ q(z|x) with shape [num_samples, B_local, latent_dim].
+
+    The draw for global example i depends only on (seed, i), not on how the
+    global batch is split across replicas.
+    """
+    replica_id, num_replicas = replica_position()
+    if isinstance(approx_posterior, tfd.TransformedDistribution) and _is_standard_normal_base(
+        approx_posterior.distribution
+    ):
+        event_size = approx_posterior.event_shape[-1]
+        local_batch = approx_posterior.batch_shape[0]
+        if local_batch is None:
+            local_batch = approx_posterior.batch_shape_tensor()[0]
+        eps = tf.random.stateless_normal(
+            [num_samples, local_batch * num_replicas, event_size], seed=seed
+        )
+        start = replica_id * local_batch
+        eps = eps[:, start : start + local_batch]
+        return approx_posterior.bijector.forward(eps)
+    replica_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, replica_id), tf.int32)
+    return approx_posterior.sample(num_samples, seed=replica_seed)

@@ -1,0 +1,244 @@
+"""The training loop: ``train_and_evaluate(config, model_dir)``.
+
+It runs ``model.train_step`` inside ``tf.function`` (XLA by default), with a
+Keras progress bar, TensorBoard scalars and image grids, and checkpoints that
+hold model, optimizer, step and input position.
+
+Exact resume: the batches of epoch e are a function of (seed, e) and the
+sampling noise of step t a function of (seed, t); a rerun restores the latest
+checkpoint, skips the batches its epoch already consumed and repeats exactly
+the computation an uninterrupted run would do, so the final weights are equal.
+
+A non-finite loss stops training with ``NonFiniteLossError`` naming the step;
+no checkpoint is written after it, so the last good one stays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfvae import checkpoints, data, evaluation, files, images, pipeline
+from tfvae.config import TrainConfig, validate
+from tfvae.factory import build_model
+
+__all__ = ["NonFiniteLossError", "prepare_data", "train_and_evaluate"]
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.json"
+# Fields that may change when a run is continued in the same model_dir.
+_RESUMABLE_CHANGES = {"epochs", "checkpoint_every_steps", "summary_every_steps", "eval_every_epochs",
+                      "max_checkpoints", "validation_examples", "steps_per_execution", "jit_compile"}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+    """Training images (uint8 or float) and fixed evaluation images (float32 in [0, 1])."""
+
+    train_images: np.ndarray
+    test_images: np.ndarray
+    binarize: bool
+    source: str
+
+    @property
+    def data_shape(self):
+        return tuple(self.train_images.shape[1:])
+
+
+def prepare_data(config: TrainConfig, data_dir: str | None = None) -> PreparedData:
+    """Loads and validates the data; binarizes the test set once for Bernoulli likelihoods."""
+    loaded = data.load_dataset(config.dataset, data_dir or config.data_dir)
+    train_images = loaded.train_images
+    if config.train_examples:
+        train_images = train_images[: config.train_examples]
+    binarize = config.likelihood == "bernoulli"
+    test_images = (
+        data.binarize(loaded.test_images, config.test_binarization_seed)
+        if binarize
+        else data.to_unit_interval(loaded.test_images)
+    )
+    return PreparedData(train_images, test_images, binarize, loaded.source)
+
+
+def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
+    learning_rate = config.learning_rate
+    if config.learning_rate_decay == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(1, total_steps), alpha=0.01)
+    return keras.optimizers.Adam(learning_rate)
+
+
+def _write_run_description(model_dir: str, config: TrainConfig) -> None:
+    """Writes config.json, or checks that an existing one describes the same run."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = TrainConfig.from_json(f.read())
+        for field in dataclasses.fields(TrainConfig):
+            old, new = getattr(previous, field.name), getattr(config, field.name)
+            if old != new and field.name not in _RESUMABLE_CHANGES:
+                raise ValueError(
+                    f"model_dir {model_dir} holds a run with {field.name}={old!r}, not {new!r}; "
+                    "use a new model_dir or the same settings"
+                )
+    files.write_atomic(path, config.to_json())
+
+
+def _make_train_function(model, strategy, jit_compile: bool):
+    step_fn = tf.function(model.train_step, jit_compile=jit_compile, reduce_retracing=True)
+
+    @tf.function
+    def train_steps(iterator, num_steps):
+        for _ in tf.range(num_steps):
+            strategy.run(step_fn, args=(next(iterator),))
+        return {m.name: m.result() for m in model.metrics}
+
+    return train_steps
+
+
+def _distribute(strategy, dataset_fn):
+    if isinstance(strategy, tf.distribute.OneDeviceStrategy) or strategy.num_replicas_in_sync == 1:
+        return dataset_fn(0, 1, (0,))
+    return strategy.distribute_datasets_from_function(
+        lambda ctx: dataset_fn(ctx.input_pipeline_id, ctx.num_replicas_in_sync, _local_replica_ids(ctx)),
+        options=tf.distribute.InputOptions(experimental_fetch_to_device=True),
+    )
+
+
+def _local_replica_ids(ctx):
+    per_worker = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+    first = ctx.input_pipeline_id * per_worker
+    return tuple(range(first, first + per_worker))
+
+
+def _write_images(model, writer, step, validation_images, seed):
+    x = tf.convert_to_tensor(validation_images[:32])
+    with writer.as_default(step=step):
+        tf.summary.image("reconstructions", images.image_grid(images.side_by_side(x, model.reconstruct(x)), 8)[tf.newaxis])
+        tf.summary.image("prior_samples", images.image_grid(model.sample(64, seed=seed))[tf.newaxis])
+
+
+def train_and_evaluate(
+    config: TrainConfig,
+    model_dir: str,
+    model=None,
+    strategy: tf.distribute.Strategy | None = None,
+    verbose: int = 1,
+) -> dict:
+    """Trains (or resumes) the run in ``model_dir`` and returns validation metrics.
+
+    Args:
+      config: the run's settings.
+      model_dir: run directory; holds config.json, model.json, checkpoints/,
+        train/ and validation/ TensorBoard logs. Rerunning resumes exactly.
+      model: a VAE to train instead of the one ``config`` describes (its Keras
+        config is saved to model.json, so ``tfvae.load_model`` rebuilds it).
+      strategy: a ``tf.distribute.Strategy``; the default strategy if None.
+      verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+
+    Returns:
+      {"elbo", "rate", "distortion"} on the validation images (nats per
+      example), plus "step" and "epoch".
+    """
+    validate(config)
+    strategy = strategy or tf.distribute.get_strategy()
+    prepared = prepare_data(config)
+    num_replicas = strategy.num_replicas_in_sync
+    if config.batch_size % num_replicas:
+        raise ValueError(f"batch_size ({config.batch_size}) must be divisible by the number of replicas ({num_replicas})")
+    steps_per_epoch = pipeline.steps_per_epoch(len(prepared.train_images), config.batch_size)
+    os.makedirs(model_dir, exist_ok=True)
+    _write_run_description(model_dir, config)
+
+    with strategy.scope():
+        model = model or build_model(config, prepared.data_shape)
+        model.build((None, *prepared.data_shape))
+        optimizer = make_optimizer(config, steps_per_epoch * config.epochs)
+        model.compile(optimizer=optimizer, jit_compile=False)
+        optimizer.build(model.trainable_variables)
+        state = checkpoints.TrainingState(model, optimizer, model_dir, config.max_checkpoints)
+    restored = state.restore_latest()
+    if restored:
+        logging.info("Resuming from %s (step %d)", restored, state.global_step)
+    files.write_atomic(
+        os.path.join(model_dir, MODEL_FILE), json.dumps(keras.saving.serialize_keras_object(model), indent=1)
+    )
+
+    train_steps = _make_train_function(model, strategy, config.jit_compile)
+    train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+    validation_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation"))
+    validation_images = prepared.test_images[: config.validation_examples or None]
+    results = {}
+
+    while int(state.epoch.numpy()) < config.epochs:
+        epoch = int(state.epoch.numpy())
+        done = int(state.step_in_epoch.numpy())
+        dataset = _distribute(
+            strategy,
+            lambda pipeline_id, replicas, ids: pipeline.train_batches(
+                prepared.train_images, config.batch_size, config.seed, epoch, prepared.binarize,
+                num_replicas=replicas, replica_ids=ids, skip_steps=done,
+            ),
+        )
+        iterator = iter(dataset)
+        for metric in model.metrics:
+            metric.reset_state()
+        progbar = keras.utils.Progbar(steps_per_epoch, verbose=verbose, stateful_metrics=[m.name for m in model.metrics],
+                                      unit_name="step")
+        if verbose == 1:
+            print(f"Epoch {epoch + 1}/{config.epochs}")
+        start_time, start_step = time.perf_counter(), done
+        while done < steps_per_epoch:
+            step = state.global_step
+            num_steps = min(config.steps_per_execution, steps_per_epoch - done,
+                            config.checkpoint_every_steps - step % config.checkpoint_every_steps)
+            logs = {k: float(v) for k, v in train_steps(iterator, tf.constant(num_steps)).items()}
+            if not math.isfinite(logs["loss"]):
+                first = step + 1 if num_steps == 1 else f"{step + 1}-{step + num_steps}"
+                raise NonFiniteLossError(
+                    f"non-finite loss ({logs['loss']}) at step {first}; training stopped and the last good "
+                    f"checkpoint {state.latest} is kept"
+                )
+            done += num_steps
+            state.step_in_epoch.assign(done)
+            step += num_steps
+            if done == steps_per_epoch:
+                state.epoch.assign(epoch + 1)
+                state.step_in_epoch.assign(0)
+            if step % config.summary_every_steps < num_steps or done == steps_per_epoch:
+                with train_writer.as_default(step=step):
+                    for name, value in logs.items():
+                        tf.summary.scalar(name, value)
+            if step % config.checkpoint_every_steps == 0 or done == steps_per_epoch:
+                state.save()
+            progbar.update(done, list(logs.items()))
+        seconds = time.perf_counter() - start_time
+        examples_per_second = (done - start_step) * config.batch_size / max(seconds, 1e-9)
+        with train_writer.as_default(step=step):
+            tf.summary.scalar("examples_per_second", examples_per_second)
+        logging.info("epoch %d: %s, %.0f examples/s", epoch + 1, logs, examples_per_second)
+        if (epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == config.epochs:
+            results = evaluation.elbo_metrics(model, validation_images)
+            with validation_writer.as_default(step=step):
+                for name, value in results.items():
+                    tf.summary.scalar(name, value)
+            _write_images(model, validation_writer, step, validation_images, config.seed)
+            if verbose:
+                print("validation: " + ", ".join(f"{k}={v:.3f}" for k, v in results.items()))
+    train_writer.flush()
+    validation_writer.flush()
+    if not results:
+        results = evaluation.elbo_metrics(model, validation_images)
+    results.update(step=state.global_step, epoch=int(state.epoch.numpy()))
+    return results
