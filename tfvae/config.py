@@ -35,7 +35,7 @@ class TrainConfig:
     clip_global_norm: float = 0.0
     seed: int = 0
     jit_compile: bool = True
-    steps_per_execution: int = 1
+    steps_per_execution: int = 50
     checkpoint_every_steps: int = 2000
     max_checkpoints: int = 3
     summary_every_steps: int = 200

@@ -1,4 +1,4 @@
-"""Deterministic, resumable ``tf.data`` input pipelines.
+"""Deterministic, resumable input for training, and batches for evaluation.
 
 Training batches are defined by (seed, epoch) alone:
 
@@ -7,12 +7,16 @@ Training batches are defined by (seed, epoch) alone:
   batch is dropped, so every step sees exactly B examples).
 
 With R replicas, replica r receives rows [r * B/R, (r + 1) * B/R) of every
-global batch, so the data a step consumes does not depend on R. Dynamic
-binarization x_b = 1[u < x], u ~ U(0, 1), draws u for the whole global batch
-from (seed, epoch, g) and slices the replica's rows: a fresh binarization every
-epoch that is the same on 1 or R replicas and after a resume. The images stay
-in memory as uint8 (the cache); conversion and binarization happen after it.
-A resumed epoch skips its first ``skip_steps`` batches before any work is done.
+global batch, so the data a step consumes does not depend on R.
+
+The images stay in memory as uint8 (the cache); a ``tf.data`` pipeline streams
+only *index blocks* (the indices of k consecutive steps), and the compiled
+training step gathers, converts and binarizes its batch on the device, fused
+with the step itself. Dynamic binarization x_b = 1[u < x], u ~ U(0, 1), draws
+u for the whole global batch from (seed, global step) and keeps the replica's
+rows: fresh every step and epoch, the same on 1 or R replicas and after a
+resume. ``train_batches`` offers the same batches as an ordinary image
+dataset (for ``model.fit`` and custom loops).
 """
 
 from __future__ import annotations
@@ -22,7 +26,16 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["eval_batches", "steps_per_epoch", "train_batches"]
+from tfvae import sampling
+
+__all__ = [
+    "binarize_batch",
+    "eval_batches",
+    "steps_per_epoch",
+    "to_float",
+    "train_batches",
+    "train_index_blocks",
+]
 
 _BINARIZE_SALT = 0x5EED
 
@@ -37,72 +50,106 @@ def steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
     return steps
 
 
-def _to_float(images: tf.Tensor) -> tf.Tensor:
+def to_float(images: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [0, 1]; float input is cast to float32."""
     if images.dtype == tf.uint8:
         return tf.cast(images, tf.float32) * (1.0 / 255.0)
     return tf.cast(images, tf.float32)
 
 
-def train_batches(
-    images: np.ndarray | tf.Tensor,
-    global_batch_size: int,
-    seed: int,
-    epoch: int,
-    binarize: bool,
-    num_replicas: int = 1,
-    replica_ids: Sequence[int] = (0,),
-    skip_steps: int = 0,
-) -> tf.data.Dataset:
-    """Per-replica batches of one epoch, in replica-major order within each step.
+def binarize_batch(
+    batch: tf.Tensor, seed: int, step: tf.Tensor, replica_id=0, num_replicas: int = 1
+) -> tf.Tensor:
+    """x_b = 1[u < x] for this replica's rows of a global batch, u from (seed, step)."""
+    local_batch = batch.shape[0] if batch.shape[0] is not None else tf.shape(batch)[0]
+    if batch.shape.is_fully_defined():
+        noise_shape = [local_batch * num_replicas, *batch.shape[1:]]
+    else:
+        noise_shape = tf.concat([[local_batch * num_replicas], tf.shape(batch)[1:]], 0)
+    noise = tf.random.stateless_uniform(
+        noise_shape, seed=sampling.step_seed(seed, step, salt=_BINARIZE_SALT), alg=sampling.RNG_ALGORITHM
+    )
+    start = replica_id * local_batch
+    return tf.cast(noise[start : start + local_batch] < batch, tf.float32)
 
-    Args:
-      images: [N, H, W, C] uint8 or float32 training images (held in memory).
-      global_batch_size: examples per optimizer step over all replicas.
-      seed, epoch: define the order and the binarization noise.
-      binarize: draw x_b ~ Bernoulli(x) afresh (dynamic binarization).
-      num_replicas: replicas in the whole job.
-      replica_ids: the global ids of the replicas this pipeline feeds, in the
-        order the strategy takes them (a worker's local replicas).
-      skip_steps: global steps of this epoch already done (exact resume).
 
-    Returns:
-      A dataset of float32 [B / num_replicas, H, W, C] batches:
-      len(replica_ids) consecutive elements per global step.
-    """
+def _epoch_order(num_examples, global_batch_size, seed, epoch, num_replicas, replica_ids):
+    """[steps, len(replica_ids), B / R] example indices of one epoch."""
     if global_batch_size % num_replicas:
         raise ValueError(
             f"batch_size ({global_batch_size}) must be divisible by the number of replicas ({num_replicas})"
         )
-    num_examples = int(images.shape[0])
     steps = steps_per_epoch(num_examples, global_batch_size)
-    local_batch = global_batch_size // num_replicas
     order = np.random.default_rng([seed, epoch]).permutation(num_examples)[: steps * global_batch_size]
-    order = order.reshape(steps, num_replicas, local_batch)[skip_steps:, list(replica_ids)]
-    step_index = np.repeat(np.arange(skip_steps, steps), len(replica_ids))
-    replica_index = np.tile(np.asarray(replica_ids, np.int32), steps - skip_steps)
-    order = order.reshape(-1, local_batch)
-    images = tf.convert_to_tensor(images)
-    image_shape = images.shape[1:]
+    return order.reshape(steps, num_replicas, global_batch_size // num_replicas)[:, list(replica_ids)]
 
-    def load(step, replica, indices):
-        batch = _to_float(tf.gather(images, indices))
-        if binarize:
-            seed_g = tf.random.experimental.stateless_fold_in(
-                tf.constant([seed & 0x7FFFFFFF, _BINARIZE_SALT], tf.int64), epoch * steps + step
-            )
-            noise = tf.random.stateless_uniform([global_batch_size, *image_shape], seed=seed_g)
-            start = replica * local_batch
-            batch = tf.cast(noise[start : start + local_batch] < batch, tf.float32)
-        return batch
 
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (step_index.astype(np.int64), replica_index, order.astype(np.int64))
-    )
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+def train_index_blocks(
+    num_examples: int,
+    global_batch_size: int,
+    seed: int,
+    epoch: int,
+    block_steps: Sequence[int],
+    num_replicas: int = 1,
+    replica_ids: Sequence[int] = (0,),
+    skip_steps: int = 0,
+) -> tf.data.Dataset:
+    """Index blocks of one epoch: element = (indices [K, B / R] int32, count int32).
+
+    Args:
+      num_examples: N, the training set size.
+      global_batch_size: B, examples per optimizer step over all replicas.
+      seed, epoch: define the order.
+      block_steps: how many steps each block holds, in order; their sum must
+        be the epoch's remaining steps. Blocks are padded to K = max(block_steps)
+        rows, and ``count`` tells how many rows are real.
+      num_replicas: R, replicas in the whole job.
+      replica_ids: global ids of the replicas this pipeline feeds, in the order
+        the strategy takes them; each block yields one element per replica.
+      skip_steps: steps of this epoch already done (exact resume).
+    """
+    order = _epoch_order(num_examples, global_batch_size, seed, epoch, num_replicas, replica_ids)[skip_steps:]
+    if sum(block_steps) != len(order):
+        raise ValueError(f"block_steps sum to {sum(block_steps)}, but {len(order)} steps remain in epoch {epoch}")
+    width = max(block_steps)
+    blocks, counts, start = [], [], 0
+    for count in block_steps:
+        block = np.zeros((width, *order.shape[1:]), np.int32)
+        block[:count] = order[start : start + count]
+        start += count
+        for j in range(len(replica_ids)):
+            blocks.append(block[:, j])
+            counts.append(count)
+    dataset = tf.data.Dataset.from_tensor_slices((np.stack(blocks), np.asarray(counts, np.int32)))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def train_batches(
+    images: np.ndarray,
+    global_batch_size: int,
+    seed: int,
+    epoch: int,
+    binarize: bool,
+    first_step: int = 0,
+) -> tf.data.Dataset:
+    """One epoch of float32 [B, H, W, C] training batches as an image dataset.
+
+    The same batches the training loop builds on the device: global step
+    ``first_step + g`` of the run binarizes with the noise of that step.
+    """
+    order = _epoch_order(len(images), global_batch_size, seed, epoch, 1, (0,))[:, 0]
+    images = tf.convert_to_tensor(images)
+
+    def load(step, indices):
+        batch = to_float(tf.gather(images, indices))
+        return binarize_batch(batch, seed, step) if binarize else batch
+
+    steps = np.arange(first_step, first_step + len(order), dtype=np.int64)
+    dataset = tf.data.Dataset.from_tensor_slices((steps, order.astype(np.int32)))
+    return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_batches(images: np.ndarray, batch_size: int) -> tf.data.Dataset:
     """Float32 batches of fixed images in order (the last batch may be smaller)."""
     dataset = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
-    return dataset.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -19,7 +19,11 @@ import tensorflow_probability as tfp
 
 tfd = tfp.distributions
 
-__all__ = ["replica_position", "sample_posterior", "step_seed"]
+__all__ = ["RNG_ALGORITHM", "replica_position", "sample_posterior", "step_seed"]
+
+# Threefry: the same numbers on every device and inside or outside XLA, and
+# fast in XLA on CPU (the automatic choice was ~10x slower in a compiled loop).
+RNG_ALGORITHM = "threefry"
 
 
 def step_seed(seed: int, step: tf.Tensor, salt: int = 0) -> tf.Tensor:
@@ -64,7 +68,7 @@ def sample_posterior(
         if local_batch is None:
             local_batch = approx_posterior.batch_shape_tensor()[0]
         eps = tf.random.stateless_normal(
-            [num_samples, local_batch * num_replicas, event_size], seed=seed
+            [num_samples, local_batch * num_replicas, event_size], seed=seed, alg=RNG_ALGORITHM
         )
         start = replica_id * local_batch
         eps = eps[:, start : start + local_batch]

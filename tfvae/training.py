@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfvae import checkpoints, data, evaluation, files, images, pipeline
+from tfvae import checkpoints, data, evaluation, files, images, pipeline, sampling
 from tfvae.config import TrainConfig, validate
 from tfvae.factory import build_model
 
@@ -95,24 +95,50 @@ def _write_run_description(model_dir: str, config: TrainConfig) -> None:
     files.write_atomic(path, config.to_json())
 
 
-def _make_train_function(model, strategy, jit_compile: bool):
-    step_fn = tf.function(model.train_step, jit_compile=jit_compile, reduce_retracing=True)
+def _make_train_function(model, strategy, images, binarize: bool, seed: int, jit_compile: bool):
+    """A function that consumes one index block: gather, binarize and train, K steps, compiled."""
+
+    def train_block(indices, count):
+        replica_id, num_replicas = sampling.replica_position()
+
+        def one_step(i):
+            x = pipeline.to_float(tf.gather(images, indices[i]))
+            if binarize:
+                x = pipeline.binarize_batch(x, seed, model.optimizer.iterations, replica_id, num_replicas)
+            logs = model.train_step(x)
+            with tf.control_dependencies([logs["loss"]]):
+                return i + 1
+
+        tf.while_loop(lambda i: i < count, one_step, [tf.constant(0)], parallel_iterations=1)
+
+    compiled_block = tf.function(train_block, jit_compile=jit_compile)
 
     @tf.function
-    def train_steps(iterator, num_steps):
-        for _ in tf.range(num_steps):
-            strategy.run(step_fn, args=(next(iterator),))
+    def run_block(iterator):
+        indices, count = next(iterator)
+        strategy.run(compiled_block, args=(indices, count))
         return {m.name: m.result() for m in model.metrics}
 
-    return train_steps
+    return run_block
+
+
+def _block_plan(first_step: int, remaining: int, steps_per_execution: int, checkpoint_every: int) -> list[int]:
+    """Steps per call for the rest of an epoch; calls end on checkpoint boundaries."""
+    plan, step = [], first_step
+    while remaining:
+        count = min(steps_per_execution, remaining, checkpoint_every - step % checkpoint_every)
+        plan.append(count)
+        step += count
+        remaining -= count
+    return plan
 
 
 def _distribute(strategy, dataset_fn):
-    if isinstance(strategy, tf.distribute.OneDeviceStrategy) or strategy.num_replicas_in_sync == 1:
-        return dataset_fn(0, 1, (0,))
+    """Calls dataset_fn(num_replicas, replica_ids) per input pipeline."""
+    if strategy.num_replicas_in_sync == 1:
+        return dataset_fn(1, (0,))
     return strategy.distribute_datasets_from_function(
-        lambda ctx: dataset_fn(ctx.input_pipeline_id, ctx.num_replicas_in_sync, _local_replica_ids(ctx)),
-        options=tf.distribute.InputOptions(experimental_fetch_to_device=True),
+        lambda ctx: dataset_fn(ctx.num_replicas_in_sync, _local_replica_ids(ctx))
     )
 
 
@@ -175,7 +201,11 @@ def train_and_evaluate(
         os.path.join(model_dir, MODEL_FILE), json.dumps(keras.saving.serialize_keras_object(model), indent=1)
     )
 
-    train_steps = _make_train_function(model, strategy, config.jit_compile)
+    with strategy.scope():
+        device_images = tf.Variable(prepared.train_images, trainable=False, name="train_images")
+    run_block = _make_train_function(
+        model, strategy, device_images, prepared.binarize, config.seed, config.jit_compile
+    )
     train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
     validation_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation"))
     validation_images = prepared.test_images[: config.validation_examples or None]
@@ -184,10 +214,12 @@ def train_and_evaluate(
     while int(state.epoch.numpy()) < config.epochs:
         epoch = int(state.epoch.numpy())
         done = int(state.step_in_epoch.numpy())
+        plan = _block_plan(state.global_step, steps_per_epoch - done, config.steps_per_execution,
+                           config.checkpoint_every_steps)
         dataset = _distribute(
             strategy,
-            lambda pipeline_id, replicas, ids: pipeline.train_batches(
-                prepared.train_images, config.batch_size, config.seed, epoch, prepared.binarize,
+            lambda replicas, ids: pipeline.train_index_blocks(
+                len(prepared.train_images), config.batch_size, config.seed, epoch, plan,
                 num_replicas=replicas, replica_ids=ids, skip_steps=done,
             ),
         )
@@ -199,11 +231,9 @@ def train_and_evaluate(
         if verbose == 1:
             print(f"Epoch {epoch + 1}/{config.epochs}")
         start_time, start_step = time.perf_counter(), done
-        while done < steps_per_epoch:
+        for num_steps in plan:
             step = state.global_step
-            num_steps = min(config.steps_per_execution, steps_per_epoch - done,
-                            config.checkpoint_every_steps - step % config.checkpoint_every_steps)
-            logs = {k: float(v) for k, v in train_steps(iterator, tf.constant(num_steps)).items()}
+            logs = {k: float(v) for k, v in run_block(iterator).items()}
             if not math.isfinite(logs["loss"]):
                 first = step + 1 if num_steps == 1 else f"{step + 1}-{step + num_steps}"
                 raise NonFiniteLossError(
