@@ -152,7 +152,7 @@ class VAE(keras.Model):
         z = sampling.sample_posterior(approx_posterior, _as_seed(seed), num_samples)
         batch = tf.shape(x)[0]
         likelihood = self.decoder(tf.reshape(z, [num_samples * batch, -1]))
-        tiled_x = x if num_samples == 1 else tf.tile(x, [num_samples, 1, 1, 1])
+        tiled_x = x if num_samples == 1 else tf.tile(x, [num_samples] + [1] * (x.shape.rank - 1))
         distortion = tf.reduce_mean(
             tf.reshape(objectives.distortion(likelihood, tiled_x), [num_samples, batch]), axis=0
         )

@@ -30,7 +30,7 @@ from tfvae import checkpoints, data, evaluation, files, images, pipeline, sampli
 from tfvae.config import TrainConfig, validate
 from tfvae.factory import build_model
 
-__all__ = ["NonFiniteLossError", "prepare_data", "train_and_evaluate"]
+__all__ = ["NonFiniteLossError", "check_run_directory", "prepare_data", "train_and_evaluate"]
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.json"
@@ -79,8 +79,8 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Op
     return keras.optimizers.Adam(learning_rate)
 
 
-def _write_run_description(model_dir: str, config: TrainConfig) -> None:
-    """Writes config.json, or checks that an existing one describes the same run."""
+def check_run_directory(model_dir: str, config: TrainConfig) -> None:
+    """Raises ValueError if ``model_dir`` holds a run that ``config`` cannot continue."""
     path = os.path.join(model_dir, CONFIG_FILE)
     if os.path.exists(path):
         with open(path) as f:
@@ -92,7 +92,6 @@ def _write_run_description(model_dir: str, config: TrainConfig) -> None:
                     f"model_dir {model_dir} holds a run with {field.name}={old!r}, not {new!r}; "
                     "use a new model_dir or the same settings"
                 )
-    files.write_atomic(path, config.to_json())
 
 
 def _make_train_function(model, strategy, images, binarize: bool, seed: int, jit_compile: bool):
@@ -185,7 +184,8 @@ def train_and_evaluate(
         raise ValueError(f"batch_size ({config.batch_size}) must be divisible by the number of replicas ({num_replicas})")
     steps_per_epoch = pipeline.steps_per_epoch(len(prepared.train_images), config.batch_size)
     os.makedirs(model_dir, exist_ok=True)
-    _write_run_description(model_dir, config)
+    check_run_directory(model_dir, config)
+    files.write_atomic(os.path.join(model_dir, CONFIG_FILE), config.to_json())
 
     with strategy.scope():
         model = model or build_model(config, prepared.data_shape)

@@ -1,0 +1,58 @@
+"""Evaluates a trained VAE on test data; the last stdout line is one JSON object.
+
+  python scripts/evaluate.py --model_dir=runs/mlp
+
+Reports elbo, rate, distortion, log_likelihood (the IWAE bound with
+--num_importance_samples, nats per example), bits_per_dim, active_units and
+num_examples. The test data is the run's own (from its config.json), or the
+IDX/npz/image data named by --dataset/--data_dir; Bernoulli models get the
+test set binarized once with the run's --test_binarization_seed.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags
+
+from tfvae import checkpoints, cli, data, evaluation, loading, training
+
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory to evaluate.")
+_DATASET = flags.DEFINE_enum("dataset", None, data.DATASETS, "Data set to evaluate on (default: the run's).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Data location (default: the run's).")
+_NUM_SAMPLES = flags.DEFINE_integer("num_importance_samples", 5000, "k of the IWAE bound on log p(x).", lower_bound=1)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 100, "Test examples per IWAE batch.", lower_bound=1)
+_MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0, "Evaluate on the first N test examples (0 = all).", lower_bound=0)
+flags.mark_flag_as_required("model_dir")
+
+
+def main(argv):
+    del argv
+    cli.quiet_logging()
+    try:
+        config = loading.load_config(_MODEL_DIR.value)
+        model = loading.load_model(_MODEL_DIR.value)
+    except (FileNotFoundError, checkpoints.CheckpointError) as e:
+        cli.exit_with_error(f"flag --model_dir: {e}", code=1)
+    if _DATASET.value:
+        config = dataclasses.replace(config, dataset=_DATASET.value)
+    try:
+        prepared = training.prepare_data(config, _DATA_DIR.value)
+    except data.DataError as e:
+        cli.exit_with_error(str(e), code=1)
+    test_images = prepared.test_images[: _MAX_EXAMPLES.value or None]
+    if test_images.shape[1:] != tuple(model.decoder.data_shape):
+        cli.exit_with_error(
+            f"flag --data_dir: test images have shape {list(test_images.shape[1:])}, the model expects "
+            f"{model.decoder.data_shape}", code=1)
+    start = time.perf_counter()
+    metrics = evaluation.evaluate_model(model, test_images, _NUM_SAMPLES.value, _BATCH_SIZE.value)
+    metrics["seconds"] = round(time.perf_counter() - start, 2)
+    print(json.dumps(metrics))
+
+
+if __name__ == "__main__":
+    app.run(main)

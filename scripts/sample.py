@@ -1,0 +1,48 @@
+"""Writes PNG grids of what a trained VAE learned.
+
+  python scripts/sample.py --model_dir=runs/mlp [--output_dir=runs/mlp/samples]
+
+Files: prior_samples.png (means of p(x|z), z ~ p(z)), reconstructions.png
+(columns alternate test input and reconstruction), latent_traversal.png (one
+row per latent dimension, z_i swept over [-3, 3] around a test image's code).
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags
+
+from tfvae import checkpoints, cli, data, images, loading, training
+
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write the PNGs (default <model_dir>/samples).")
+_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 64, "Prior samples and reconstructions to draw.", lower_bound=1)
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the prior samples.")
+flags.mark_flag_as_required("model_dir")
+
+
+def main(argv):
+    del argv
+    cli.quiet_logging()
+    try:
+        config = loading.load_config(_MODEL_DIR.value)
+        model = loading.load_model(_MODEL_DIR.value)
+        prepared = training.prepare_data(config)
+    except (FileNotFoundError, checkpoints.CheckpointError, data.DataError) as e:
+        cli.exit_with_error(str(e), code=1)
+    output_dir = _OUTPUT_DIR.value or os.path.join(_MODEL_DIR.value, "samples")
+    count = _NUM_SAMPLES.value
+    x = prepared.test_images[:count]
+    grids = {
+        "prior_samples.png": images.image_grid(model.sample(count, seed=_SEED.value)),
+        "reconstructions.png": images.image_grid(images.side_by_side(x, model.reconstruct(x)), 16),
+        "latent_traversal.png": images.image_grid(images.latent_traversal(model, x), 9),
+    }
+    for name, grid in grids.items():
+        images.write_png(os.path.join(output_dir, name), grid)
+        print(os.path.join(output_dir, name))
+
+
+if __name__ == "__main__":
+    app.run(main)
