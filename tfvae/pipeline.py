@@ -67,7 +67,7 @@ def binarize_batch(
     else:
         noise_shape = tf.concat([[local_batch * num_replicas], tf.shape(batch)[1:]], 0)
     noise = tf.random.stateless_uniform(
-        noise_shape, seed=sampling.step_seed(seed, step, salt=_BINARIZE_SALT), alg=sampling.RNG_ALGORITHM
+        noise_shape, seed=sampling.step_seed(seed, step, salt=_BINARIZE_SALT), alg=sampling.rng_algorithm()
     )
     start = replica_id * local_batch
     return tf.cast(noise[start : start + local_batch] < batch, tf.float32)

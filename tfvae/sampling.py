@@ -19,11 +19,24 @@ import tensorflow_probability as tfp
 
 tfd = tfp.distributions
 
-__all__ = ["RNG_ALGORITHM", "replica_position", "sample_posterior", "step_seed"]
+__all__ = ["replica_position", "rng_algorithm", "sample_posterior", "step_seed"]
 
-# Threefry: the same numbers on every device and inside or outside XLA, and
-# fast in XLA on CPU (the automatic choice was ~10x slower in a compiled loop).
-RNG_ALGORITHM = "threefry"
+
+def rng_algorithm() -> str:
+    """The stateless RNG algorithm for the current context.
+
+    Inside XLA, "threefry": the automatic choice was ~10x slower in a compiled
+    training loop on CPU. Outside XLA, "philox": TensorFlow's CPU kernels do
+    not run threefry. A run uses one context throughout (its jit_compile
+    setting), so its noise is reproducible.
+    """
+    try:
+        from tensorflow.python.ops import control_flow_util
+
+        in_xla = control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+    except (ImportError, AttributeError):
+        in_xla = False
+    return "threefry" if in_xla else "philox"
 
 
 def step_seed(seed: int, step: tf.Tensor, salt: int = 0) -> tf.Tensor:
@@ -68,7 +81,7 @@ def sample_posterior(
         if local_batch is None:
             local_batch = approx_posterior.batch_shape_tensor()[0]
         eps = tf.random.stateless_normal(
-            [num_samples, local_batch * num_replicas, event_size], seed=seed, alg=RNG_ALGORITHM
+            [num_samples, local_batch * num_replicas, event_size], seed=seed, alg=rng_algorithm()
         )
         start = replica_id * local_batch
         eps = eps[:, start : start + local_batch]

@@ -36,7 +36,7 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.json"
 # Fields that may change when a run is continued in the same model_dir.
 _RESUMABLE_CHANGES = {"epochs", "checkpoint_every_steps", "summary_every_steps", "eval_every_epochs",
-                      "max_checkpoints", "validation_examples", "steps_per_execution", "jit_compile"}
+                      "max_checkpoints", "validation_examples", "steps_per_execution"}
 
 
 class NonFiniteLossError(FloatingPointError):

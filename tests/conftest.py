@@ -1,0 +1,61 @@
+"""Shared fixtures: quiet TensorFlow, small data sets written to disk, script runner."""
+
+import gzip
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def write_idx(path, array, gzipped=True):
+    """Writes ``array`` (uint8) in IDX format, gzipped when ``gzipped``."""
+    array = np.asarray(array, np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    payload = header + array.tobytes()
+    with open(path, "wb") as f:
+        f.write(gzip.compress(payload) if gzipped else payload)
+
+
+def write_idx_dataset(directory, num_train=64, num_test=16, shape=(8, 8), seed=0, gzipped=True):
+    """A small MNIST-format data set of random images and labels."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(directory, exist_ok=True)
+    suffix = ".gz" if gzipped else ""
+    for prefix, n in (("train", num_train), ("t10k", num_test)):
+        write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte{suffix}"),
+                  rng.integers(0, 256, (n, *shape)), gzipped)
+        write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte{suffix}"), rng.integers(0, 10, n), gzipped)
+    return directory
+
+
+@pytest.fixture
+def tiny_idx_dir(tmp_path):
+    return write_idx_dataset(str(tmp_path / "idx"))
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_dir():
+    if not os.path.exists(os.path.join(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz")):
+        pytest.fail(f"{FASHION_MNIST_DIR} is missing: apt-get install -y dataset-fashion-mnist (see README)")
+    return FASHION_MNIST_DIR
+
+
+def run_script(name, *args, timeout=600, env=None):
+    """Runs scripts/<name> in a fresh Python process; returns the CompletedProcess."""
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO, "scripts", name), *args],
+        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=REPO,
+    )
+
+
+def last_error_line(result):
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
