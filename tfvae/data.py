@@ -198,13 +198,15 @@ def load_image_folder(directory: str, test_fraction: float = 0.1) -> ImageData:
         files = list_images(directory)
         num_test = max(1, int(round(len(files) * test_fraction))) if len(files) > 1 else 0
         splits = {"train": files[: len(files) - num_test], "test": files[len(files) - num_test :]}
-    arrays = {}
     for split, paths in splits.items():
         if not paths:
             raise DataError(f"{directory}: no PNG/JPEG images for the {split} split")
-        arrays[split] = (validate_images(_read_image_files(paths, directory), directory), None)
-    if arrays["train"][0].shape[1:] != arrays["test"][0].shape[1:]:
-        raise DataError(f"{directory}: train and test images have different shapes")
+    everything = _read_image_files(splits["train"] + splits["test"], directory)
+    num_train = len(splits["train"])
+    arrays = {
+        "train": (validate_images(everything[:num_train], directory), None),
+        "test": (validate_images(everything[num_train:], directory), None),
+    }
     return _make(arrays, directory)
 
 

@@ -151,7 +151,7 @@ class VAE(keras.Model):
         prior = self.prior
         z = sampling.sample_posterior(approx_posterior, _as_seed(seed), num_samples)
         batch = tf.shape(x)[0]
-        likelihood = self.decoder(tf.reshape(z, [num_samples * batch, -1]))
+        likelihood = self.decoder(tf.reshape(z, [-1, z.shape[-1]]))
         tiled_x = x if num_samples == 1 else tf.tile(x, [num_samples] + [1] * (x.shape.rank - 1))
         distortion = tf.reduce_mean(
             tf.reshape(objectives.distortion(likelihood, tiled_x), [num_samples, batch]), axis=0

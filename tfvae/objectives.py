@@ -103,7 +103,7 @@ def log_importance_weights(
     Returns a [k, B] tensor. The decoder is applied to the k*B latents at once.
     """
     k, batch = tf.shape(z)[0], tf.shape(z)[1]
-    flat_z = tf.reshape(z, [k * batch, -1])
+    flat_z = tf.reshape(z, [-1, z.shape[-1]])
     likelihood = decoder(flat_z)
     tiled_x = tf.reshape(
         tf.broadcast_to(x[tf.newaxis], tf.concat([[k], tf.shape(x)], 0)),
