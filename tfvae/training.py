@@ -187,6 +187,7 @@ def train_and_evaluate(
     check_run_directory(model_dir, config)
     files.write_atomic(os.path.join(model_dir, CONFIG_FILE), config.to_json())
 
+    keras.utils.set_random_seed(config.seed)  # weight initialization
     with strategy.scope():
         model = model or build_model(config, prepared.data_shape)
         model.build((None, *prepared.data_shape))
