@@ -49,7 +49,9 @@ def main(argv):
             f"flag --data_dir: test images have shape {list(test_images.shape[1:])}, the model expects "
             f"{model.decoder.data_shape}", code=1)
     start = time.perf_counter()
-    metrics = evaluation.evaluate_model(model, test_images, _NUM_SAMPLES.value, _BATCH_SIZE.value)
+    metrics = evaluation.evaluate_model(
+        model, test_images, _NUM_SAMPLES.value, _BATCH_SIZE.value, jit_compile=training.xla_enabled(config)
+    )
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     print(json.dumps(metrics))
 

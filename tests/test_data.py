@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import write_idx, write_idx_dataset
+
 from tfvae import data
 
 

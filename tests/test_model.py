@@ -47,6 +47,18 @@ def test_parts_return_distributions_with_the_documented_shapes(architecture, lik
     assert model.reconstruct(x).shape == [5, *DATA_SHAPE]
 
 
+@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+def test_decoder_keeps_leading_sample_dimensions_and_matches_per_sample_calls(architecture):
+    model = make_model(architecture)
+    x = binary_batch()
+    z = model.encoder(x).sample(4, seed=[3, 4])  # [4, 5, 3]
+    likelihood = model.decoder(z)
+    assert likelihood.batch_shape == [4, 5] and likelihood.event_shape == list(DATA_SHAPE)
+    log_px = likelihood.log_prob(x)  # x broadcasts against the sample dimension
+    per_sample = tf.stack([model.decoder(z[j]).log_prob(x) for j in range(4)])
+    np.testing.assert_allclose(log_px, per_sample, rtol=1e-5)
+
+
 def test_posterior_scale_never_falls_below_its_floor():
     encoder = tfvae.GaussianEncoder(2, hidden_units=[4], scale_floor=0.05)
     encoder(np.zeros((1, *DATA_SHAPE), np.float32))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
-
 from linear_gaussian import LinearGaussianProblem
+
 from tfvae import objectives
 
 tfd = tfp.distributions
@@ -53,7 +53,7 @@ def test_iwae_bound_tightens_with_k_and_approaches_log_evidence(problem):
         draws = np.stack([model.log_likelihood(problem.x, num_samples=k, seed=s).numpy() for s in range(40)])
         means.append(draws.mean(0))
         errors.append(draws.std(0) / np.sqrt(len(draws)))
-    for lower, higher, e1, e2 in zip(means, means[1:], errors, errors[1:]):
+    for lower, higher, e1, e2 in zip(means, means[1:], errors, errors[1:], strict=False):
         assert (higher > lower - 3 * np.sqrt(e1**2 + e2**2)).all()
     assert (means[-1] > means[0] + 0.1).all()
     gap_first, gap_last = log_evidence - means[0], log_evidence - means[-1]

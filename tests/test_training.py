@@ -12,9 +12,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REPO, last_error_line, run_script
 
 import tfvae
-from conftest import REPO, last_error_line, run_script
 from tfvae import checkpoints, training
 
 SMALL = dict(train_examples=3000, batch_size=50, hidden_units=(64,), latent_dim=8, validation_examples=500,

@@ -1,13 +1,12 @@
 """tfvae: variational autoencoders for Keras 3 and TensorFlow Probability."""
 
-from tfvae.decoders import BernoulliDecoder
-from tfvae.decoders import GaussianDecoder
+from tfvae.config import TrainConfig
+from tfvae.decoders import BernoulliDecoder, GaussianDecoder
 from tfvae.encoders import GaussianEncoder
 from tfvae.loading import load_model
 from tfvae.model import VAE
 from tfvae.priors import StandardNormalPrior
 from tfvae.training import train_and_evaluate
-from tfvae.config import TrainConfig
 
 __all__ = [
     "BernoulliDecoder",

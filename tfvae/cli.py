@@ -37,7 +37,8 @@ HELP = {
     "kl_method": "KL estimator: auto (analytic where TFP has it), analytic or monte_carlo.",
     "clip_global_norm": "Clip the (all-replica) gradient to this global norm (0 = no clipping).",
     "seed": "Seed of the data order, binarization, initialization and sampling noise.",
-    "jit_compile": "Compile the training step with XLA.",
+    "jit_compile": "XLA compilation of the training and evaluation steps: on, off or auto (on, except "
+    "for conv networks without a GPU, where XLA is slower).",
     "steps_per_execution": "Optimizer steps run inside one compiled call.",
     "checkpoint_every_steps": "Write a checkpoint every N steps (and at the end of every epoch).",
     "max_checkpoints": "Checkpoints kept on disk.",

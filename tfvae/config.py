@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-__all__ = ["TrainConfig", "validate"]
+__all__ = ["TrainConfig", "uses_xla", "validate"]
 
 
 @dataclasses.dataclass
@@ -34,7 +34,7 @@ class TrainConfig:
     kl_method: str = "auto"
     clip_global_norm: float = 0.0
     seed: int = 0
-    jit_compile: bool = True
+    jit_compile: str = "auto"
     steps_per_execution: int = 50
     checkpoint_every_steps: int = 2000
     max_checkpoints: int = 3
@@ -52,6 +52,8 @@ class TrainConfig:
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
         values = json.loads(text)
+        if isinstance(values.get("jit_compile"), bool):  # written before jit_compile took "auto"
+            values["jit_compile"] = "on" if values["jit_compile"] else "off"
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -65,6 +67,7 @@ _CHOICES = {
     "architecture": ("mlp", "conv"),
     "kl_method": ("auto", "analytic", "monte_carlo"),
     "learning_rate_decay": ("none", "cosine"),
+    "jit_compile": ("auto", "on", "off"),
 }
 _POSITIVE = ("latent_dim", "epochs", "batch_size", "steps_per_execution", "checkpoint_every_steps",
              "max_checkpoints", "summary_every_steps", "eval_every_epochs")
@@ -86,3 +89,15 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(f"learning_rate must be > 0; got {config.learning_rate}")
     if not config.hidden_units or min(config.hidden_units) <= 0:
         raise ValueError(f"hidden_units must be a non-empty list of positive ints; got {list(config.hidden_units)}")
+
+
+def uses_xla(config: TrainConfig, gpu_available: bool) -> bool:
+    """Whether the run compiles its steps with XLA.
+
+    ``auto`` compiles everything except convolutions on CPU: XLA's CPU
+    convolutions (in a fused multi-step loop above all) run far slower than
+    TensorFlow's oneDNN kernels; see scripts/benchmark.py.
+    """
+    if config.jit_compile != "auto":
+        return config.jit_compile == "on"
+    return config.architecture != "conv" or gpu_available

@@ -177,7 +177,7 @@ def _read_image_files(paths: list[str], directory: str) -> np.ndarray:
     shapes = {img.shape for img in images}
     if len(shapes) > 1:
         first = images[0].shape
-        odd = next(p for p, img in zip(paths, images) if img.shape != first)
+        odd = next(p for p, img in zip(paths, images, strict=True) if img.shape != first)
         raise DataError(f"{odd}: image shape differs from {paths[0]} ({first}); resize all images alike")
     return np.stack(images)
 

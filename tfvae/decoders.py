@@ -63,14 +63,23 @@ class _Decoder(keras.layers.Layer):
             )
 
     def build(self, input_shape):
-        self.trunk.build(input_shape)
-        self.head.build(self.trunk.compute_output_shape(input_shape))
+        flat_shape = (None, input_shape[-1])
+        self.trunk.build(flat_shape)
+        self.head.build(self.trunk.compute_output_shape(flat_shape))
 
     def _params(self, z):
-        """Returns a list of ``num_params`` float32 tensors of shape [B, *data_shape]."""
-        out = tf.cast(self.head(self.trunk(z)), tf.float32)
-        if self.architecture == "mlp":
-            out = tf.reshape(out, [-1, *self.data_shape[:-1], self.data_shape[-1] * self.num_params])
+        """Returns ``num_params`` float32 tensors of shape [*batch, *data_shape] for z of shape [*batch, D].
+
+        Any number of leading batch dimensions is accepted (e.g. [k, B, D]
+        from ``q.sample(k)``): they are flattened for the network and restored.
+        """
+        z = tf.convert_to_tensor(z)
+        out = tf.cast(self.head(self.trunk(tf.reshape(z, [-1, z.shape[-1]]))), tf.float32)
+        params_shape = [*self.data_shape[:-1], self.data_shape[-1] * self.num_params]
+        if z.shape[:-1].is_fully_defined():
+            out = tf.reshape(out, [*z.shape[:-1], *params_shape])
+        else:
+            out = tf.reshape(out, tf.concat([tf.shape(z)[:-1], params_shape], 0))
         return tf.split(out, self.num_params, axis=-1) if self.num_params > 1 else [out]
 
     def get_config(self):

@@ -21,10 +21,10 @@ __all__ = ["ACTIVE_UNIT_THRESHOLD", "elbo_metrics", "evaluate_model", "iwae_log_
 ACTIVE_UNIT_THRESHOLD = 0.01
 
 
-def elbo_metrics(model, images: np.ndarray, batch_size: int = 500, seed: int = 1) -> dict:
+def elbo_metrics(model, images: np.ndarray, batch_size: int = 500, seed: int = 1, jit_compile: bool = True) -> dict:
     """Mean elbo, rate and distortion over ``images`` (float [0, 1] or uint8)."""
 
-    @tf.function(jit_compile=True, reduce_retracing=True)
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def batch_sums(x, step):
         terms = model.elbo_terms(x, sampling.step_seed(seed, step, salt=2))
         return {k: tf.reduce_sum(v) for k, v in terms.items()}
@@ -56,10 +56,10 @@ def active_units(model, images: np.ndarray, batch_size: int = 500) -> int:
 
 
 def evaluate_model(
-    model, images: np.ndarray, num_importance_samples: int = 5000, batch_size: int = 100
+    model, images: np.ndarray, num_importance_samples: int = 5000, batch_size: int = 100, jit_compile: bool = True
 ) -> dict:
     """All test figures for ``images`` (already binarized where the likelihood needs it)."""
-    metrics = elbo_metrics(model, images)
+    metrics = elbo_metrics(model, images, jit_compile=jit_compile)
     log_likelihood = iwae_log_likelihood(model, images, num_importance_samples, batch_size)
     num_dims = math.prod(images.shape[1:])
     metrics.update(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 
-import numpy as np
 import tensorflow as tf
 
 from tfvae import files

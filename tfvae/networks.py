@@ -12,7 +12,7 @@ parameters; this module only builds the deterministic trunks:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 

@@ -100,17 +100,10 @@ def log_importance_weights(
 ) -> tf.Tensor:
     """log w_j = log p(x|z_j) + log p(z_j) - log q(z_j|x) for z of shape [k, B, D].
 
-    Returns a [k, B] tensor. The decoder is applied to the k*B latents at once.
+    Returns a [k, B] tensor. The decoder maps the k*B latents at once and x
+    broadcasts against the sample dimension.
     """
-    k, batch = tf.shape(z)[0], tf.shape(z)[1]
-    flat_z = tf.reshape(z, [-1, z.shape[-1]])
-    likelihood = decoder(flat_z)
-    tiled_x = tf.reshape(
-        tf.broadcast_to(x[tf.newaxis], tf.concat([[k], tf.shape(x)], 0)),
-        tf.concat([[k * batch], tf.shape(x)[1:]], 0),
-    )
-    log_px_given_z = tf.reshape(likelihood.log_prob(tiled_x), [k, batch])
-    return log_px_given_z + prior.log_prob(z) - approx_posterior.log_prob(z)
+    return decoder(z).log_prob(x) + prior.log_prob(z) - approx_posterior.log_prob(z)
 
 
 def iwae_bound(log_weights: tf.Tensor) -> tf.Tensor:

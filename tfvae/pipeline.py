@@ -21,7 +21,7 @@ dataset (for ``model.fit`` and custom loops).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf

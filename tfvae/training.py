@@ -16,6 +16,7 @@ no checkpoint is written after it, so the last good one stays.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -27,7 +28,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfvae import checkpoints, data, evaluation, files, images, pipeline, sampling
-from tfvae.config import TrainConfig, validate
+from tfvae.config import TrainConfig, uses_xla, validate
 from tfvae.factory import build_model
 
 __all__ = ["NonFiniteLossError", "check_run_directory", "prepare_data", "train_and_evaluate"]
@@ -94,6 +95,11 @@ def check_run_directory(model_dir: str, config: TrainConfig) -> None:
                 )
 
 
+def xla_enabled(config: TrainConfig) -> bool:
+    """Whether this machine runs ``config``'s steps under XLA (see config.uses_xla)."""
+    return uses_xla(config, gpu_available=bool(tf.config.list_physical_devices("GPU")))
+
+
 def _make_train_function(model, strategy, images, binarize: bool, seed: int, jit_compile: bool):
     """A function that consumes one index block: gather, binarize and train, K steps, compiled."""
 
@@ -133,11 +139,11 @@ def _block_plan(first_step: int, remaining: int, steps_per_execution: int, check
 
 
 def _distribute(strategy, dataset_fn):
-    """Calls dataset_fn(num_replicas, replica_ids) per input pipeline."""
+    """Calls dataset_fn(num_replicas=..., replica_ids=...) per input pipeline."""
     if strategy.num_replicas_in_sync == 1:
-        return dataset_fn(1, (0,))
+        return dataset_fn(num_replicas=1, replica_ids=(0,))
     return strategy.distribute_datasets_from_function(
-        lambda ctx: dataset_fn(ctx.num_replicas_in_sync, _local_replica_ids(ctx))
+        lambda ctx: dataset_fn(num_replicas=ctx.num_replicas_in_sync, replica_ids=_local_replica_ids(ctx))
     )
 
 
@@ -204,9 +210,8 @@ def train_and_evaluate(
 
     with strategy.scope():
         device_images = tf.Variable(prepared.train_images, trainable=False, name="train_images")
-    run_block = _make_train_function(
-        model, strategy, device_images, prepared.binarize, config.seed, config.jit_compile
-    )
+    xla = xla_enabled(config)
+    run_block = _make_train_function(model, strategy, device_images, prepared.binarize, config.seed, xla)
     train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
     validation_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation"))
     validation_images = prepared.test_images[: config.validation_examples or None]
@@ -219,9 +224,9 @@ def train_and_evaluate(
                            config.checkpoint_every_steps)
         dataset = _distribute(
             strategy,
-            lambda replicas, ids: pipeline.train_index_blocks(
-                len(prepared.train_images), config.batch_size, config.seed, epoch, plan,
-                num_replicas=replicas, replica_ids=ids, skip_steps=done,
+            functools.partial(
+                pipeline.train_index_blocks, len(prepared.train_images), config.batch_size, config.seed, epoch, plan,
+                skip_steps=done,
             ),
         )
         iterator = iter(dataset)
@@ -260,7 +265,7 @@ def train_and_evaluate(
             tf.summary.scalar("examples_per_second", examples_per_second)
         logging.info("epoch %d: %s, %.0f examples/s", epoch + 1, logs, examples_per_second)
         if (epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == config.epochs:
-            results = evaluation.elbo_metrics(model, validation_images)
+            results = evaluation.elbo_metrics(model, validation_images, jit_compile=xla)
             with validation_writer.as_default(step=step):
                 for name, value in results.items():
                     tf.summary.scalar(name, value)
@@ -270,6 +275,6 @@ def train_and_evaluate(
     train_writer.flush()
     validation_writer.flush()
     if not results:
-        results = evaluation.elbo_metrics(model, validation_images)
+        results = evaluation.elbo_metrics(model, validation_images, jit_compile=xla)
     results.update(step=state.global_step, epoch=int(state.epoch.numpy()))
     return results
