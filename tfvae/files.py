@@ -19,6 +19,7 @@ def write_atomic(path: str, contents: bytes | str) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide exports from a server running as another user
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

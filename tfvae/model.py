@@ -19,8 +19,6 @@ References:
 
 from __future__ import annotations
 
-import math
-
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -32,7 +30,6 @@ tfd = tfp.distributions
 __all__ = ["VAE"]
 
 # Upper bound on k * B * data_size elements held at once by log_likelihood.
-_DEFAULT_CHUNK_ELEMENTS = 2**24
 
 
 def _features(data):
@@ -113,7 +110,6 @@ class VAE(keras.Model):
         self.rate_tracker = keras.metrics.Mean(name="rate")
         self.distortion_tracker = keras.metrics.Mean(name="distortion")
         self.loss_tracker = keras.metrics.Mean(name="loss")
-        self._log_likelihood_fns = {}
 
     # ----------------------------------------------------------------- parts
     @property
@@ -177,44 +173,21 @@ class VAE(keras.Model):
         IWAE_k(x) = logsumexp_j(log p(x|z_j) + log p(z_j) - log q(z_j|x)) - log k,
         z_j ~ q(z|x). The k samples are drawn ``chunk_size`` at a time (by
         default so that chunk * B * data_size <= 2**24) and combined with a
-        running logsumexp, so memory does not grow with k.
+        running logsumexp, so memory does not grow with k
+        (see ``objectives.chunked_iwae_bound``). k=1 is the ELBO estimator.
         """
-        if int(num_samples) < 1:
-            raise ValueError(f"num_samples must be a positive int; got {num_samples}")
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be a positive int; got {num_samples!r}")
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}")
         x = tf.convert_to_tensor(x, tf.float32)
-        num_samples = int(num_samples)
-        if chunk_size is None:
-            per_sample = max(1, int(x.shape[0] or 1) * math.prod(x.shape[1:]))
-            chunk_size = max(1, min(num_samples, _DEFAULT_CHUNK_ELEMENTS // per_sample))
-        chunk_size = min(int(chunk_size), num_samples)
-        key = (num_samples, chunk_size)
-        if key not in self._log_likelihood_fns:
-            self._log_likelihood_fns[key] = tf.function(
-                lambda x_, seed_: self._log_likelihood(x_, seed_, num_samples, chunk_size),
-                reduce_retracing=True,
-            )
-        return self._log_likelihood_fns[key](x, _as_seed(seed))
+        chunk = tf.constant(-1 if chunk_size is None else chunk_size, tf.int32)
+        return self._log_likelihood_graph(x, tf.constant(num_samples, tf.int32), _as_seed(seed), chunk)
 
-    def _log_likelihood(self, x, seed, num_samples, chunk_size):
-        approx_posterior = self.encoder(x)
-        prior = self.prior
-        num_full, remainder = divmod(num_samples, chunk_size)
-
-        def chunk_logsumexp(index, size):
-            chunk_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, index), tf.int32)
-            z = approx_posterior.sample(size, seed=chunk_seed)
-            log_w = objectives.log_importance_weights(x, z, approx_posterior, prior, self.decoder)
-            return tf.reduce_logsumexp(log_w, axis=0)
-
-        total = tf.fill([tf.shape(x)[0]], tf.constant(-float("inf"), tf.float32))
-        _, total = tf.while_loop(
-            lambda i, _: i < num_full,
-            lambda i, acc: (i + 1, tf.reduce_logsumexp(tf.stack([acc, chunk_logsumexp(i, chunk_size)]), 0)),
-            (tf.constant(0), total),
-        )
-        if remainder:
-            total = tf.reduce_logsumexp(tf.stack([total, chunk_logsumexp(num_full, remainder)]), 0)
-        return total - math.log(num_samples)
+    @tf.function(reduce_retracing=True)
+    def _log_likelihood_graph(self, x, num_samples, seed, chunk_size):
+        chunk = tf.where(chunk_size > 0, chunk_size, objectives.default_chunk_size(x))
+        return objectives.chunked_iwae_bound(x, self.encoder(x), self.prior, self.decoder, num_samples, seed, chunk)
 
     # --------------------------------------------------------------- helpers
     def sample(self, num_samples: int, seed=None) -> tf.Tensor:

@@ -35,6 +35,8 @@ __all__ = [
     "KL_METHODS",
     "distortion",
     "has_analytic_kl",
+    "chunked_iwae_bound",
+    "default_chunk_size",
     "iwae_bound",
     "kl_weight",
     "log_importance_weights",
@@ -121,3 +123,47 @@ def kl_weight(step: tf.Tensor, beta: float = 1.0, warmup_steps: int = 0) -> tf.T
 
 
 LOG_2 = math.log(2.0)
+
+
+DEFAULT_CHUNK_ELEMENTS = 2**24
+
+
+def default_chunk_size(x: tf.Tensor, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> tf.Tensor:
+    """Samples per chunk so that chunk * B * dim(x) <= chunk_elements (at least 1), int32 scalar."""
+    return tf.maximum(chunk_elements // tf.maximum(tf.size(x), 1), 1)
+
+
+def chunked_iwae_bound(
+    x: tf.Tensor,
+    approx_posterior: tfd.Distribution,
+    prior: tfd.Distribution,
+    decoder,
+    num_samples,
+    seed: tf.Tensor,
+    chunk_size=None,
+) -> tf.Tensor:
+    """IWAE_k(x) for k = num_samples, drawing the samples chunk by chunk, [B] nats.
+
+    IWAE_k = logsumexp_j(log w_j) - log k, with the logsumexp accumulated over
+    chunks, so memory grows with the chunk, not with k. Chunk i draws
+    min(chunk_size, k - i * chunk_size) samples with the seed
+    fold_in(seed, i); by default ``default_chunk_size(x)``.
+    ``num_samples`` and ``chunk_size`` may be Python ints or int32 scalar
+    tensors (e.g. a serving signature's input).
+    """
+    num_samples = tf.convert_to_tensor(num_samples, tf.int32)
+    if chunk_size is None:
+        chunk_size = default_chunk_size(x)
+    chunk_size = tf.minimum(tf.convert_to_tensor(chunk_size, tf.int32), num_samples)
+    num_chunks = (num_samples + chunk_size - 1) // chunk_size
+
+    def accumulate(i, total):
+        size = tf.minimum(chunk_size, num_samples - i * chunk_size)
+        chunk_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, i), tf.int32)
+        z = approx_posterior.sample(size, seed=chunk_seed)
+        chunk = tf.reduce_logsumexp(log_importance_weights(x, z, approx_posterior, prior, decoder), axis=0)
+        return i + 1, tf.reduce_logsumexp(tf.stack([total, chunk]), axis=0)
+
+    total = tf.fill(tf.shape(x)[:1], tf.constant(-float("inf"), tf.float32))
+    _, total = tf.while_loop(lambda i, _: i < num_chunks, accumulate, (tf.constant(0), total))
+    return total - tf.math.log(tf.cast(num_samples, tf.float32))

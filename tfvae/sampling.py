@@ -54,6 +54,15 @@ def replica_position() -> tuple[tf.Tensor, int]:
     return tf.cast(context.replica_id_in_sync_group, tf.int32), context.num_replicas_in_sync
 
 
+def _is_standard_normal_transform(approx_posterior: tfd.Distribution) -> bool:
+    """Whether approx_posterior = bijector(eps), eps ~ N(0, I), decided the same way eagerly and in graphs."""
+    if isinstance(approx_posterior, tfd.MultivariateNormalLinearOperator):
+        return True  # its base is N(0, I) by construction
+    return isinstance(approx_posterior, tfd.TransformedDistribution) and _is_standard_normal_base(
+        approx_posterior.distribution
+    )
+
+
 def _is_standard_normal_base(distribution: tfd.Distribution) -> bool:
     if isinstance(distribution, (tfd.Sample, tfd.Independent)):
         distribution = distribution.distribution
@@ -73,9 +82,7 @@ def sample_posterior(
     global batch is split across replicas.
     """
     replica_id, num_replicas = replica_position()
-    if isinstance(approx_posterior, tfd.TransformedDistribution) and _is_standard_normal_base(
-        approx_posterior.distribution
-    ):
+    if _is_standard_normal_transform(approx_posterior):
         event_size = approx_posterior.event_shape[-1]
         local_batch = approx_posterior.batch_shape[0]
         if local_batch is None:

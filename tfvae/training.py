@@ -34,6 +34,7 @@ from tfvae.factory import build_model
 __all__ = ["NonFiniteLossError", "check_run_directory", "prepare_data", "train_and_evaluate"]
 
 CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"  # validation elbo/rate/distortion at the end of training
 MODEL_FILE = "model.json"
 # Fields that may change when a run is continued in the same model_dir.
 _RESUMABLE_CHANGES = {"epochs", "checkpoint_every_steps", "summary_every_steps", "eval_every_epochs",
@@ -277,4 +278,5 @@ def train_and_evaluate(
     if not results:
         results = evaluation.elbo_metrics(model, validation_images, jit_compile=xla)
     results.update(step=state.global_step, epoch=int(state.epoch.numpy()))
+    files.write_atomic(os.path.join(model_dir, METRICS_FILE), json.dumps(results, indent=1))
     return results

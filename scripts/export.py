@@ -1,0 +1,86 @@
+"""Exports a trained VAE as a SavedModel that TF Serving loads as it is.
+
+  python scripts/export.py --model_dir=runs/mlp --export_dir=saved_models/mlp
+
+writes saved_models/mlp/<next version>/ (saved_model.pb, variables/,
+assets.extra/{model_card.json, flags.txt}) from the run's latest checkpoint
+and prints the version's path. Signatures: encode, decode, reconstruct,
+sample, log_likelihood; serving_default = reconstruct (see tfvae/export.py
+and the README).
+"""
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf
+from absl import app, flags
+
+import tfvae
+from tfvae import checkpoints, cli, export, loading, training
+
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory to export (latest checkpoint).")
+_EXPORT_DIR = flags.DEFINE_string(
+    "export_dir", None, "Base folder of the exported model; versions are its numbered subfolders.")
+_VERSION = flags.DEFINE_integer("version", None, "Version to write (default: the next free number).", lower_bound=1)
+_MAX_BATCH = flags.DEFINE_integer("max_batch_size", 1024, "Largest batch a request may send.", lower_bound=1)
+_MAX_K = flags.DEFINE_integer(
+    "max_importance_samples", 10000, "Largest num_importance_samples a log_likelihood request may ask.", lower_bound=1)
+flags.mark_flag_as_required("model_dir")
+flags.mark_flag_as_required("export_dir")
+
+
+def _read_text(path):
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read()
+
+
+def model_card(model_dir, model, config) -> dict:
+    """Facts a serving client needs: shapes, likelihood, prior, metrics at export."""
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    metrics = _read_text(os.path.join(model_dir, training.METRICS_FILE))
+    return {
+        "data_shape": [int(d) for d in model.decoder.data_shape],
+        "data_range": [0.0, 1.0],
+        "latent_dim": model.latent_dim,
+        "likelihood": config.likelihood,
+        "gaussian_scale": config.gaussian_scale if config.likelihood == "gaussian" else None,
+        "prior": type(model.prior_layer).__name__,
+        "architecture": config.architecture,
+        "hidden_units": list(config.hidden_units),
+        "dataset": config.dataset,
+        "checkpoint": os.path.basename(latest) if latest else None,
+        "validation_metrics_at_export": json.loads(metrics) if metrics else None,
+        "tfvae_version": tfvae.__version__,
+        "tensorflow_version": tf.__version__,
+    }
+
+
+def main(argv):
+    del argv
+    cli.quiet_logging()
+    try:
+        config = loading.load_config(_MODEL_DIR.value)
+        model = loading.load_model(_MODEL_DIR.value)
+    except (FileNotFoundError, checkpoints.CheckpointError) as e:
+        cli.exit_with_error(f"flag --model_dir: {e}", code=1)
+    flags_text = _read_text(os.path.join(_MODEL_DIR.value, "flags.txt"))
+    try:
+        path = export.export_model(
+            model, _EXPORT_DIR.value, _VERSION.value,
+            model_card=model_card(_MODEL_DIR.value, model, config),
+            extra_files={"flags.txt": flags_text} if flags_text else None,
+            max_batch_size=_MAX_BATCH.value, max_importance_samples=_MAX_K.value,
+        )
+    except export.ExportError as e:
+        cli.exit_with_error(f"flag --export_dir/--version: {e}", code=1)
+    except OSError as e:
+        cli.exit_with_error(f"flag --export_dir: cannot write {_EXPORT_DIR.value} ({e.strerror})", code=1)
+    print(path)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,207 @@
+"""SavedModel export: every signature equals the in-process model, loads without tfvae, rejects bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import REPO, last_error_line, run_script, write_idx_dataset
+from test_model import DATA_SHAPE, binary_batch, make_model
+
+import tfvae
+from tfvae import export
+
+LATENT_DIM = 3
+MAX_BATCH = 6
+SEED = 11
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    vae = make_model(latent_dim=LATENT_DIM)
+    vae.build((None, *DATA_SHAPE))
+    return vae
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    base = str(tmp_path_factory.mktemp("saved_models") / "vae")
+    path = export.export_model(model, base, model_card={"note": "test"}, max_batch_size=MAX_BATCH,
+                               max_importance_samples=500)
+    return path
+
+
+def requests():
+    x = binary_batch(4, seed=3)
+    z = np.random.default_rng(1).normal(size=(5, LATENT_DIM)).astype(np.float32)
+    return {
+        "encode/images": x, "encode/seed": np.array([SEED], np.int64),
+        "decode/z": z,
+        "reconstruct/images": x,
+        "sample/num_samples": np.array([3], np.int32), "sample/seed": np.array([SEED], np.int64),
+        "log_likelihood/images": x, "log_likelihood/num_importance_samples": np.array([40], np.int32),
+        "log_likelihood/seed": np.array([SEED], np.int64),
+    }
+
+
+def expected_outputs(model):
+    """What each signature must return, computed with the in-process model."""
+    inputs = requests()
+    x, z, seed = inputs["encode/images"], inputs["decode/z"], tf.constant([SEED, 0], tf.int32)
+    posterior = model.encoder(x)
+    likelihood = model.decoder(z)
+    return {
+        "encode/loc": posterior.mean(), "encode/scale": posterior.stddev(), "encode/z": posterior.sample(seed=seed),
+        "decode/probs": likelihood.mean(), "decode/logits": likelihood.distribution.logits,
+        "reconstruct/reconstruction": model.reconstruct(x),
+        "sample/images": model.sample(3, seed=SEED),
+        "log_likelihood/elbo": model.elbo(x, seed=seed),
+        "log_likelihood/iwae_bound": model.log_likelihood(x, 40, seed=SEED),
+    }
+
+
+def assert_outputs_match(actual, expected):
+    assert sorted(actual) == sorted(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(actual[key], value, rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+def test_every_signature_equals_the_in_process_model(model, exported):
+    loaded = tf.saved_model.load(exported)
+    assert sorted(loaded.signatures) == sorted([*export.SIGNATURES, "serving_default"])
+    outputs = {}
+    for key, value in requests().items():
+        signature, name = key.split("/")
+        outputs.setdefault(signature, {})[name] = tf.constant(value)
+    actual = {f"{s}/{k}": v.numpy() for s, inputs in outputs.items() for k, v in loaded.signatures[s](**inputs).items()}
+    assert_outputs_match(actual, expected_outputs(model))
+    default = loaded.signatures["serving_default"](images=tf.constant(requests()["reconstruct/images"]))
+    np.testing.assert_allclose(default["reconstruction"], actual["reconstruct/reconstruction"])
+
+
+def test_sample_is_the_same_for_the_same_seed_on_every_call_and_reload(exported):
+    def draw(seed):
+        loaded = tf.saved_model.load(exported)
+        return loaded.signatures["sample"](num_samples=tf.constant([4]), seed=tf.constant([seed], tf.int64))["images"]
+
+    first, again = draw(5), draw(5)
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, draw(6))
+
+
+@pytest.mark.parametrize("mode", ["tf2", "tf1"])
+def test_fresh_process_without_tfvae_or_tfp_runs_every_signature(model, exported, tmp_path, mode):
+    inputs_path, outputs_path = str(tmp_path / "in.npz"), str(tmp_path / "out.npz")
+    np.savez(inputs_path, **requests())
+    probe = os.path.join(REPO, "tests", "serving_probe.py")
+    result = subprocess.run([sys.executable, probe, mode, exported, inputs_path, outputs_path],
+                            capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    with np.load(outputs_path) as f:
+        assert_outputs_match(dict(f), expected_outputs(model))
+
+
+def test_saved_model_cli_lists_the_signatures_with_dtypes_and_shapes(exported):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    result = subprocess.run([cli, "show", "--all", "--dir", exported], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = result.stdout
+    for signature in [*export.SIGNATURES, "serving_default"]:
+        assert f"signature_def['{signature}']" in text
+    assert "inputs['num_importance_samples'] tensor_info:\n        dtype: DT_INT32\n        shape: (-1)" in text
+    assert f"outputs['z'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, {LATENT_DIM})" in text
+    assert "outputs['reconstruction'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 8, 8, 1)" in text
+
+
+def _call(loaded, signature, **inputs):
+    return loaded.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+
+
+BAD_REQUESTS = [
+    ("reconstruct", dict(images=np.full((2, 8, 8, 1), np.nan, np.float32)), "images: values must be finite"),
+    ("reconstruct", dict(images=np.full((2, 8, 8, 1), 2.0, np.float32)), r"images: values must lie in \[0, 1\]"),
+    ("reconstruct", dict(images=np.zeros((2, 28, 28, 1), np.float32)), r"images: expected shape \[batch, 8, 8, 1\]"),
+    ("reconstruct", dict(images=np.zeros((MAX_BATCH + 1, 8, 8, 1), np.float32)),
+     f"images: batch larger than the maximum of {MAX_BATCH}"),
+    ("decode", dict(z=np.zeros((2, LATENT_DIM + 1), np.float32)), rf"z: expected shape \[batch, {LATENT_DIM}\]"),
+    ("decode", dict(z=np.full((2, LATENT_DIM), np.inf, np.float32)), "z: values must be finite"),
+    ("sample", dict(num_samples=np.array([0], np.int32), seed=np.array([1])),
+     rf"num_samples: expected a value in \[1, {MAX_BATCH}\]"),
+    ("sample", dict(num_samples=np.array([2, 3], np.int32), seed=np.array([1])), "num_samples: all values must be equal"),
+    ("sample", dict(num_samples=np.array([], np.int32), seed=np.array([1])), "num_samples: expected at least one value"),
+    ("encode", dict(images=np.zeros((2, 8, 8, 1), np.float32), seed=np.array([-1])), "seed: expected a value in"),
+    ("log_likelihood", dict(images=np.zeros((2, 8, 8, 1), np.float32), num_importance_samples=np.array([501], np.int32),
+                            seed=np.array([1])), r"num_importance_samples: expected a value in \[1, 500\]"),
+]
+
+
+@pytest.mark.parametrize("signature, inputs, message", BAD_REQUESTS)
+def test_bad_inputs_fail_with_invalid_argument_naming_the_input(exported, signature, inputs, message):
+    loaded = tf.saved_model.load(exported)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        _call(loaded, signature, **inputs)
+
+
+def _tree_snapshot(path):
+    snapshot = {}
+    for folder, _, names in os.walk(path):
+        for name in names:
+            with open(os.path.join(folder, name), "rb") as f:
+                snapshot[os.path.relpath(os.path.join(folder, name), path)] = f.read()
+    return snapshot
+
+
+def test_versions_count_up_and_an_existing_version_is_never_touched(model, tmp_path):
+    base = str(tmp_path / "vae")
+    first = export.export_model(model, base)
+    assert first == os.path.join(base, "1")
+    before = _tree_snapshot(first)
+    with pytest.raises(export.ExportError, match="version 1 already exists"):
+        export.export_model(model, base, version=1)
+    assert _tree_snapshot(first) == before
+    assert export.export_model(model, base) == os.path.join(base, "2")
+    assert export.export_model(model, base, version=7) == os.path.join(base, "7")
+    assert sorted(os.listdir(base)) == ["1", "2", "7"]  # no temporary folder left behind
+    with pytest.raises(export.ExportError, match="version must be a positive int; got 0"):
+        export.export_model(model, base, version=0)
+
+
+def test_export_script_writes_model_card_and_flags_and_reports_errors_in_one_line(tmp_path):
+    data_dir = write_idx_dataset(str(tmp_path / "idx"), num_train=64, num_test=16)
+    model_dir, base = str(tmp_path / "run"), str(tmp_path / "saved_models" / "tiny")
+    config = tfvae.TrainConfig(dataset="idx", data_dir=data_dir, hidden_units=(16,), latent_dim=2, epochs=1,
+                               batch_size=16, steps_per_execution=2)
+    tfvae.train_and_evaluate(config, model_dir, verbose=0)
+    with open(os.path.join(model_dir, "flags.txt"), "w") as f:
+        f.write("--latent_dim=2\n")
+
+    result = run_script("export.py", f"--model_dir={model_dir}", f"--export_dir={base}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    version_dir = result.stdout.strip().splitlines()[-1]
+    assert version_dir == os.path.join(base, "1")
+    with open(os.path.join(version_dir, "assets.extra", "model_card.json")) as f:
+        card = json.load(f)
+    assert card["data_shape"] == [8, 8, 1] and card["latent_dim"] == 2 and card["likelihood"] == "bernoulli"
+    assert card["checkpoint"] == "ckpt-4" and card["validation_metrics_at_export"]["step"] == 4
+    assert card["serving_default"] == "reconstruct"
+    with open(os.path.join(version_dir, "assets.extra", "flags.txt")) as f:
+        assert f.read() == "--latent_dim=2\n"
+    before = _tree_snapshot(version_dir)
+
+    again = run_script("export.py", f"--model_dir={model_dir}", f"--export_dir={base}", "--version=1")
+    assert again.returncode == 1
+    assert last_error_line(again).startswith("export.py: error: flag --export_dir/--version:")
+    assert "version 1 already exists" in last_error_line(again)
+    assert _tree_snapshot(version_dir) == before
+
+    empty = str(tmp_path / "empty_run")
+    os.makedirs(empty)
+    missing = run_script("export.py", f"--model_dir={empty}", f"--export_dir={base}")
+    assert missing.returncode == 1 and last_error_line(missing).startswith("export.py: error: flag --model_dir:")
+    assert sorted(os.listdir(base)) == ["1"]
