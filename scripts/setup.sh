@@ -17,6 +17,6 @@ fi
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,serving]"
 .venv/bin/python -c "import tfvae, tensorflow as tf, tensorflow_probability as tfp, keras; \
 print(f'tfvae ready: tensorflow {tf.__version__}, keras {keras.__version__}, tfp {tfp.__version__}')"

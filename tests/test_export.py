@@ -5,35 +5,35 @@ import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, last_error_line, run_script, write_idx_dataset
-from test_model import DATA_SHAPE, binary_batch, make_model
+from conftest import (
+    LATENT_DIM,
+    MAX_BATCH,
+    REPO,
+    last_error_line,
+    run_script,
+    small_export,
+    small_vae,
+    write_idx_dataset,
+)
+from test_model import binary_batch
 
 import tfvae
 from tfvae import export
 
-LATENT_DIM = 3
-MAX_BATCH = 6
 SEED = 11
 
 
 @pytest.fixture(scope="module")
 def model():
-    keras.utils.set_random_seed(0)
-    vae = make_model(latent_dim=LATENT_DIM)
-    vae.build((None, *DATA_SHAPE))
-    return vae
+    return small_vae()
 
 
 @pytest.fixture(scope="module")
 def exported(model, tmp_path_factory):
-    base = str(tmp_path_factory.mktemp("saved_models") / "vae")
-    path = export.export_model(model, base, model_card={"note": "test"}, max_batch_size=MAX_BATCH,
-                               max_importance_samples=500)
-    return path
+    return small_export(model, tmp_path_factory)
 
 
 def requests():

@@ -74,6 +74,18 @@ def _checked(value: tf.Tensor, *checks) -> tf.Tensor:
         return tf.identity(value)
 
 
+def _has_shape(value: tf.Tensor, trailing: list[int]) -> tf.Tensor:
+    """Whether value has shape [batch, *trailing]; false (not an error) for any other rank.
+
+    A server can feed a tensor of another rank than the signature's, so the
+    comparison must not assume it.
+    """
+    shape = tf.shape(value)
+    rank = len(trailing) + 1
+    padded = tf.concat([shape, tf.zeros([rank], tf.int32)], 0)[1:rank]
+    return (tf.size(shape) == rank) & tf.reduce_all(tf.equal(padded, trailing))
+
+
 def _request_parameter(values: tf.Tensor, name: str, low: int, high: int) -> tf.Tensor:
     """The one value of a request-level parameter vector (all elements equal, in [low, high])."""
     values = _checked(values, _require(tf.size(values) > 0, f"{name}: expected at least one value"))
@@ -120,8 +132,7 @@ class ServingModule(tf.Module):
         def check_images(images):
             images = _checked(
                 images,
-                _require(tf.reduce_all(tf.equal(tf.shape(images)[1:], data_shape)),
-                         f"images: expected shape {shape_text}; got", tf.shape(images)),
+                _require(_has_shape(images, data_shape), f"images: expected shape {shape_text}; got", tf.shape(images)),
                 _require(tf.shape(images)[0] <= max_batch,
                          f"images: batch larger than the maximum of {max_batch} examples; got", tf.shape(images)[0]),
             )
@@ -153,7 +164,7 @@ class ServingModule(tf.Module):
         def decode(z):
             z = _checked(
                 z,
-                _require(tf.shape(z)[1] == latent_dim, f"z: expected shape [batch, {latent_dim}]; got", tf.shape(z)),
+                _require(_has_shape(z, [latent_dim]), f"z: expected shape [batch, {latent_dim}]; got", tf.shape(z)),
                 _require(tf.shape(z)[0] <= max_batch,
                          f"z: batch larger than the maximum of {max_batch} examples; got", tf.shape(z)[0]),
             )
