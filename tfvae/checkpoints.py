@@ -39,9 +39,11 @@ class TrainingState:
       optimizer: its optimizer (built), possibly None for inference-only loads.
       model_dir: the run directory.
       max_to_keep: checkpoints kept on disk.
+      save_dir: where ``save`` writes, if not ``<model_dir>/checkpoints`` (a
+        non-chief worker's scratch copy); restores always read the run's own.
     """
 
-    def __init__(self, model, optimizer, model_dir: str, max_to_keep: int = 3):
+    def __init__(self, model, optimizer, model_dir: str, max_to_keep: int = 3, save_dir: str | None = None):
         self.model = model
         self.optimizer = optimizer
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -50,20 +52,19 @@ class TrainingState:
         if optimizer is not None:
             parts["optimizer"] = optimizer
         self.checkpoint = tf.train.Checkpoint(**parts)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, checkpoint_dir(model_dir), max_to_keep=max_to_keep
-        )
+        self.directory = checkpoint_dir(model_dir)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, save_dir or self.directory, max_to_keep=max_to_keep)
 
     @property
     def latest(self) -> str | None:
-        return self.manager.latest_checkpoint
+        return tf.train.latest_checkpoint(self.directory)
 
     def restore_latest(self, require: bool = False) -> str | None:
         """Restores the newest checkpoint; reports (never skips) an unreadable one."""
         path = self.latest
         if path is None:
             if require:
-                raise CheckpointError(f"{self.manager.directory}: no checkpoint found")
+                raise CheckpointError(f"{self.directory}: no checkpoint found")
             return None
         try:
             status = self.checkpoint.restore(path)

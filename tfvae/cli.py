@@ -37,6 +37,12 @@ HELP = {
     "kl_method": "KL estimator: auto (analytic where TFP has it), analytic or monte_carlo.",
     "clip_global_norm": "Clip the (all-replica) gradient to this global norm (0 = no clipping).",
     "seed": "Seed of the data order, binarization, initialization and sampling noise.",
+    "strategy": "tf.distribute strategy: default, one_device, mirrored (all local GPUs, or --devices, or the "
+    "logical CPUs), multi_worker_mirrored (cluster from TF_CONFIG or Slurm) or tpu.",
+    "devices": "Devices for one_device/mirrored, e.g. /gpu:0,/gpu:1 (default: all local GPUs).",
+    "logical_cpu_devices": "Split the CPU into N logical devices (for mirrored training without accelerators; 0 = no).",
+    "precision": "float32, mixed_bfloat16 or mixed_float16 (networks in 16 bits; log-probs, KL and loss in "
+    "float32; float16 uses loss scaling).",
     "jit_compile": "XLA compilation of the training and evaluation steps: on, off or auto (on, except "
     "for conv networks without a GPU, where XLA is slower).",
     "steps_per_execution": "Optimizer steps run inside one compiled call.",

@@ -34,6 +34,10 @@ class TrainConfig:
     kl_method: str = "auto"
     clip_global_norm: float = 0.0
     seed: int = 0
+    strategy: str = "default"
+    devices: tuple[str, ...] = ()
+    logical_cpu_devices: int = 0
+    precision: str = "float32"
     jit_compile: str = "auto"
     steps_per_execution: int = 50
     checkpoint_every_steps: int = 2000
@@ -45,6 +49,7 @@ class TrainConfig:
 
     def __post_init__(self):
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
+        self.devices = tuple(str(d) for d in self.devices)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -68,10 +73,13 @@ _CHOICES = {
     "kl_method": ("auto", "analytic", "monte_carlo"),
     "learning_rate_decay": ("none", "cosine"),
     "jit_compile": ("auto", "on", "off"),
+    "strategy": ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu"),
+    "precision": ("float32", "mixed_bfloat16", "mixed_float16"),
 }
 _POSITIVE = ("latent_dim", "epochs", "batch_size", "steps_per_execution", "checkpoint_every_steps",
              "max_checkpoints", "summary_every_steps", "eval_every_epochs")
-_NON_NEGATIVE = ("train_examples", "kl_warmup_steps", "beta", "clip_global_norm", "validation_examples")
+_NON_NEGATIVE = ("train_examples", "kl_warmup_steps", "beta", "clip_global_norm", "validation_examples",
+                 "logical_cpu_devices")
 
 
 def validate(config: TrainConfig) -> None:
@@ -87,6 +95,9 @@ def validate(config: TrainConfig) -> None:
             raise ValueError(f"{name} must be >= 0; got {getattr(config, name)}")
     if not config.learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0; got {config.learning_rate}")
+    if config.precision == "mixed_float16" and config.clip_global_norm:
+        raise ValueError("clip_global_norm must be 0 with precision=mixed_float16 (its gradients are loss-scaled); "
+                         f"got {config.clip_global_norm}")
     if not config.hidden_units or min(config.hidden_units) <= 0:
         raise ValueError(f"hidden_units must be a non-empty list of positive ints; got {list(config.hidden_units)}")
 

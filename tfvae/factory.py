@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import keras
+
 from tfvae import decoders
 from tfvae.config import TrainConfig
 from tfvae.encoders import GaussianEncoder
@@ -21,6 +23,15 @@ def build_model(config: TrainConfig, data_shape) -> VAE:
     decoder_kwargs = dict(network)
     if config.likelihood == "gaussian":
         decoder_kwargs["scale"] = config.gaussian_scale
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.precision)  # the networks' compute dtype; heads stay float32
+    try:
+        return _vae(config, data_shape, network, decoder_kwargs)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _vae(config, data_shape, network, decoder_kwargs) -> VAE:
     return VAE(
         encoder=GaussianEncoder(config.latent_dim, **network),
         decoder=decoders.make_decoder(config.likelihood, data_shape, **decoder_kwargs),

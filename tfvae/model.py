@@ -216,7 +216,19 @@ class VAE(keras.Model):
         sums gradients over replicas, giving the global mean. Noise comes from
         (seed, step), so a resumed run repeats the same draws.
         """
-        x = tf.cast(_features(data), tf.float32)
+        terms, loss, grads = self.compute_loss_and_gradients(_features(data))
+        self.apply_gradients_across_replicas(terms, loss, grads)
+        return {m.name: m.result() for m in self.metrics}
+
+    def compute_loss_and_gradients(self, x):
+        """This replica's part of a step, with no cross-replica communication.
+
+        loss = sum_i (distortion_i + w_t * rate_i) / global_batch over this
+        replica's examples i; returns (terms, loss, gradients of the
+        optimizer-scaled loss). Being replica-local, it can be XLA-compiled
+        on its own under any tf.distribute strategy.
+        """
+        x = tf.cast(x, tf.float32)
         step = self.optimizer.iterations
         _, num_replicas = sampling.replica_position()
         global_batch = tf.cast(tf.shape(x)[0] * num_replicas, tf.float32)
@@ -225,12 +237,15 @@ class VAE(keras.Model):
             weight = objectives.kl_weight(step, self.beta, self.kl_warmup_steps)
             loss = tf.reduce_sum(terms["distortion"] + weight * terms["rate"]) / global_batch
             scaled_loss = self.optimizer.scale_loss(loss)
-        grads = tape.gradient(scaled_loss, self.trainable_variables)
+        return terms, loss, tape.gradient(scaled_loss, self.trainable_variables)
+
+    def apply_gradients_across_replicas(self, terms, loss, grads):
+        """Sums the replicas' gradients (clipping the sum if asked), applies them, updates the metrics."""
+        _, num_replicas = sampling.replica_position()
         if self.clip_global_norm is not None:
             grads = self._clip_reduced_gradients(grads, num_replicas)
         self.optimizer.apply(grads, self.trainable_variables)
         self._update_trackers(terms, loss * tf.cast(num_replicas, tf.float32))
-        return {m.name: m.result() for m in self.metrics}
 
     def _clip_reduced_gradients(self, grads, num_replicas):
         """Clips the all-replica gradient sum by global norm.

@@ -20,6 +20,7 @@ import functools
 import json
 import math
 import os
+import shutil
 import time
 
 import keras
@@ -27,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfvae import checkpoints, data, evaluation, files, images, pipeline, sampling
+from tfvae import checkpoints, data, distribute, evaluation, files, images, pipeline, sampling
 from tfvae.config import TrainConfig, uses_xla, validate
 from tfvae.factory import build_model
 
@@ -37,8 +38,11 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"  # validation elbo/rate/distortion at the end of training
 MODEL_FILE = "model.json"
 # Fields that may change when a run is continued in the same model_dir.
+# Settings a run may change when resumed: none alters the model or the maths (results do not depend on the
+# strategy or the number of replicas for the same global batch).
 _RESUMABLE_CHANGES = {"epochs", "checkpoint_every_steps", "summary_every_steps", "eval_every_epochs",
-                      "max_checkpoints", "validation_examples", "steps_per_execution"}
+                      "max_checkpoints", "validation_examples", "steps_per_execution", "strategy", "devices",
+                      "logical_cpu_devices"}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -78,7 +82,10 @@ def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Op
     learning_rate = config.learning_rate
     if config.learning_rate_decay == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(1, total_steps), alpha=0.01)
-    return keras.optimizers.Adam(learning_rate)
+    optimizer = keras.optimizers.Adam(learning_rate)
+    if config.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def check_run_directory(model_dir: str, config: TrainConfig) -> None:
@@ -102,27 +109,55 @@ def xla_enabled(config: TrainConfig) -> bool:
 
 
 def _make_train_function(model, strategy, images, binarize: bool, seed: int, jit_compile: bool):
-    """A function that consumes one index block: gather, binarize and train, K steps, compiled."""
+    """A tf.function that consumes one index block [K, B/R] (+ count): K training steps.
 
-    def train_block(indices, count):
+    One replica: gather, binarization and K whole train steps run fused in
+    one (XLA) while loop. Several replicas: a loop of ``strategy.run`` calls
+    whose replica-local part (gather, binarization, loss and gradients) is
+    compiled, while the gradient all-reduce and the update run outside XLA
+    (tf.distribute cannot synchronise inside a nested compiled function).
+    Both paths draw the same noise for the same global example and step.
+    """
+
+    def local_batch(indices_row):
         replica_id, num_replicas = sampling.replica_position()
+        x = pipeline.to_float(tf.gather(images, indices_row))
+        if binarize:
+            x = pipeline.binarize_batch(x, seed, model.optimizer.iterations, replica_id, num_replicas)
+        return x
 
-        def one_step(i):
-            x = pipeline.to_float(tf.gather(images, indices[i]))
-            if binarize:
-                x = pipeline.binarize_batch(x, seed, model.optimizer.iterations, replica_id, num_replicas)
-            logs = model.train_step(x)
-            with tf.control_dependencies([logs["loss"]]):
-                return i + 1
+    if strategy.num_replicas_in_sync == 1:
 
-        tf.while_loop(lambda i: i < count, one_step, [tf.constant(0)], parallel_iterations=1)
+        def train_block(indices, count):
+            def one_step(i):
+                logs = model.train_step(local_batch(indices[i]))
+                with tf.control_dependencies([logs["loss"]]):
+                    return i + 1
 
-    compiled_block = tf.function(train_block, jit_compile=jit_compile)
+            tf.while_loop(lambda i: i < count, one_step, [tf.constant(0)], parallel_iterations=1)
+
+        compiled_block = tf.function(train_block, jit_compile=jit_compile)
+
+        @tf.function
+        def run_block(iterator):
+            indices, count = next(iterator)
+            strategy.run(compiled_block, args=(indices, count))
+            return {m.name: m.result() for m in model.metrics}
+
+        return run_block
+
+    compiled_gradients = tf.function(
+        lambda indices_row: model.compute_loss_and_gradients(local_batch(indices_row)), jit_compile=jit_compile
+    )
+
+    def replica_step(indices, i):
+        model.apply_gradients_across_replicas(*compiled_gradients(indices[i]))
 
     @tf.function
     def run_block(iterator):
         indices, count = next(iterator)
-        strategy.run(compiled_block, args=(indices, count))
+        for i in tf.range(strategy.experimental_local_results(count)[0]):
+            strategy.run(replica_step, args=(indices, i))
         return {m.name: m.result() for m in model.metrics}
 
     return run_block
@@ -176,7 +211,8 @@ def train_and_evaluate(
         train/ and validation/ TensorBoard logs. Rerunning resumes exactly.
       model: a VAE to train instead of the one ``config`` describes (its Keras
         config is saved to model.json, so ``tfvae.load_model`` rebuilds it).
-      strategy: a ``tf.distribute.Strategy``; the default strategy if None.
+      strategy: a ``tf.distribute.Strategy``; if None, the one
+        ``config.strategy`` names (``distribute.make_strategy``).
       verbose: 0 silent, 1 progress bar, 2 one line per epoch.
 
     Returns:
@@ -184,7 +220,9 @@ def train_and_evaluate(
       example), plus "step" and "epoch".
     """
     validate(config)
-    strategy = strategy or tf.distribute.get_strategy()
+    strategy = strategy or distribute.make_strategy(config.strategy, config.devices, config.logical_cpu_devices)
+    is_chief, task_id = distribute.worker_role(strategy)
+    verbose = verbose if is_chief else 0
     prepared = prepare_data(config)
     num_replicas = strategy.num_replicas_in_sync
     if config.batch_size % num_replicas:
@@ -192,7 +230,10 @@ def train_and_evaluate(
     steps_per_epoch = pipeline.steps_per_epoch(len(prepared.train_images), config.batch_size)
     os.makedirs(model_dir, exist_ok=True)
     check_run_directory(model_dir, config)
-    files.write_atomic(os.path.join(model_dir, CONFIG_FILE), config.to_json())
+    if is_chief:
+        files.write_atomic(os.path.join(model_dir, CONFIG_FILE), config.to_json())
+    # Every worker takes part in saving; only the chief's copy is the run's.
+    scratch_dir = None if is_chief else os.path.join(model_dir, f".worker-{task_id}")
 
     keras.utils.set_random_seed(config.seed)  # weight initialization
     with strategy.scope():
@@ -201,20 +242,25 @@ def train_and_evaluate(
         optimizer = make_optimizer(config, steps_per_epoch * config.epochs)
         model.compile(optimizer=optimizer, jit_compile=False)
         optimizer.build(model.trainable_variables)
-        state = checkpoints.TrainingState(model, optimizer, model_dir, config.max_checkpoints)
+        state = checkpoints.TrainingState(model, optimizer, model_dir, config.max_checkpoints,
+                                          save_dir=scratch_dir and checkpoints.checkpoint_dir(scratch_dir))
     restored = state.restore_latest()
     if restored:
         logging.info("Resuming from %s (step %d)", restored, state.global_step)
-    files.write_atomic(
-        os.path.join(model_dir, MODEL_FILE), json.dumps(keras.saving.serialize_keras_object(model), indent=1)
-    )
+    if is_chief:
+        files.write_atomic(
+            os.path.join(model_dir, MODEL_FILE), json.dumps(keras.saving.serialize_keras_object(model), indent=1)
+        )
 
     with strategy.scope():
         device_images = tf.Variable(prepared.train_images, trainable=False, name="train_images")
     xla = xla_enabled(config)
     run_block = _make_train_function(model, strategy, device_images, prepared.binarize, config.seed, xla)
-    train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
-    validation_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation"))
+    if is_chief:
+        train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+        validation_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation"))
+    else:
+        train_writer = validation_writer = tf.summary.create_noop_writer()
     validation_images = prepared.test_images[: config.validation_examples or None]
     results = {}
 
@@ -278,5 +324,8 @@ def train_and_evaluate(
     if not results:
         results = evaluation.elbo_metrics(model, validation_images, jit_compile=xla)
     results.update(step=state.global_step, epoch=int(state.epoch.numpy()))
-    files.write_atomic(os.path.join(model_dir, METRICS_FILE), json.dumps(results, indent=1))
+    if is_chief:
+        files.write_atomic(os.path.join(model_dir, METRICS_FILE), json.dumps(results, indent=1))
+    else:
+        shutil.rmtree(scratch_dir, ignore_errors=True)
     return results
