@@ -1,5 +1,6 @@
 """tfvae: variational autoencoders for Keras 3 and TensorFlow Probability."""
 
+from tfvae import distribute, export
 from tfvae.config import TrainConfig
 from tfvae.decoders import BernoulliDecoder, GaussianDecoder
 from tfvae.encoders import GaussianEncoder
@@ -15,6 +16,8 @@ __all__ = [
     "StandardNormalPrior",
     "TrainConfig",
     "VAE",
+    "distribute",
+    "export",
     "load_model",
     "train_and_evaluate",
 ]

@@ -220,6 +220,17 @@ class VAE(keras.Model):
         self.apply_gradients_across_replicas(terms, loss, grads)
         return {m.name: m.result() for m in self.metrics}
 
+    def fit(self, *args, **kwargs):
+        """keras.Model.fit, on one machine; multi-worker training goes through tfvae.train_and_evaluate."""
+        strategy = tf.distribute.get_strategy()
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._num_workers > 1:
+            raise NotImplementedError(
+                "VAE.fit does not support MultiWorkerMirroredStrategy (Keras metric reduction fails across "
+                "workers, keras-team/keras#20585); use tfvae.train_and_evaluate (scripts/train.py "
+                "--strategy=multi_worker_mirrored)"
+            )
+        return super().fit(*args, **kwargs)
+
     def compute_loss_and_gradients(self, x):
         """This replica's part of a step, with no cross-replica communication.
 

@@ -15,6 +15,7 @@ no checkpoint is written after it, so the last good one stays.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -153,12 +154,19 @@ def _make_train_function(model, strategy, images, binarize: bool, seed: int, jit
     def replica_step(indices, i):
         model.apply_gradients_across_replicas(*compiled_gradients(indices[i]))
 
+    def local_metric_sums():
+        return {m.name: tf.stack([tf.identity(m.total), tf.identity(m.count)]) for m in model.metrics}
+
     @tf.function
     def run_block(iterator):
         indices, count = next(iterator)
         for i in tf.range(strategy.experimental_local_results(count)[0]):
             strategy.run(replica_step, args=(indices, i))
-        return {m.name: m.result() for m in model.metrics}
+        # Reduce the metrics' (total, count) explicitly: Keras metric variables are not reliably
+        # aggregated across workers (keras-team/keras#20585), and a ratio of sums is exact either way.
+        sums = strategy.run(local_metric_sums)
+        reduced = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for name, value in sums.items()}
+        return {name: value[0] / value[1] for name, value in reduced.items()}
 
     return run_block
 
@@ -252,7 +260,10 @@ def train_and_evaluate(
             os.path.join(model_dir, MODEL_FILE), json.dumps(keras.saving.serialize_keras_object(model), indent=1)
         )
 
-    with strategy.scope():
+    # Each worker loads the data itself: multi-worker strategies would broadcast a variable made in their scope
+    # from the chief (and cannot broadcast uint8); one machine's replicas get a copy each.
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    with contextlib.nullcontext() if multi_worker else strategy.scope():
         device_images = tf.Variable(prepared.train_images, trainable=False, name="train_images")
     xla = xla_enabled(config)
     run_block = _make_train_function(model, strategy, device_images, prepared.binarize, config.seed, xla)
