@@ -223,7 +223,9 @@ class VAE(keras.Model):
     def fit(self, *args, **kwargs):
         """keras.Model.fit, on one machine; multi-worker training goes through tfvae.train_and_evaluate."""
         strategy = tf.distribute.get_strategy()
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._num_workers > 1:
+        resolver = getattr(strategy, "cluster_resolver", None)
+        num_tasks = sum(len(tasks) for tasks in resolver.cluster_spec().as_dict().values()) if resolver else 0
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and num_tasks > 1:
             raise NotImplementedError(
                 "VAE.fit does not support MultiWorkerMirroredStrategy (Keras metric reduction fails across "
                 "workers, keras-team/keras#20585); use tfvae.train_and_evaluate (scripts/train.py "
