@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO, write_idx_dataset
+from conftest import REPO, last_error_line, run_script, write_idx_dataset
 
 from tfvae import distribute
 
@@ -177,3 +177,21 @@ def test_preempted_job_restarted_from_checkpoints_ends_like_an_uninterrupted_one
     for k in uninterrupted_two_worker_run:
         if k.startswith("weight_"):
             np.testing.assert_allclose(resumed[k], uninterrupted_two_worker_run[k], rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+@pytest.mark.parametrize(
+    "args, tf_config, message",
+    [(["--strategy=multi_worker_mirrored"], "{not json", "train.py: error: TF_CONFIG is not valid JSON"),
+     (["--strategy=multi_worker_mirrored"], '{"task": {"type": "worker", "index": 0}}',
+      'train.py: error: TF_CONFIG has no "cluster"'),
+     (["--strategy=mirrored", "--logical_cpu_devices=4", "--batch_size=30"], None,
+      "train.py: error: batch_size (30) must be divisible by the number of replicas (4)")],
+)
+def test_train_script_reports_bad_distribution_settings_in_one_line(tmp_path, data_dir, args, tf_config, message):
+    env = {"TF_CONFIG": tf_config} if tf_config else {}
+    model_dir = str(tmp_path / "run")
+    result = run_script("train.py", "--dataset=idx", f"--data_dir={data_dir}", f"--model_dir={model_dir}",
+                        "--epochs=1", "--hidden_units=8", *args, env=env, timeout=300)
+    assert result.returncode != 0
+    assert last_error_line(result) == message or last_error_line(result).startswith(message), result.stderr[-1500:]
+    assert not os.path.exists(os.path.join(model_dir, "checkpoints"))

@@ -1,0 +1,97 @@
+"""Contenders and timing shared by scripts/benchmark.py and scripts/benchmark_distribute.py (no flags)."""
+
+import functools
+import statistics
+import time
+
+import keras
+import tensorflow as tf
+
+from tfvae import factory, pipeline, training
+
+
+def tfvae_contender(config, prepared, strategy=None):
+    """tfvae's own compiled block function over index blocks, as train_and_evaluate runs it."""
+    strategy = strategy or tf.distribute.get_strategy()
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        model = factory.build_model(config, prepared.data_shape)
+        model.build((None, *prepared.data_shape))
+        optimizer = keras.optimizers.Adam(config.learning_rate)
+        model.compile(optimizer=optimizer)
+        optimizer.build(model.trainable_variables)
+        images = tf.Variable(prepared.train_images, trainable=False)
+    run_block = training._make_train_function(model, strategy, images, prepared.binarize, config.seed,
+                                              training.xla_enabled(config))
+    spe = config.steps_per_execution
+
+    def blocks(epoch):
+        steps = pipeline.steps_per_epoch(len(prepared.train_images), config.batch_size)
+        plan = [spe] * (steps // spe)
+        blocks_of_epoch = functools.partial(
+            pipeline.train_index_blocks, len(prepared.train_images), config.batch_size, config.seed, epoch, plan,
+            skip_steps=steps - sum(plan))
+        return training._distribute(strategy, lambda **replicas: blocks_of_epoch(**replicas).repeat())
+
+    iterator = iter(blocks(0))
+
+    def run(num_steps):
+        for _ in range(max(1, num_steps // spe)):
+            logs = run_block(iterator)
+        return float(logs["loss"])
+
+    return run
+
+
+def handwritten_contender(config, prepared, jit_compile):
+    """A minimal TF2 loop: tf.data batches -> tf.function step with plain TF maths."""
+    keras.utils.set_random_seed(config.seed)
+    model = factory.build_model(config, prepared.data_shape)
+    model.build((None, *prepared.data_shape))
+    encoder_net = [model.encoder.trunk, model.encoder.head]
+    decoder_net = [model.decoder.trunk, model.decoder.head]
+    variables = model.trainable_variables
+    optimizer = keras.optimizers.Adam(config.learning_rate)
+    optimizer.build(variables)
+    latent = config.latent_dim
+
+    @tf.function(jit_compile=jit_compile)
+    def step(x, seed):
+        with tf.GradientTape() as tape:
+            params = encoder_net[1](encoder_net[0](x))
+            loc, raw_scale = params[:, :latent], params[:, latent:]
+            scale = tf.nn.softplus(raw_scale) + 1e-4
+            z = loc + scale * tf.random.stateless_normal(tf.shape(loc), seed)
+            logits = tf.reshape(decoder_net[1](decoder_net[0](z)), tf.shape(x))
+            distortion = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits), [1, 2, 3])
+            rate = 0.5 * tf.reduce_sum(loc**2 + scale**2 - 1.0 - 2.0 * tf.math.log(scale), 1)
+            loss = tf.reduce_mean(distortion + rate)
+        optimizer.apply(tape.gradient(loss, variables), variables)
+        return loss
+
+    dataset = pipeline.train_batches(prepared.train_images, config.batch_size, config.seed, 0, True).repeat()
+    iterator = iter(dataset)
+    counter = [0]
+
+    def run(num_steps):
+        for _ in range(num_steps):
+            counter[0] += 1
+            loss = step(next(iterator), tf.constant([config.seed, counter[0]]))
+        return float(loss)
+
+    return run
+
+
+def measure(contenders, steps, repeats, batch_size):
+    """Median examples/s per contender; contenders alternate within each round."""
+    for run in contenders.values():
+        run(max(steps // 4, 1))  # compile and warm up
+    rates = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, run in contenders.items():
+            start = time.perf_counter()
+            run(steps)
+            rates[name].append(steps * batch_size / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
