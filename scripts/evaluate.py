@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
-from tfvae import checkpoints, cli, data, evaluation, loading, training
+from tfvae import cli, data, evaluation, training
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory to evaluate.")
 _DATASET = flags.DEFINE_enum("dataset", None, data.DATASETS, "Data set to evaluate on (default: the run's).")
@@ -32,11 +32,7 @@ flags.mark_flag_as_required("model_dir")
 def main(argv):
     del argv
     cli.quiet_logging()
-    try:
-        config = loading.load_config(_MODEL_DIR.value)
-        model = loading.load_model(_MODEL_DIR.value)
-    except (FileNotFoundError, checkpoints.CheckpointError) as e:
-        cli.exit_with_error(f"flag --model_dir: {e}", code=1)
+    config, model = cli.load_run_or_exit(_MODEL_DIR.value)
     if _DATASET.value:
         config = dataclasses.replace(config, dataset=_DATASET.value)
     try:

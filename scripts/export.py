@@ -18,7 +18,7 @@ import tensorflow as tf
 from absl import app, flags
 
 import tfvae
-from tfvae import checkpoints, cli, export, loading, training
+from tfvae import cli, export, training
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory to export (latest checkpoint).")
 _EXPORT_DIR = flags.DEFINE_string(
@@ -62,11 +62,7 @@ def model_card(model_dir, model, config) -> dict:
 def main(argv):
     del argv
     cli.quiet_logging()
-    try:
-        config = loading.load_config(_MODEL_DIR.value)
-        model = loading.load_model(_MODEL_DIR.value)
-    except (FileNotFoundError, checkpoints.CheckpointError) as e:
-        cli.exit_with_error(f"flag --model_dir: {e}", code=1)
+    config, model = cli.load_run_or_exit(_MODEL_DIR.value)
     flags_text = _read_text(os.path.join(_MODEL_DIR.value, "flags.txt"))
     try:
         path = export.export_model(

@@ -1,6 +1,6 @@
 """Trains the test model in its own process (a fresh TensorFlow, so the CPU can be split).
 
-  python tests/distributed_worker.py <data_dir> <model_dir> <out.npz> <strategy> <logical_cpus> <clip> <epochs>
+  python tests/distributed_worker.py <data_dir> <model_dir> <out.npz> <strategy> <logical_cpus> <clip> <epochs> <jit_compile>
 
 TF_CONFIG in the environment makes it one worker of a multi-worker job. Writes
 the final weights (weight_0, weight_1, ...) and the training loss trajectory
@@ -29,11 +29,12 @@ def loss_trajectory(model_dir):
     return np.array([values[step] for step in sorted(values)], np.float64)
 
 
-def main(data_dir, model_dir, out_path, strategy, logical_cpus, clip, epochs):
+def main(data_dir, model_dir, out_path, strategy, logical_cpus, clip, epochs, jit_compile):
     config = tfvae.TrainConfig(
         dataset="idx", data_dir=data_dir, hidden_units=(16,), latent_dim=2, epochs=int(epochs), batch_size=32,
         steps_per_execution=2, checkpoint_every_steps=4, summary_every_steps=2, validation_examples=0,
         strategy=strategy, logical_cpu_devices=int(logical_cpus), clip_global_norm=float(clip), seed=3,
+        jit_compile=jit_compile,
     )
     strategy_object = tfvae.distribute.make_strategy(config.strategy, config.devices, config.logical_cpu_devices)
     keras.utils.set_random_seed(config.seed)  # Keras draws initializer seeds when layers are constructed

@@ -43,9 +43,7 @@ def test_rest_request_decodes_to_inputs_that_give_the_direct_answer(loaded, sign
     assert ("instances" in body) == row_format and body["signature_name"] == signature
     decoded_signature, decoded = serving_requests.decode_rest_request(body)
     assert decoded_signature == signature
-    actual = {k: v.numpy() for k, v in loaded.signatures[signature](**{k: tf.constant(v) for k, v in decoded.items()})
-              .items()}
-    assert_same(actual, call(loaded, signature, INPUTS[signature]))
+    assert_same(call(loaded, signature, decoded), call(loaded, signature, INPUTS[signature]))
 
 
 def test_row_format_repeats_parameters_on_every_instance():
@@ -63,9 +61,7 @@ def test_grpc_request_decodes_to_inputs_that_give_the_direct_answer(loaded, sign
     assert request.model_spec.name == "vae"
     decoded_signature, decoded = serving_requests.decode_grpc_request(request)
     assert decoded_signature == signature
-    actual = {k: v.numpy() for k, v in loaded.signatures[signature](**{k: tf.constant(v) for k, v in decoded.items()})
-              .items()}
-    assert_same(actual, call(loaded, signature, INPUTS[signature]))
+    assert_same(call(loaded, signature, decoded), call(loaded, signature, INPUTS[signature]))
 
 
 def test_requests_with_wrong_inputs_are_refused_naming_them():

@@ -15,7 +15,14 @@ from absl import flags
 from tfvae import files
 from tfvae.config import _CHOICES, TrainConfig
 
-__all__ = ["config_from_flags", "define_config_flags", "exit_with_error", "quiet_logging", "write_flags_file"]
+__all__ = [
+    "config_from_flags",
+    "define_config_flags",
+    "exit_with_error",
+    "load_run_or_exit",
+    "quiet_logging",
+    "write_flags_file",
+]
 
 HELP = {
     "dataset": "Data set: fashion_mnist (Debian's IDX files, else a keras.datasets download), mnist, "
@@ -105,6 +112,16 @@ def write_flags_file(path: str) -> None:
     module_flags = flags.FLAGS.get_key_flags_for_module(sys.modules["__main__"])
     lines = [f.serialize() for f in sorted(module_flags, key=lambda f: f.name) if f.name != "flagfile"]
     files.write_atomic(path, "\n".join(line for line in lines if line) + "\n")
+
+
+def load_run_or_exit(model_dir: str):
+    """(TrainConfig, trained VAE) of a training run; exits with a one-line error naming --model_dir."""
+    from tfvae import checkpoints, loading
+
+    try:
+        return loading.load_config(model_dir), loading.load_model(model_dir)
+    except (FileNotFoundError, checkpoints.CheckpointError) as e:
+        exit_with_error(f"flag --model_dir: {e}", code=1)
 
 
 def quiet_logging() -> None:
