@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -173,7 +174,7 @@ def test_bad_flags_give_one_line_errors_and_keep_the_run_directory(tmp_path, tin
     before = _snapshot(str(model_dir))
     result = run_script("train.py", *base, flag)
     assert result.returncode != 0
-    assert __import__("re").search(message, result.stderr), result.stderr[-1000:]
+    assert re.search(message, result.stderr), result.stderr[-1000:]
     assert _snapshot(str(model_dir)) == before
 
 
