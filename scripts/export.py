@@ -18,7 +18,7 @@ import tensorflow as tf
 from absl import app, flags
 
 import tfvae
-from tfvae import cli, export, training
+from tfvae import checkpoints, cli, export, training
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory to export (latest checkpoint).")
 _EXPORT_DIR = flags.DEFINE_string(
@@ -40,7 +40,7 @@ def _read_text(path):
 
 def model_card(model_dir, model, config) -> dict:
     """Facts a serving client needs: shapes, likelihood, prior, metrics at export."""
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    latest = tf.train.latest_checkpoint(checkpoints.checkpoint_dir(model_dir))
     metrics = _read_text(os.path.join(model_dir, training.METRICS_FILE))
     return {
         "data_shape": [int(d) for d in model.decoder.data_shape],
