@@ -2,24 +2,45 @@
 
 from tfvae import distribute, export
 from tfvae.config import TrainConfig
-from tfvae.decoders import BernoulliDecoder, GaussianDecoder
+from tfvae.decoders import BernoulliDecoder
+from tfvae.decoders import CategoricalDecoder
+from tfvae.decoders import ContinuousBernoulliDecoder
+from tfvae.decoders import DiscretizedLogisticDecoder
+from tfvae.decoders import GaussianDecoder
 from tfvae.encoders import GaussianEncoder
+from tfvae.encoders import IAFEncoder
+from tfvae.flows import MADE
+from tfvae.flows import CouplingNetwork
 from tfvae.loading import load_model
 from tfvae.model import VAE
+from tfvae.pixel_distributions import DiscretizedLogisticMixture
+from tfvae.priors import FlowPrior
+from tfvae.priors import MixtureOfGaussiansPrior
 from tfvae.priors import StandardNormalPrior
+from tfvae.priors import VampPrior
 from tfvae.training import train_and_evaluate
 
 __all__ = [
+    "MADE",
     "BernoulliDecoder",
+    "CategoricalDecoder",
+    "ContinuousBernoulliDecoder",
+    "CouplingNetwork",
+    "DiscretizedLogisticDecoder",
+    "DiscretizedLogisticMixture",
+    "FlowPrior",
     "GaussianDecoder",
     "GaussianEncoder",
+    "IAFEncoder",
+    "MixtureOfGaussiansPrior",
     "StandardNormalPrior",
     "TrainConfig",
     "VAE",
+    "VampPrior",
     "distribute",
     "export",
     "load_model",
     "train_and_evaluate",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

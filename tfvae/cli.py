@@ -29,8 +29,19 @@ HELP = {
     "idx (IDX files in --data_dir), npz (Keras-style .npz at --data_dir) or image_folder.",
     "data_dir": "Where the data is: a directory of IDX files or images, or an .npz file.",
     "train_examples": "Use only the first N training images (0 = all).",
-    "likelihood": "p(x|z): bernoulli (dynamically binarized data) or gaussian (intensities in [0, 1]).",
+    "likelihood": "p(x|z): bernoulli (dynamically binarized data), continuous_bernoulli or gaussian "
+    "(intensities in [0, 1]), discretized_logistic (mixture) or categorical (256-way) (8-bit pixels).",
     "gaussian_scale": "Scale of a gaussian likelihood: fixed, learned (one global) or per_pixel.",
+    "mixture_components": "Logistic components per pixel of a discretized_logistic likelihood.",
+    "posterior": "q(z|x): diagonal or full (covariance Gaussian), or iaf (diagonal Gaussian + --flow_steps "
+    "inverse autoregressive flow steps; KL by Monte Carlo).",
+    "prior": "p(z): standard_normal, mixture (learned Gaussian mixture), vamp (VampPrior) or flow "
+    "(--flow chain on N(0, I)); all but standard_normal use a Monte Carlo KL.",
+    "prior_components": "Mixture components (mixture) or pseudo-inputs (vamp); 0 = 10 and 500.",
+    "flow": "Flow of --prior=flow: maf (masked autoregressive) or real_nvp (affine coupling).",
+    "flow_steps": "Steps of the flow prior or of the IAF posterior.",
+    "flow_hidden_units": "Hidden widths of each flow step's network (MADE or coupling), e.g. 256,256.",
+    "conditional": "Conditional VAE: feed the one-hot labels to encoder and decoder (needs labelled data).",
     "architecture": "Encoder/decoder networks: mlp or conv.",
     "hidden_units": "Hidden layer widths (mlp) or conv filters (conv), encoder side first, e.g. 400 or 32,64.",
     "activation": "Activation of the hidden layers (a Keras name).",
@@ -41,7 +52,14 @@ HELP = {
     "learning_rate_decay": "none or cosine (to 1% of --learning_rate over the run).",
     "beta": "Weight of the rate KL(q(z|x)||p(z)) in the loss (1 = the ELBO).",
     "kl_warmup_steps": "Linear warm-up of the KL weight from 0 to --beta over this many steps (0 = none).",
+    "kl_schedule": "KL weight schedule: linear (one warm-up over --kl_warmup_steps) or cyclical (a warm-up "
+    "at the start of every --kl_cycle_steps steps).",
+    "kl_cycle_steps": "Cycle length of --kl_schedule=cyclical.",
     "kl_method": "KL estimator: auto (analytic where TFP has it), analytic or monte_carlo.",
+    "free_bits": "KL floor in nats per group of latent dimensions, per example (0 = none).",
+    "free_bits_group_size": "Latent dimensions per free-bits group (1 = per dimension; latent_dim = whole KL).",
+    "objective": "Training objective: elbo or iwae (importance weighted bound with --samples_per_example).",
+    "samples_per_example": "Posterior samples per example in training (k of the iwae objective).",
     "clip_global_norm": "Clip the (all-replica) gradient to this global norm (0 = no clipping).",
     "seed": "Seed of the data order, binarization, initialization and sampling noise.",
     "strategy": "tf.distribute strategy: default, one_device, mirrored (all local GPUs, or --devices, or the "
@@ -87,11 +105,11 @@ def config_from_flags() -> TrainConfig:
     values = {}
     for field in dataclasses.fields(TrainConfig):
         value = flags.FLAGS[field.name].value
-        if field.name == "hidden_units":
+        if field.name in ("hidden_units", "flow_hidden_units"):
             try:
                 value = tuple(int(v) for v in value)
             except ValueError:
-                exit_with_error(f"flag --hidden_units: expected comma-separated positive ints; got {','.join(value)}")
+                exit_with_error(f"flag --{field.name}: expected comma-separated positive ints; got {','.join(value)}")
         values[field.name] = value
     config = TrainConfig(**values)
     from tfvae.config import validate

@@ -21,6 +21,14 @@ class TrainConfig:
     train_examples: int = 0
     likelihood: str = "bernoulli"
     gaussian_scale: str = "learned"
+    mixture_components: int = 5
+    posterior: str = "diagonal"
+    prior: str = "standard_normal"
+    prior_components: int = 0
+    flow: str = "maf"
+    flow_steps: int = 4
+    flow_hidden_units: tuple[int, ...] = (256, 256)
+    conditional: bool = False
     architecture: str = "mlp"
     hidden_units: tuple[int, ...] = (400,)
     activation: str = "relu"
@@ -31,7 +39,13 @@ class TrainConfig:
     learning_rate_decay: str = "none"
     beta: float = 1.0
     kl_warmup_steps: int = 0
+    kl_schedule: str = "linear"
+    kl_cycle_steps: int = 0
     kl_method: str = "auto"
+    free_bits: float = 0.0
+    free_bits_group_size: int = 1
+    objective: str = "elbo"
+    samples_per_example: int = 1
     clip_global_norm: float = 0.0
     seed: int = 0
     strategy: str = "default"
@@ -49,6 +63,7 @@ class TrainConfig:
 
     def __post_init__(self):
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
+        self.flow_hidden_units = tuple(int(u) for u in self.flow_hidden_units)
         self.devices = tuple(str(d) for d in self.devices)
 
     def to_json(self) -> str:
@@ -67,7 +82,12 @@ class TrainConfig:
 
 
 _CHOICES = {
-    "likelihood": ("bernoulli", "gaussian"),
+    "likelihood": ("bernoulli", "continuous_bernoulli", "gaussian", "discretized_logistic", "categorical"),
+    "posterior": ("diagonal", "full", "iaf"),
+    "prior": ("standard_normal", "mixture", "vamp", "flow"),
+    "flow": ("maf", "real_nvp"),
+    "kl_schedule": ("linear", "cyclical"),
+    "objective": ("elbo", "iwae"),
     "gaussian_scale": ("fixed", "learned", "per_pixel"),
     "architecture": ("mlp", "conv"),
     "kl_method": ("auto", "analytic", "monte_carlo"),
@@ -77,9 +97,10 @@ _CHOICES = {
     "precision": ("float32", "mixed_bfloat16", "mixed_float16"),
 }
 _POSITIVE = ("latent_dim", "epochs", "batch_size", "steps_per_execution", "checkpoint_every_steps",
-             "max_checkpoints", "summary_every_steps", "eval_every_epochs")
+             "max_checkpoints", "summary_every_steps", "eval_every_epochs", "mixture_components", "flow_steps",
+             "free_bits_group_size", "samples_per_example")
 _NON_NEGATIVE = ("train_examples", "kl_warmup_steps", "beta", "clip_global_norm", "validation_examples",
-                 "logical_cpu_devices")
+                 "logical_cpu_devices", "prior_components", "kl_cycle_steps", "free_bits")
 
 
 def validate(config: TrainConfig) -> None:
@@ -98,8 +119,24 @@ def validate(config: TrainConfig) -> None:
     if config.precision == "mixed_float16" and config.clip_global_norm:
         raise ValueError("clip_global_norm must be 0 with precision=mixed_float16 (its gradients are loss-scaled); "
                          f"got {config.clip_global_norm}")
-    if not config.hidden_units or min(config.hidden_units) <= 0:
-        raise ValueError(f"hidden_units must be a non-empty list of positive ints; got {list(config.hidden_units)}")
+    for name in ("hidden_units", "flow_hidden_units"):
+        units = getattr(config, name)
+        if not units or min(units) <= 0:
+            raise ValueError(f"{name} must be a non-empty list of positive ints; got {list(units)}")
+    if config.kl_schedule == "cyclical" and not 0 < config.kl_warmup_steps <= config.kl_cycle_steps:
+        raise ValueError("kl_cycle_steps must be >= kl_warmup_steps > 0 with kl_schedule=cyclical; got "
+                         f"{config.kl_cycle_steps} and {config.kl_warmup_steps}")
+    if config.free_bits and config.latent_dim % config.free_bits_group_size:
+        raise ValueError(f"free_bits_group_size must divide latent_dim ({config.latent_dim}); "
+                         f"got {config.free_bits_group_size}")
+    if config.free_bits and config.free_bits_group_size < config.latent_dim and (
+            config.posterior != "diagonal" or config.prior != "standard_normal"):
+        raise ValueError("free_bits_group_size must equal latent_dim unless posterior=diagonal and "
+                         f"prior=standard_normal (per-dimension KL needs both to factorise); got {config.free_bits_group_size}")
+    if config.free_bits and config.objective == "iwae":
+        raise ValueError(f"free_bits must be 0 with objective=iwae; got {config.free_bits}")
+    if config.conditional and config.prior == "vamp":
+        raise ValueError("conditional must be false with prior=vamp (a VampPrior does not depend on the labels)")
 
 
 def uses_xla(config: TrainConfig, gpu_available: bool) -> bool:

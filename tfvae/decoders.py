@@ -5,11 +5,28 @@ shape is the data shape (height, width, channels):
 
   * ``BernoulliDecoder``: p(x|z) = prod_i Bernoulli(x_i; sigmoid(logits_i)),
     parameterised by logits (never probabilities) for numerical stability.
+  * ``ContinuousBernoulliDecoder``: p(x|z) = prod_i CB(x_i; sigmoid(logits_i)),
+    the normalised Bernoulli-like density on [0, 1] (Loaiza-Ganem &
+    Cunningham 2019), for intensities that are not binary.
   * ``GaussianDecoder``: p(x|z) = prod_i N(x_i; loc_i, scale^2), with a fixed
     scale, one learned global scale, or a learned scale per pixel;
     learned scales are softplus(raw) + scale_floor.
+  * ``DiscretizedLogisticDecoder``: p(x|z) = prod_i DLM(x_i), a mixture of
+    discretized logistics over the 256 levels of 8-bit images.
+  * ``CategoricalDecoder``: p(x|z) = prod_i Categorical(255 x_i; softmax(logits_i)),
+    a 256-way softmax per pixel (a conv head is advised: an MLP head has
+    256 * dim(x) outputs).
 
-Distribution parameters are float32 whatever the compute policy of the trunk.
+The 8-bit likelihoods take x in [0, 1] on the grid k / 255, as the data
+pipeline gives it. Distribution parameters are float32 whatever the compute
+policy of the trunk. A conditional VAE passes one-hot labels as
+``condition``; they join z at the decoder's input: p(x|z, y).
+
+References:
+  Kingma & Welling (2014), Auto-Encoding Variational Bayes.
+  Loaiza-Ganem & Cunningham (2019), The continuous Bernoulli.
+  Salimans et al. (2017), PixelCNN++.
+  van den Oord, Kalchbrenner & Kavukcuoglu (2016), Pixel Recurrent Neural Networks.
 """
 
 from __future__ import annotations
@@ -21,12 +38,22 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import networks
+from tfvae.pixel_distributions import DiscretizedLogisticMixture
 
 tfd = tfp.distributions
 
-__all__ = ["BernoulliDecoder", "GaussianDecoder", "LIKELIHOODS", "make_decoder"]
+__all__ = [
+    "LIKELIHOODS",
+    "BernoulliDecoder",
+    "CategoricalDecoder",
+    "ContinuousBernoulliDecoder",
+    "DiscretizedLogisticDecoder",
+    "GaussianDecoder",
+    "make_decoder",
+]
 
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian", "discretized_logistic", "categorical")
+PIXEL_LEVELS = 256
 GAUSSIAN_SCALES = ("fixed", "learned", "per_pixel")
 
 
@@ -35,8 +62,12 @@ class _Decoder(keras.layers.Layer):
 
     num_params = 1
 
-    def __init__(self, data_shape, architecture="mlp", hidden_units=(400,), activation="relu", **kwargs):
+    def __init__(self, data_shape, architecture="mlp", hidden_units=(400,), activation="relu", condition_dim=0,
+                 **kwargs):
         super().__init__(**kwargs)
+        if int(condition_dim) < 0:
+            raise ValueError(f"condition_dim must be >= 0; got {condition_dim}")
+        self.condition_dim = int(condition_dim)
         if len(data_shape) != 3 or any(int(d) <= 0 for d in data_shape):
             raise ValueError(
                 f"data_shape must be (height, width, channels) of positive ints; got {list(data_shape)}"
@@ -63,18 +94,25 @@ class _Decoder(keras.layers.Layer):
             )
 
     def build(self, input_shape):
-        flat_shape = (None, input_shape[-1])
+        flat_shape = (None, input_shape[-1] + self.condition_dim)
         self.trunk.build(flat_shape)
         self.head.build(self.trunk.compute_output_shape(flat_shape))
 
-    def _params(self, z):
+    def _params(self, z, condition=None):
         """Returns ``num_params`` float32 tensors of shape [*batch, *data_shape] for z of shape [*batch, D].
 
         Any number of leading batch dimensions is accepted (e.g. [k, B, D]
         from ``q.sample(k)``): they are flattened for the network and restored.
+        A condition [B, C] broadcasts against z's leading dimensions.
         """
         z = tf.convert_to_tensor(z)
-        out = tf.cast(self.head(self.trunk(tf.reshape(z, [-1, z.shape[-1]]))), tf.float32)
+        inputs = tf.reshape(z, [-1, z.shape[-1]])
+        if self.condition_dim:
+            if condition is None:
+                raise ValueError(f"this decoder is conditional (condition_dim={self.condition_dim}); pass condition")
+            condition = tf.broadcast_to(tf.cast(condition, z.dtype), tf.concat([tf.shape(z)[:-1], [self.condition_dim]], 0))
+            inputs = tf.concat([inputs, tf.reshape(condition, [-1, self.condition_dim])], axis=-1)
+        out = tf.cast(self.head(self.trunk(inputs)), tf.float32)
         params_shape = [*self.data_shape[:-1], self.data_shape[-1] * self.num_params]
         if z.shape[:-1].is_fully_defined():
             out = tf.reshape(out, [*z.shape[:-1], *params_shape])
@@ -89,6 +127,7 @@ class _Decoder(keras.layers.Layer):
             architecture=self.architecture,
             hidden_units=self.hidden_units,
             activation=self.activation,
+            condition_dim=self.condition_dim,
         )
         return config
 
@@ -106,11 +145,81 @@ class BernoulliDecoder(_Decoder):
         encoder-side first, so the same list builds mirrored networks.
     """
 
-    def call(self, z):
-        (logits,) = self._params(z)
+    def call(self, z, condition=None):
+        (logits,) = self._params(z, condition)
         return tfd.Independent(
             tfd.Bernoulli(logits=logits, dtype=tf.float32), reinterpreted_batch_ndims=3
         )
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class ContinuousBernoulliDecoder(_Decoder):
+    """z -> p(x|z) = Independent(ContinuousBernoulli(logits=f(z)), 3) for x in [0, 1].
+
+    log p(x|z) = sum_i [x_i log lambda_i + (1 - x_i) log(1 - lambda_i) + log C(lambda_i)],
+    lambda = sigmoid(logits), C the normaliser that makes it a density on [0, 1].
+    Its mean is not lambda: E[x] = lambda / (2 lambda - 1) + 1 / (2 atanh(1 - 2 lambda)).
+
+    Args: as BernoulliDecoder.
+    """
+
+    def call(self, z, condition=None):
+        (logits,) = self._params(z, condition)
+        return tfd.Independent(tfd.ContinuousBernoulli(logits=logits), reinterpreted_batch_ndims=3)
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class DiscretizedLogisticDecoder(_Decoder):
+    """z -> p(x|z) = Independent(DiscretizedLogisticMixture, 3) over 8-bit pixels.
+
+    Per pixel and channel: M mixture logits, locations loc = 0.5 + raw and
+    scales softplus(raw) + scale_floor, in the [0, 1] units of x.
+
+    Args:
+      data_shape, architecture, hidden_units, activation, condition_dim: as BernoulliDecoder.
+      num_components: M (default 5; 1 is a single discretized logistic).
+      scale_floor: lower bound of the scales (default 1e-3, a quarter of a level).
+    """
+
+    def __init__(self, data_shape, num_components=5, scale_floor=1e-3, **kwargs):
+        if int(num_components) <= 0:
+            raise ValueError(f"num_components must be a positive int; got {num_components}")
+        if not scale_floor > 0:
+            raise ValueError(f"scale_floor must be > 0; got {scale_floor}")
+        self.num_components = int(num_components)
+        self.num_params = 3 * self.num_components
+        super().__init__(data_shape, **kwargs)
+        self.scale_floor = float(scale_floor)
+
+    def call(self, z, condition=None):
+        params = self._params(z, condition)
+        m = self.num_components
+        logits, loc, raw_scale = (tf.stack(params[i * m : (i + 1) * m], axis=-1) for i in range(3))
+        pixels = DiscretizedLogisticMixture(
+            mixture_logits=logits, loc=0.5 + loc, scale=tf.nn.softplus(raw_scale) + self.scale_floor,
+            num_levels=PIXEL_LEVELS)
+        return tfd.Independent(pixels, reinterpreted_batch_ndims=3)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_components=self.num_components, scale_floor=self.scale_floor)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class CategoricalDecoder(_Decoder):
+    """z -> p(x|z) = Independent(FiniteDiscrete(levels k / 255, logits=f(z)), 3): a 256-way softmax per pixel.
+
+    Args: as BernoulliDecoder.
+    """
+
+    num_params = PIXEL_LEVELS
+
+    def call(self, z, condition=None):
+        logits = tf.stack(self._params(z, condition), axis=-1)
+        levels = tf.linspace(0.0, 1.0, PIXEL_LEVELS)
+        pixels = tfd.FiniteDiscrete(levels, logits=logits, atol=0.25 / (PIXEL_LEVELS - 1))
+        return tfd.Independent(pixels, reinterpreted_batch_ndims=3)
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -147,8 +256,8 @@ class GaussianDecoder(_Decoder):
                 name="raw_scale", shape=(), initializer=keras.initializers.Constant(0.5413), dtype="float32"
             )
 
-    def call(self, z):
-        params = self._params(z)
+    def call(self, z, condition=None):
+        params = self._params(z, condition)
         loc = params[0]
         if self.scale == "fixed":
             scale = tf.fill(tf.shape(loc), tf.constant(self.fixed_scale, tf.float32))
@@ -164,10 +273,17 @@ class GaussianDecoder(_Decoder):
         return config
 
 
+_DECODERS = {
+    "bernoulli": BernoulliDecoder,
+    "continuous_bernoulli": ContinuousBernoulliDecoder,
+    "gaussian": GaussianDecoder,
+    "discretized_logistic": DiscretizedLogisticDecoder,
+    "categorical": CategoricalDecoder,
+}
+
+
 def make_decoder(likelihood: str, data_shape, **kwargs) -> _Decoder:
-    """Builds the decoder for a likelihood name ("bernoulli" or "gaussian")."""
-    if likelihood == "bernoulli":
-        return BernoulliDecoder(data_shape, **kwargs)
-    if likelihood == "gaussian":
-        return GaussianDecoder(data_shape, **kwargs)
+    """Builds the decoder for a likelihood name in LIKELIHOODS; kwargs go to its constructor."""
+    if likelihood in _DECODERS:
+        return _DECODERS[likelihood](data_shape, **kwargs)
     raise ValueError(f"likelihood must be one of {LIKELIHOODS}; got {likelihood!r}")

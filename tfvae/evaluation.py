@@ -21,52 +21,66 @@ __all__ = ["ACTIVE_UNIT_THRESHOLD", "elbo_metrics", "evaluate_model", "iwae_log_
 ACTIVE_UNIT_THRESHOLD = 0.01
 
 
-def elbo_metrics(model, images: np.ndarray, batch_size: int = 500, seed: int = 1, jit_compile: bool = True) -> dict:
-    """Mean elbo, rate and distortion over ``images`` (float [0, 1] or uint8)."""
+def _batches(images: np.ndarray, labels: np.ndarray | None, batch_size: int):
+    """(step, x, labels of x or None) over ``images`` in order."""
+    for step, x in enumerate(pipeline.eval_batches(images, batch_size)):
+        y = None if labels is None else tf.constant(labels[step * batch_size : (step + 1) * batch_size])
+        yield step, x, y
+
+
+def elbo_metrics(model, images: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 500, seed: int = 1,
+                 jit_compile: bool = True) -> dict:
+    """Mean elbo, rate and distortion over ``images`` (float [0, 1] or uint8); labels for a conditional VAE."""
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-    def batch_sums(x, step):
-        terms = model.elbo_terms(x, sampling.step_seed(seed, step, salt=2))
+    def batch_sums(x, y, step):
+        terms = model.elbo_terms(x, sampling.step_seed(seed, step, salt=2), labels=y)
         return {k: tf.reduce_sum(v) for k, v in terms.items()}
 
     totals = {"elbo": 0.0, "rate": 0.0, "distortion": 0.0}
-    for step, x in enumerate(pipeline.eval_batches(images, batch_size)):
-        for k, v in batch_sums(x, tf.constant(step, tf.int64)).items():
+    for step, x, y in _batches(images, labels, batch_size):
+        for k, v in batch_sums(x, y, tf.constant(step, tf.int64)).items():
             totals[k] += float(v)
     return {k: v / len(images) for k, v in totals.items()}
 
 
 def iwae_log_likelihood(
-    model, images: np.ndarray, num_samples: int = 5000, batch_size: int = 100, seed: int = 3
+    model, images: np.ndarray, num_samples: int = 5000, batch_size: int = 100, seed: int = 3,
+    labels: np.ndarray | None = None,
 ) -> float:
-    """Mean importance-weighted bound log p(x) >= IWAE_k over ``images``."""
+    """Mean importance-weighted bound log p(x) >= IWAE_k over ``images`` (log p(x|y) with labels)."""
     total = 0.0
-    for step, x in enumerate(pipeline.eval_batches(images, batch_size)):
+    for step, x, y in _batches(images, labels, batch_size):
         seed_b = sampling.step_seed(seed, step, salt=3)
-        total += float(tf.reduce_sum(model.log_likelihood(x, num_samples=num_samples, seed=seed_b)))
+        total += float(tf.reduce_sum(model.log_likelihood(x, num_samples=num_samples, seed=seed_b, labels=y)))
     return total / len(images)
 
 
-def active_units(model, images: np.ndarray, batch_size: int = 500) -> int:
-    """Number of latent dimensions whose posterior mean varies across x (> 0.01)."""
-    means = np.concatenate(
-        [model.encoder(x).mean().numpy() for x in pipeline.eval_batches(images, batch_size)]
-    )
+def active_units(model, images: np.ndarray, batch_size: int = 500, labels: np.ndarray | None = None) -> int:
+    """Number of latent dimensions whose posterior location varies across x (> 0.01).
+
+    The location is E_q[z], or for a flow posterior the flow applied to its
+    base mean (``sampling.posterior_location``).
+    """
+    means = np.concatenate([
+        sampling.posterior_location(model.posterior(x, y)).numpy() for _, x, y in _batches(images, labels, batch_size)
+    ])
     return int((means.var(axis=0) > ACTIVE_UNIT_THRESHOLD).sum())
 
 
 def evaluate_model(
-    model, images: np.ndarray, num_importance_samples: int = 5000, batch_size: int = 100, jit_compile: bool = True
+    model, images: np.ndarray, num_importance_samples: int = 5000, batch_size: int = 100, jit_compile: bool = True,
+    labels: np.ndarray | None = None,
 ) -> dict:
     """All test figures for ``images`` (already binarized where the likelihood needs it)."""
-    metrics = elbo_metrics(model, images, jit_compile=jit_compile)
-    log_likelihood = iwae_log_likelihood(model, images, num_importance_samples, batch_size)
+    metrics = elbo_metrics(model, images, labels, jit_compile=jit_compile)
+    log_likelihood = iwae_log_likelihood(model, images, num_importance_samples, batch_size, labels=labels)
     num_dims = math.prod(images.shape[1:])
     metrics.update(
         log_likelihood=log_likelihood,
         num_importance_samples=int(num_importance_samples),
         bits_per_dim=-log_likelihood / (num_dims * math.log(2.0)),
-        active_units=active_units(model, images),
+        active_units=active_units(model, images, labels=labels),
         num_examples=int(len(images)),
     )
     return metrics

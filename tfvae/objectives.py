@@ -38,12 +38,15 @@ __all__ = [
     "chunked_iwae_bound",
     "default_chunk_size",
     "iwae_bound",
+    "free_bits_rate",
     "kl_weight",
     "log_importance_weights",
+    "per_dimension_kl",
     "rate",
 ]
 
 KL_METHODS = ("auto", "analytic", "monte_carlo")
+KL_SCHEDULES = ("linear", "cyclical")
 
 
 def has_analytic_kl(approx_posterior: tfd.Distribution, prior: tfd.Distribution) -> bool:
@@ -114,12 +117,85 @@ def iwae_bound(log_weights: tf.Tensor) -> tf.Tensor:
     return tf.reduce_logsumexp(log_weights, axis=0) - tf.math.log(k)
 
 
-def kl_weight(step: tf.Tensor, beta: float = 1.0, warmup_steps: int = 0) -> tf.Tensor:
-    """beta * min(1, step / warmup_steps): the weight of the rate in the loss."""
+def kl_weight(
+    step: tf.Tensor, beta: float = 1.0, warmup_steps: int = 0, schedule: str = "linear", cycle_steps: int = 0
+) -> tf.Tensor:
+    """The weight w_t of the rate in the loss at optimizer step t.
+
+    linear:   w_t = beta * min(1, t / warmup_steps)           (beta if warmup_steps = 0)
+    cyclical: w_t = beta * min(1, (t mod cycle_steps) / warmup_steps)
+              (Fu et al. 2019: the weight rises over warmup_steps at the
+              start of every cycle of cycle_steps steps, then stays at beta).
+
+    A function of the step alone, so a resumed run (which restores the
+    optimizer's step) continues the schedule where it stopped.
+    """
+    if schedule not in KL_SCHEDULES:
+        raise ValueError(f"kl schedule must be one of {KL_SCHEDULES}; got {schedule!r}")
+    if schedule == "cyclical" and not 0 < warmup_steps <= cycle_steps:
+        raise ValueError(f"a cyclical kl schedule needs 0 < warmup_steps <= cycle_steps; got {warmup_steps} and "
+                         f"{cycle_steps}")
     if warmup_steps <= 0:
         return tf.constant(beta, tf.float32)
+    step = tf.cast(step, tf.int64)
+    if schedule == "cyclical":
+        step = step % cycle_steps
     fraction = tf.cast(step, tf.float32) / float(warmup_steps)
     return beta * tf.minimum(1.0, fraction)
+
+
+def _diagonal_gaussian_params(distribution: tfd.Distribution):
+    """(loc, scale) [..., D] of a diagonal Gaussian, or None."""
+    if isinstance(distribution, tfd.MultivariateNormalDiag):
+        return distribution.loc, distribution.stddev()
+    if isinstance(distribution, tfd.Independent) and isinstance(distribution.distribution, tfd.Normal):
+        return distribution.distribution.loc, distribution.distribution.scale
+    return None
+
+
+def per_dimension_kl(approx_posterior: tfd.Distribution, prior: tfd.Distribution) -> tf.Tensor:
+    """KL(q(z_d|x) || p(z_d)) for each latent dimension d, shape [B, D].
+
+    Defined when q and p both factorise over dimensions (diagonal Gaussians):
+      KL_d = log(s_p / s_q) + (s_q^2 + (m_q - m_p)^2) / (2 s_p^2) - 1/2.
+    Their sum over d is the rate.
+    """
+    q_params, p_params = _diagonal_gaussian_params(approx_posterior), _diagonal_gaussian_params(prior)
+    if q_params is None or p_params is None:
+        raise ValueError(
+            "free bits per latent dimension need a diagonal Gaussian posterior and prior; got "
+            f"{type(approx_posterior).__name__} and {type(prior).__name__} (use free_bits_group_size = latent_dim)")
+    (q_loc, q_scale), (p_loc, p_scale) = q_params, p_params
+    return tfd.kl_divergence(tfd.Normal(q_loc, q_scale), tfd.Normal(p_loc, p_scale))
+
+
+def free_bits_rate(
+    approx_posterior: tfd.Distribution,
+    prior: tfd.Distribution,
+    rate_per_example: tf.Tensor,
+    free_bits: float,
+    group_size: int,
+) -> tf.Tensor:
+    """The rate term of the loss with a KL floor per group of latent dimensions, [B] nats.
+
+    free_bits_rate_i = sum_g max(free_bits, KL_{i,g}),
+
+    where KL_{i,g} sums per_dimension_kl over the g-th group of ``group_size``
+    consecutive dimensions of example i (one group of all dimensions uses
+    ``rate_per_example`` and needs no factorisation). A group whose KL is below
+    the floor costs the constant floor and gets no gradient pushing it lower
+    (Kingma et al. 2016). The floor is applied per example, so the loss is a
+    sum over examples and does not depend on how the batch is split across
+    replicas.
+    """
+    latent_dim = int(prior.event_shape[-1])
+    if group_size <= 0 or latent_dim % group_size:
+        raise ValueError(f"free_bits_group_size must divide latent_dim ({latent_dim}); got {group_size}")
+    if group_size == latent_dim:
+        return tf.maximum(rate_per_example, free_bits)
+    kl = per_dimension_kl(approx_posterior, prior)
+    groups = tf.reduce_sum(tf.reshape(kl, [-1, latent_dim // group_size, group_size]), axis=-1)
+    return tf.reduce_sum(tf.maximum(groups, free_bits), axis=-1)
 
 
 LOG_2 = math.log(2.0)

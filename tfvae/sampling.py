@@ -19,7 +19,7 @@ import tensorflow_probability as tfp
 
 tfd = tfp.distributions
 
-__all__ = ["replica_position", "rng_algorithm", "sample_posterior", "step_seed"]
+__all__ = ["posterior_location", "replica_position", "rng_algorithm", "sample_posterior", "step_seed"]
 
 
 def rng_algorithm() -> str:
@@ -54,13 +54,28 @@ def replica_position() -> tuple[tf.Tensor, int]:
     return tf.cast(context.replica_id_in_sync_group, tf.int32), context.num_replicas_in_sync
 
 
-def _is_standard_normal_transform(approx_posterior: tfd.Distribution) -> bool:
-    """Whether approx_posterior = bijector(eps), eps ~ N(0, I), decided the same way eagerly and in graphs."""
+def _is_transformed(distribution: tfd.Distribution) -> bool:
+    """Whether distribution = bijector(base): tfd.TransformedDistribution, including TFP's non-composite
+    variant (made when a bijector holds Python callables such as flow networks), which is not its subclass."""
+    return isinstance(getattr(distribution, "bijector", None), tfp.bijectors.Bijector) and isinstance(
+        getattr(distribution, "distribution", None), tfd.Distribution)
+
+
+def standard_normal_bijectors(approx_posterior: tfd.Distribution) -> list | None:
+    """Bijectors [b_1, ..., b_n] with approx_posterior = b_n(...b_1(eps)), eps ~ N(0, I); None if it is not one.
+
+    Covers diagonal and full-covariance Gaussians (whose base is N(0, I) by
+    construction) and flows on top of them (IAF posteriors), decided the same
+    way eagerly and in graphs.
+    """
     if isinstance(approx_posterior, tfd.MultivariateNormalLinearOperator):
-        return True  # its base is N(0, I) by construction
-    return isinstance(approx_posterior, tfd.TransformedDistribution) and _is_standard_normal_base(
-        approx_posterior.distribution
-    )
+        return [approx_posterior.bijector]
+    if not _is_transformed(approx_posterior):
+        return None
+    if _is_standard_normal_base(approx_posterior.distribution):
+        return [approx_posterior.bijector]
+    inner = standard_normal_bijectors(approx_posterior.distribution)
+    return None if inner is None else [*inner, approx_posterior.bijector]
 
 
 def _is_standard_normal_base(distribution: tfd.Distribution) -> bool:
@@ -82,7 +97,8 @@ def sample_posterior(
     global batch is split across replicas.
     """
     replica_id, num_replicas = replica_position()
-    if _is_standard_normal_transform(approx_posterior):
+    bijectors = standard_normal_bijectors(approx_posterior)
+    if bijectors is not None:
         event_size = approx_posterior.event_shape[-1]
         local_batch = approx_posterior.batch_shape[0]
         if local_batch is None:
@@ -91,7 +107,20 @@ def sample_posterior(
             [num_samples, local_batch * num_replicas, event_size], seed=seed, alg=rng_algorithm()
         )
         start = replica_id * local_batch
-        eps = eps[:, start : start + local_batch]
-        return approx_posterior.bijector.forward(eps)
+        z = eps[:, start : start + local_batch]
+        for bijector in bijectors:  # each bijector caches z -> forward(z), so log_prob needs no inverse
+            z = bijector.forward(z)
+        return z
     replica_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, replica_id), tf.int32)
     return approx_posterior.sample(num_samples, seed=replica_seed)
+
+
+def posterior_location(approx_posterior: tfd.Distribution) -> tf.Tensor:
+    """A representative latent of q: its mean where TFP has it in closed form,
+    else the base mean pushed through the flow, b_n(...b_1(E[base]))."""
+    try:
+        return approx_posterior.mean()
+    except NotImplementedError:
+        if not _is_transformed(approx_posterior):
+            raise
+        return approx_posterior.bijector.forward(posterior_location(approx_posterior.distribution))

@@ -52,12 +52,19 @@ class NonFiniteLossError(FloatingPointError):
 
 @dataclasses.dataclass(frozen=True)
 class PreparedData:
-    """Training images (uint8 or float) and fixed evaluation images (float32 in [0, 1])."""
+    """Training images (uint8 or float) and fixed evaluation images (float32 in [0, 1]).
+
+    Labels (int32) are kept for a conditional run only; num_classes is then
+    max(label) + 1 over both splits.
+    """
 
     train_images: np.ndarray
     test_images: np.ndarray
     binarize: bool
     source: str
+    train_labels: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+    num_classes: int = 0
 
     @property
     def data_shape(self):
@@ -67,16 +74,25 @@ class PreparedData:
 def prepare_data(config: TrainConfig, data_dir: str | None = None) -> PreparedData:
     """Loads and validates the data; binarizes the test set once for Bernoulli likelihoods."""
     loaded = data.load_dataset(config.dataset, data_dir or config.data_dir)
-    train_images = loaded.train_images
+    train_images, train_labels, test_labels, num_classes = loaded.train_images, None, None, 0
+    if config.conditional:
+        if loaded.train_labels is None or loaded.test_labels is None:
+            raise ValueError(f"conditional: the data at {loaded.source} has no labels for both splits; a conditional "
+                             "VAE needs them (IDX *-labels-idx1-ubyte files, or y_train/y_test in an .npz)")
+        train_labels, test_labels = (np.asarray(y, np.int32).reshape(-1) for y in (loaded.train_labels, loaded.test_labels))
+        if min(train_labels.min(), test_labels.min()) < 0:
+            raise ValueError(f"conditional: labels must be ints >= 0; {loaded.source} has negative ones")
+        num_classes = int(max(train_labels.max(), test_labels.max())) + 1
     if config.train_examples:
         train_images = train_images[: config.train_examples]
+        train_labels = None if train_labels is None else train_labels[: config.train_examples]
     binarize = config.likelihood == "bernoulli"
     test_images = (
         data.binarize(loaded.test_images, config.test_binarization_seed)
         if binarize
         else data.to_unit_interval(loaded.test_images)
     )
-    return PreparedData(train_images, test_images, binarize, loaded.source)
+    return PreparedData(train_images, test_images, binarize, loaded.source, train_labels, test_labels, num_classes)
 
 
 def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
@@ -109,7 +125,7 @@ def xla_enabled(config: TrainConfig) -> bool:
     return uses_xla(config, gpu_available=bool(tf.config.list_physical_devices("GPU")))
 
 
-def _make_train_function(model, strategy, images, binarize: bool, seed: int, jit_compile: bool):
+def _make_train_function(model, strategy, images, labels, binarize: bool, seed: int, jit_compile: bool):
     """A tf.function that consumes one index block [K, B/R] (+ count): K training steps.
 
     One replica: gather, binarization and K whole train steps run fused in
@@ -121,17 +137,19 @@ def _make_train_function(model, strategy, images, binarize: bool, seed: int, jit
     """
 
     def local_batch(indices_row):
+        """(x, labels or None) of this replica's rows."""
         replica_id, num_replicas = sampling.replica_position()
         x = pipeline.to_float(tf.gather(images, indices_row))
         if binarize:
             x = pipeline.binarize_batch(x, seed, model.optimizer.iterations, replica_id, num_replicas)
-        return x
+        return x, None if labels is None else tf.gather(labels, indices_row)
 
     if strategy.num_replicas_in_sync == 1:
 
         def train_block(indices, count):
             def one_step(i):
-                logs = model.train_step(local_batch(indices[i]))
+                x, y = local_batch(indices[i])
+                logs = model.train_step(x if y is None else (x, y))
                 with tf.control_dependencies([logs["loss"]]):
                     return i + 1
 
@@ -148,7 +166,7 @@ def _make_train_function(model, strategy, images, binarize: bool, seed: int, jit
         return run_block
 
     compiled_gradients = tf.function(
-        lambda indices_row: model.compute_loss_and_gradients(local_batch(indices_row)), jit_compile=jit_compile
+        lambda indices_row: model.compute_loss_and_gradients(*local_batch(indices_row)), jit_compile=jit_compile
     )
 
     def replica_step(indices, i):
@@ -197,11 +215,15 @@ def _local_replica_ids(ctx):
     return tuple(range(first, first + per_worker))
 
 
-def _write_images(model, writer, step, validation_images, seed):
+def _write_images(model, writer, step, validation_images, validation_labels, seed):
     x = tf.convert_to_tensor(validation_images[:32])
+    labels = None if validation_labels is None else validation_labels[:32]
+    sample_labels = np.arange(64) % model.num_classes if model.num_classes else None  # row by row
     with writer.as_default(step=step):
-        tf.summary.image("reconstructions", images.image_grid(images.side_by_side(x, model.reconstruct(x)), 8)[tf.newaxis])
-        tf.summary.image("prior_samples", images.image_grid(model.sample(64, seed=seed))[tf.newaxis])
+        reconstructions = model.reconstruct(x, labels=labels)
+        tf.summary.image("reconstructions", images.image_grid(images.side_by_side(x, reconstructions), 8)[tf.newaxis])
+        samples = model.sample(64, seed=seed, labels=sample_labels)
+        tf.summary.image("prior_samples", images.image_grid(samples)[tf.newaxis])
 
 
 def train_and_evaluate(
@@ -245,7 +267,7 @@ def train_and_evaluate(
 
     keras.utils.set_random_seed(config.seed)  # weight initialization
     with strategy.scope():
-        model = model or build_model(config, prepared.data_shape)
+        model = model or build_model(config, prepared.data_shape, prepared.num_classes)
         model.build((None, *prepared.data_shape))
         optimizer = make_optimizer(config, steps_per_epoch * config.epochs)
         model.compile(optimizer=optimizer, jit_compile=False)
@@ -265,14 +287,18 @@ def train_and_evaluate(
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     with contextlib.nullcontext() if multi_worker else strategy.scope():
         device_images = tf.Variable(prepared.train_images, trainable=False, name="train_images")
+        device_labels = None if prepared.train_labels is None else tf.Variable(
+            prepared.train_labels, trainable=False, name="train_labels")
     xla = xla_enabled(config)
-    run_block = _make_train_function(model, strategy, device_images, prepared.binarize, config.seed, xla)
+    run_block = _make_train_function(model, strategy, device_images, device_labels, prepared.binarize, config.seed,
+                                     xla)
     if is_chief:
         train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
         validation_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation"))
     else:
         train_writer = validation_writer = tf.summary.create_noop_writer()
     validation_images = prepared.test_images[: config.validation_examples or None]
+    validation_labels = None if prepared.test_labels is None else prepared.test_labels[: len(validation_images)]
     results = {}
 
     while int(state.epoch.numpy()) < config.epochs:
@@ -323,17 +349,17 @@ def train_and_evaluate(
             tf.summary.scalar("examples_per_second", examples_per_second)
         logging.info("epoch %d: %s, %.0f examples/s", epoch + 1, logs, examples_per_second)
         if (epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == config.epochs:
-            results = evaluation.elbo_metrics(model, validation_images, jit_compile=xla)
+            results = evaluation.elbo_metrics(model, validation_images, validation_labels, jit_compile=xla)
             with validation_writer.as_default(step=step):
                 for name, value in results.items():
                     tf.summary.scalar(name, value)
-            _write_images(model, validation_writer, step, validation_images, config.seed)
+            _write_images(model, validation_writer, step, validation_images, validation_labels, config.seed)
             if verbose:
                 print("validation: " + ", ".join(f"{k}={v:.3f}" for k, v in results.items()))
     train_writer.flush()
     validation_writer.flush()
     if not results:
-        results = evaluation.elbo_metrics(model, validation_images, jit_compile=xla)
+        results = evaluation.elbo_metrics(model, validation_images, validation_labels, jit_compile=xla)
     results.update(step=state.global_step, epoch=int(state.epoch.numpy()))
     if is_chief:
         files.write_atomic(os.path.join(model_dir, METRICS_FILE), json.dumps(results, indent=1))
