@@ -11,6 +11,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np
 from absl import app, flags
 
 from tfvae import checkpoints, cli, data, images, loading, training
@@ -34,10 +35,13 @@ def main(argv):
     output_dir = _OUTPUT_DIR.value or os.path.join(_MODEL_DIR.value, "samples")
     count = _NUM_SAMPLES.value
     x = prepared.test_images[:count]
+    labels = None if prepared.test_labels is None else prepared.test_labels[:count]
+    # A conditional model draws its prior samples class by class: label i % num_classes for sample i.
+    sample_labels = np.arange(count) % model.num_classes if model.num_classes else None
     grids = {
-        "prior_samples.png": images.image_grid(model.sample(count, seed=_SEED.value)),
-        "reconstructions.png": images.image_grid(images.side_by_side(x, model.reconstruct(x)), 16),
-        "latent_traversal.png": images.image_grid(images.latent_traversal(model, x), 9),
+        "prior_samples.png": images.image_grid(model.sample(count, seed=_SEED.value, labels=sample_labels)),
+        "reconstructions.png": images.image_grid(images.side_by_side(x, model.reconstruct(x, labels=labels)), 16),
+        "latent_traversal.png": images.image_grid(images.latent_traversal(model, x, labels=labels), 9),
     }
     for name, grid in grids.items():
         images.write_png(os.path.join(output_dir, name), grid)

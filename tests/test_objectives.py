@@ -108,3 +108,87 @@ def test_kl_weight_warms_up_linearly_to_beta():
     values = [float(objectives.kl_weight(step, beta=2.0, warmup_steps=10)) for step in (0, 5, 10, 50)]
     assert values == pytest.approx([0.0, 1.0, 2.0, 2.0])
     assert float(objectives.kl_weight(0, beta=0.5, warmup_steps=0)) == 0.5
+
+
+def test_cyclical_kl_weight_rises_at_the_start_of_every_cycle():
+    steps = (0, 5, 10, 19, 20, 25, 30, 45)
+    values = [float(objectives.kl_weight(s, beta=1.0, warmup_steps=10, schedule="cyclical", cycle_steps=20))
+              for s in steps]
+    assert values == pytest.approx([0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0, 0.5])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"schedule": "cyclical", "warmup_steps": 10, "cycle_steps": 5}, "needs 0 < warmup_steps <= cycle_steps"),
+    ({"schedule": "cosine"}, "kl schedule must be one of"),
+])
+def test_bad_kl_schedules_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        objectives.kl_weight(0, **kwargs)
+
+
+def _random_diagonal_posterior(batch=6, dim=4, seed=0):
+    rng = np.random.default_rng(seed)
+    loc = rng.normal(0, 0.6, (batch, dim)).astype(np.float32)
+    scale = rng.uniform(0.3, 1.2, (batch, dim)).astype(np.float32)
+    return tfd.MultivariateNormalDiag(loc, scale)
+
+
+def test_per_dimension_kl_sums_to_the_analytic_rate():
+    q, p = _random_diagonal_posterior(), tfd.MultivariateNormalDiag(tf.zeros(4), tf.ones(4))
+    per_dimension = objectives.per_dimension_kl(q, p)
+    assert per_dimension.shape == [6, 4]
+    np.testing.assert_allclose(tf.reduce_sum(per_dimension, -1), tfd.kl_divergence(q, p), rtol=1e-5)
+
+
+@pytest.mark.parametrize("group_size", [1, 2, 4])
+def test_free_bits_never_let_a_group_term_fall_below_its_floor(group_size):
+    q, p = _random_diagonal_posterior(), tfd.MultivariateNormalDiag(tf.zeros(4), tf.ones(4))
+    floor = {1: 0.3, 2: 0.6, 4: 1.0}[group_size]
+    kl = objectives.per_dimension_kl(q, p).numpy()
+    groups = kl.reshape(6, 4 // group_size, group_size).sum(-1)
+    assert (groups < floor).any() and (groups > floor).any()  # the case is not trivial
+    rate = objectives.free_bits_rate(q, p, tfd.kl_divergence(q, p), floor, group_size).numpy()
+    np.testing.assert_allclose(rate, np.maximum(groups, floor).sum(-1), rtol=1e-5)
+    assert np.all(rate >= floor * (4 // group_size) - 1e-6)
+
+
+def test_free_bits_give_no_gradient_to_dimensions_below_the_floor():
+    loc = tf.Variable(np.array([[0.05, 2.0]], np.float32))  # KL_1 ~ 0.001 < floor, KL_2 = 2 > floor
+    p = tfd.MultivariateNormalDiag(tf.zeros(2), tf.ones(2))
+    with tf.GradientTape() as tape:
+        q = tfd.MultivariateNormalDiag(loc, tf.ones([1, 2]))
+        rate = objectives.free_bits_rate(q, p, tfd.kl_divergence(q, p), free_bits=0.5, group_size=1)
+    gradient = tape.gradient(rate, loc).numpy()
+    assert gradient[0, 0] == 0.0 and gradient[0, 1] == pytest.approx(2.0)
+
+
+def test_free_bits_per_dimension_need_factorised_distributions():
+    q = tfd.MultivariateNormalTriL(tf.zeros([1, 2]), tf.eye(2)[None])
+    p = tfd.MultivariateNormalDiag(tf.zeros(2), tf.ones(2))
+    with pytest.raises(ValueError, match="need a diagonal Gaussian posterior and prior"):
+        objectives.free_bits_rate(q, p, tfd.kl_divergence(q, p), 0.1, 1)
+    whole = objectives.free_bits_rate(q, p, tf.constant([0.05]), 0.1, 2)  # one group: no factorisation needed
+    np.testing.assert_allclose(whole, [0.1])
+
+
+def test_iwae_training_loss_with_one_sample_is_the_monte_carlo_elbo_loss(problem):
+    A, c, scale = _suboptimal_posterior(problem)
+    seed = tf.constant([4, 2])
+    iwae = problem.make_vae(A, c, scale, objective="iwae", num_samples=1)
+    elbo = problem.make_vae(A, c, scale, kl_method="monte_carlo")
+    _, iwae_loss = iwae.training_terms(problem.x, seed, kl_weight=1.0)
+    _, elbo_loss = elbo.training_terms(problem.x, seed, kl_weight=1.0)
+    np.testing.assert_allclose(iwae_loss.numpy(), elbo_loss.numpy(), rtol=1e-5)
+
+
+def test_iwae_training_loss_falls_with_k_towards_minus_the_log_evidence(problem):
+    A, c, scale = _suboptimal_posterior(problem)
+    exact = problem.log_evidence(problem.x)
+    means = []
+    for k in (1, 5, 50):
+        model = problem.make_vae(A, c, scale, objective="iwae", num_samples=k)
+        x = np.tile(problem.x, [100, 1])  # 100 independent estimates per example in one call
+        losses = model.training_terms(x, tf.constant([k, 7]), 1.0)[1].numpy().reshape(100, -1)
+        means.append(losses.mean(0))
+        assert np.all(losses.mean(0) > -exact - 3 * losses.std(0) / np.sqrt(100))  # -IWAE_k >= -log p(x) on average
+    assert np.all(means[0] > means[1]) and np.all(means[1] > means[2])

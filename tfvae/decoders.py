@@ -210,6 +210,10 @@ class DiscretizedLogisticDecoder(_Decoder):
 class CategoricalDecoder(_Decoder):
     """z -> p(x|z) = Independent(FiniteDiscrete(levels k / 255, logits=f(z)), 3): a 256-way softmax per pixel.
 
+    log p(x|z) = sum_i log_softmax(logits_i)[255 x_i]. On CPU, ``mean()`` takes
+    z with one batch dimension (TensorFlow's Softmax kernel is limited to rank
+    5); ``log_prob`` takes any.
+
     Args: as BernoulliDecoder.
     """
 

@@ -6,7 +6,7 @@ import math
 
 import tensorflow as tf
 
-from tfvae import files
+from tfvae import files, sampling
 
 __all__ = ["image_grid", "write_png"]
 
@@ -37,17 +37,20 @@ def side_by_side(inputs, reconstructions) -> tf.Tensor:
     return tf.reshape(stacked, [-1, *stacked.shape[2:]])
 
 
-def latent_traversal(model, x, num_dims: int = 10, steps: int = 9, span: float = 3.0) -> tf.Tensor:
-    """Decoder means along z_i in [-span, span] for the first ``num_dims`` dims of q(z|x).mean().
+def latent_traversal(model, x, num_dims: int = 10, steps: int = 9, span: float = 3.0, labels=None) -> tf.Tensor:
+    """Decoder means along z_i in [-span, span] for the first ``num_dims`` dims of the location of q(z|x).
 
-    Returns [num_dims * steps, H, W, C]: one row per latent dimension.
+    The location is E_q[z] (for a flow posterior, the flow of its base mean);
+    a conditional VAE decodes with the label of x[0]. Returns
+    [num_dims * steps, H, W, C]: one row per latent dimension.
     """
-    z0 = model.encoder(x[:1]).mean()[0]
+    first_label = None if labels is None else labels[:1]
+    z0 = sampling.posterior_location(model.posterior(x[:1], first_label))[0]
     num_dims = min(num_dims, int(z0.shape[0]))
     values = tf.linspace(-span, span, steps)
     rows = []
     for i in range(num_dims):
         z = tf.tile(z0[tf.newaxis], [steps, 1])
         z = tf.tensor_scatter_nd_update(z, [[j, i] for j in range(steps)], values)
-        rows.append(model.decoder(z).mean())
+        rows.append(model.likelihood(z, None if labels is None else tf.repeat(first_label, steps)).mean())
     return tf.concat(rows, axis=0)

@@ -41,9 +41,10 @@ class DiscretizedLogisticMixture(tfd.Distribution):
                  name="DiscretizedLogisticMixture"):
         parameters = dict(locals())
         with tf.name_scope(name) as name:
-            self._mixture_logits = tf.convert_to_tensor(mixture_logits, tf.float32)
-            self._loc = tf.convert_to_tensor(loc, tf.float32)
-            self._scale = tf.convert_to_tensor(scale, tf.float32)
+            # Variables stay variables (read at each use, so gradients reach them), as in TFP's own distributions.
+            self._mixture_logits, self._loc, self._scale = (
+                value if isinstance(value, tf.Variable) else tf.convert_to_tensor(value, tf.float32)
+                for value in (mixture_logits, loc, scale))
             self._num_levels = int(num_levels)
             super().__init__(dtype=tf.float32, reparameterization_type=tfd.NOT_REPARAMETERIZED,
                              validate_args=validate_args, allow_nan_stats=allow_nan_stats,
@@ -83,15 +84,19 @@ class DiscretizedLogisticMixture(tfd.Distribution):
     def _half_bin(self):
         return 0.5 / (self._num_levels - 1)
 
+    def _tensors(self):
+        return tuple(tf.convert_to_tensor(v) for v in (self._mixture_logits, self._loc, self._scale))
+
     def _log_prob(self, x):
+        mixture_logits, loc, scale = self._tensors()
         x = tf.convert_to_tensor(x, tf.float32)[..., tf.newaxis]
-        inv_scale = 1.0 / self._scale
-        upper = (x - self._loc + self._half_bin()) * inv_scale  # standardised bin edges
-        lower = (x - self._loc - self._half_bin()) * inv_scale
+        inv_scale = 1.0 / scale
+        upper = (x - loc + self._half_bin()) * inv_scale  # standardised bin edges
+        lower = (x - loc - self._half_bin()) * inv_scale
         # log(F(upper) - F(lower)) on the side of the bin away from the mode: left of loc as
         # log(sigmoid(upper) - sigmoid(lower)), right of it as log(sigmoid(-lower) - sigmoid(-upper)).
         # One formula for both keeps every branch finite, so tf.where passes no NaN gradients.
-        left = x - self._loc < 0
+        left = x - loc < 0
         high = tf.where(left, upper, -lower)
         low = tf.where(left, lower, -upper)
         interior = tfp.math.log_sub_exp(tf.math.log_sigmoid(high), tf.math.log_sigmoid(low))
@@ -99,19 +104,20 @@ class DiscretizedLogisticMixture(tfd.Distribution):
         last_level = x > 1.0 - self._half_bin()
         component = tf.where(first_level, tf.math.log_sigmoid(upper),
                              tf.where(last_level, tf.math.log_sigmoid(-lower), interior))
-        return tf.reduce_logsumexp(tf.nn.log_softmax(self._mixture_logits) + component, axis=-1)
+        return tf.reduce_logsumexp(tf.nn.log_softmax(mixture_logits) + component, axis=-1)
 
     def _level_cdf_tail_sum(self):
         """sum_{k=1}^{L-1} P(x >= k / (L-1)), evaluated level by level to keep memory flat."""
-        weights = tf.nn.softmax(self._mixture_logits)
+        mixture_logits, loc, scale = self._tensors()
+        weights = tf.exp(tf.nn.log_softmax(mixture_logits))  # oneDNN's Softmax kernel refuses rank > 5
         step = 1.0 / (self._num_levels - 1)
 
         def body(k, total):
             edge = (tf.cast(k, tf.float32) - 0.5) * step
-            survival = tf.reduce_sum(weights * tf.sigmoid(-(edge - self._loc) / self._scale), axis=-1)
+            survival = tf.reduce_sum(weights * tf.sigmoid(-(edge - loc) / scale), axis=-1)
             return k + 1, total + survival
 
-        total = tf.zeros(tf.shape(self._loc)[:-1], tf.float32)
+        total = tf.zeros(tf.shape(loc)[:-1], tf.float32)
         _, total = tf.while_loop(lambda k, _: k < self._num_levels, body, (tf.constant(1), total))
         return total
 
@@ -120,11 +126,12 @@ class DiscretizedLogisticMixture(tfd.Distribution):
         return self._level_cdf_tail_sum() / (self._num_levels - 1)
 
     def _sample_n(self, n, seed=None):
+        mixture_logits, loc, scale = self._tensors()
         component_seed, noise_seed = tfp.random.split_seed(seed, 2)
-        component = tfd.Categorical(logits=self._mixture_logits).sample(n, seed=component_seed)
-        one_hot = tf.one_hot(component, tf.shape(self._loc)[-1], dtype=tf.float32)
-        loc = tf.reduce_sum(one_hot * self._loc, axis=-1)
-        scale = tf.reduce_sum(one_hot * self._scale, axis=-1)
+        component = tfd.Categorical(logits=mixture_logits).sample(n, seed=component_seed)
+        one_hot = tf.one_hot(component, tf.shape(loc)[-1], dtype=tf.float32)
+        loc = tf.reduce_sum(one_hot * loc, axis=-1)
+        scale = tf.reduce_sum(one_hot * scale, axis=-1)
         u = tf.random.stateless_uniform(tf.shape(loc), seed=noise_seed, minval=1e-6, maxval=1.0 - 1e-6)
         value = loc + scale * (tf.math.log(u) - tf.math.log1p(-u))
         levels = self._num_levels - 1
