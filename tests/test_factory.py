@@ -69,7 +69,7 @@ def test_resumed_run_continues_the_kl_schedule_and_learned_prior_where_it_stoppe
     resumed = training.train_and_evaluate(config, resumed_dir, verbose=0)
     assert resumed == straight
     a, b = tfvae.load_model(str(tmp_path / "straight")), tfvae.load_model(resumed_dir)
-    for x, y in zip(a.prior_layer.get_weights(), b.prior_layer.get_weights()):
+    for x, y in zip(a.prior_layer.get_weights(), b.prior_layer.get_weights(), strict=True):
         np.testing.assert_array_equal(x, y)
 
 

@@ -96,8 +96,8 @@ def test_learnable_prior_parameters_receive_gradients_and_train(name):
     x = (np.random.default_rng(0).random((16, *DATA_SHAPE)) > 0.5).astype(np.float32)
     for _ in range(3):
         model.train_step(tf.constant(x))
-    changed = [not np.allclose(b, v.numpy()) for b, v in zip(before, prior_layer.trainable_variables)]
-    assert all(changed), [v.name for v, c in zip(prior_layer.trainable_variables, changed) if not c]
+    changed = [not np.allclose(b, v.numpy()) for b, v in zip(before, prior_layer.trainable_variables, strict=True)]
+    assert all(changed), [v.name for v, c in zip(prior_layer.trainable_variables, changed, strict=True) if not c]
 
 
 @pytest.mark.parametrize("name", FAMILIES)

@@ -2,22 +2,19 @@
 
 from tfvae import distribute, export
 from tfvae.config import TrainConfig
-from tfvae.decoders import BernoulliDecoder
-from tfvae.decoders import CategoricalDecoder
-from tfvae.decoders import ContinuousBernoulliDecoder
-from tfvae.decoders import DiscretizedLogisticDecoder
-from tfvae.decoders import GaussianDecoder
-from tfvae.encoders import GaussianEncoder
-from tfvae.encoders import IAFEncoder
-from tfvae.flows import MADE
-from tfvae.flows import CouplingNetwork
+from tfvae.decoders import (
+    BernoulliDecoder,
+    CategoricalDecoder,
+    ContinuousBernoulliDecoder,
+    DiscretizedLogisticDecoder,
+    GaussianDecoder,
+)
+from tfvae.encoders import GaussianEncoder, IAFEncoder
+from tfvae.flows import MADE, CouplingNetwork
 from tfvae.loading import load_model
 from tfvae.model import VAE
 from tfvae.pixel_distributions import DiscretizedLogisticMixture
-from tfvae.priors import FlowPrior
-from tfvae.priors import MixtureOfGaussiansPrior
-from tfvae.priors import StandardNormalPrior
-from tfvae.priors import VampPrior
+from tfvae.priors import FlowPrior, MixtureOfGaussiansPrior, StandardNormalPrior, VampPrior
 from tfvae.training import train_and_evaluate
 
 __all__ = [

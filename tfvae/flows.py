@@ -65,7 +65,7 @@ def made_masks(event_size: int, hidden_units: Sequence[int]) -> list[np.ndarray]
     degrees = [np.arange(1, event_size + 1)]
     for units in hidden_units:
         degrees.append(np.arange(units) % max(1, event_size - 1) + 1 if event_size > 1 else np.zeros(units, int))
-    masks = [(later[np.newaxis, :] >= earlier[:, np.newaxis]) for earlier, later in zip(degrees[:-1], degrees[1:])]
+    masks = [(later[np.newaxis, :] >= earlier[:, np.newaxis]) for earlier, later in zip(degrees[:-1], degrees[1:], strict=True)]
     masks.append(np.arange(1, event_size + 1)[np.newaxis, :] > degrees[-1][:, np.newaxis])
     return [m.astype(np.float32) for m in masks]
 
@@ -97,7 +97,7 @@ class MADE(keras.layers.Layer):
     def build(self, z_shape, context_shape=None):
         sizes = [self.event_size, *self.hidden_units, 2 * self.event_size]
         self.kernels, self.biases = [], []
-        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             last = i == len(sizes) - 2
             init = "zeros" if last else "glorot_uniform"
             self.kernels.append(self.add_weight(name=f"kernel_{i}", shape=(fan_in, fan_out), initializer=init))
@@ -109,7 +109,7 @@ class MADE(keras.layers.Layer):
     def call(self, z, context=None):
         h = tf.cast(z, tf.float32)
         activation = keras.activations.get(self.activation)
-        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases, strict=True)):
             mask = self._masks[i] if i < len(self._masks) - 1 else np.tile(self._masks[-1], [1, 2])
             h = tf.tensordot(h, kernel * mask, [[-1], [0]]) + bias
             if i == 0 and context is not None:
