@@ -61,13 +61,14 @@ def _free_ports(count):
     return ports
 
 
-def _start(data_dir, model_dir, out, strategy="default", cpus=0, clip=0.0, epochs=2, tf_config=None, jit="on"):
+def _start(data_dir, model_dir, out, strategy="default", cpus=0, clip=0.0, epochs=2, tf_config=None, jit="on",
+           overrides=None):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
     return subprocess.Popen([sys.executable, WORKER, data_dir, model_dir, out, strategy, str(cpus), str(clip),
-                             str(epochs), jit], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             str(epochs), jit, json.dumps(overrides or {})], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait(processes, timeout=300):
@@ -110,6 +111,20 @@ def test_mirrored_on_2_and_4_logical_cpus_matches_one_device(tmp_path, data_dir,
     for cpus in (2, 4):
         _assert_same_training(one, _run(tmp_path, f"mirrored{cpus}", data_dir=data_dir, strategy="mirrored",
                                          cpus=cpus, clip=clip, jit=jit))
+
+
+@pytest.mark.parametrize("overrides", [
+    {"prior": "mixture", "prior_components": 3, "posterior": "iaf", "flow_steps": 1, "flow_hidden_units": [8],
+     "objective": "iwae", "samples_per_example": 2},
+    {"prior": "vamp", "prior_components": 6, "free_bits": 0.2, "free_bits_group_size": 2, "kl_schedule": "cyclical",
+     "kl_warmup_steps": 3, "kl_cycle_steps": 5},
+    {"conditional": True, "prior": "flow", "flow_steps": 1, "flow_hidden_units": [8], "posterior": "full"},
+], ids=["mixture-iaf-iwae", "vamp-freebits-cyclical", "conditional-flow-full"])
+def test_model_families_train_the_same_on_one_device_and_two_replicas(tmp_path, data_dir, overrides):
+    one = _run(tmp_path, "one", data_dir=data_dir, overrides=overrides)
+    assert one["loss"][-1] < one["loss"][0]
+    _assert_same_training(one, _run(tmp_path, "mirrored2", data_dir=data_dir, strategy="mirrored", cpus=2,
+                                    overrides=overrides))
 
 
 def _cluster(ports):

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -205,3 +206,63 @@ def test_export_script_writes_model_card_and_flags_and_reports_errors_in_one_lin
     missing = run_script("export.py", f"--model_dir={empty}", f"--export_dir={base}")
     assert missing.returncode == 1 and last_error_line(missing).startswith("export.py: error: flag --model_dir:")
     assert sorted(os.listdir(base)) == ["1"]
+
+
+def _family_model():
+    """An IAF posterior, a MAF prior and a discretized logistic likelihood, with non-trivial flows."""
+    from test_flows import randomise
+
+    keras.utils.set_random_seed(0)
+    model = tfvae.VAE(
+        encoder=tfvae.IAFEncoder(LATENT_DIM, hidden_units=[16], num_flows=2, flow_hidden_units=[8]),
+        decoder=tfvae.DiscretizedLogisticDecoder((8, 8, 1), hidden_units=[16], num_components=2),
+        prior=tfvae.FlowPrior(LATENT_DIM, num_steps=2, hidden_units=[8]))
+    model.build((None, 8, 8, 1))
+    for i, network in enumerate([*model.encoder.made, *model.prior_layer.networks]):
+        randomise(network, seed=i, scale=0.3)
+    return model
+
+
+@pytest.mark.parametrize("mode", ["tf2", "tf1"])
+def test_flow_families_export_and_run_in_a_fresh_process_like_the_in_process_model(tmp_path, mode):
+    model = _family_model()
+    exported = export.export_model(model, str(tmp_path / "vae"), max_batch_size=MAX_BATCH, max_importance_samples=500)
+    x = (np.random.default_rng(3).integers(0, 256, (4, 8, 8, 1)) / 255.0).astype(np.float32)
+    z = np.random.default_rng(1).normal(size=(5, LATENT_DIM)).astype(np.float32)
+    seed = tf.constant([SEED, 0], tf.int32)
+    inputs = {"encode/images": x, "encode/seed": np.array([SEED], np.int64), "decode/z": z,
+              "reconstruct/images": x, "sample/num_samples": np.array([3], np.int32),
+              "sample/seed": np.array([SEED], np.int64), "log_likelihood/images": x,
+              "log_likelihood/num_importance_samples": np.array([40], np.int32),
+              "log_likelihood/seed": np.array([SEED], np.int64)}
+    posterior = model.encoder(x)
+    expected = {
+        "encode/loc": tfvae.sampling.posterior_location(posterior), "encode/z": posterior.sample(seed=seed),
+        "decode/mean": model.decoder(z).mean(),
+        "reconstruct/reconstruction": model.reconstruct(x),
+        "sample/images": model.sample(3, seed=SEED),
+        "log_likelihood/elbo": model.elbo(x, seed=seed),
+        "log_likelihood/iwae_bound": model.log_likelihood(x, 40, seed=SEED),
+    }
+    inputs_path, outputs_path = str(tmp_path / "in.npz"), str(tmp_path / "out.npz")
+    np.savez(inputs_path, **inputs)
+    probe = os.path.join(REPO, "tests", "serving_probe.py")
+    result = subprocess.run([sys.executable, probe, mode, exported, inputs_path, outputs_path],
+                            capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    with np.load(outputs_path) as f:
+        actual = dict(f)
+    assert sorted(actual) == sorted(expected)  # no "scale" where no closed form exists
+    for key, value in expected.items():
+        np.testing.assert_allclose(actual[key], value, rtol=1e-4, atol=1e-4, err_msg=key)
+
+
+def test_conditional_models_are_refused_by_export_in_one_line(tmp_path):
+    model = tfvae.VAE(tfvae.GaussianEncoder(2, hidden_units=[4], condition_dim=3),
+                      tfvae.BernoulliDecoder((8, 8, 1), hidden_units=[4], condition_dim=3),
+                      tfvae.StandardNormalPrior(2), num_classes=3)
+    model.build((None, 8, 8, 1))
+    with pytest.raises(export.ExportError, match="conditional VAEs \\(num_classes=3\\) cannot be exported"):
+        export.export_model(model, str(tmp_path / "vae"))
+    assert not os.path.exists(tmp_path / "vae" / "1")

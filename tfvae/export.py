@@ -6,12 +6,17 @@ objects), so a stock ``tensorflow_model_server`` and ``tf.saved_model.load``
 run it without this package:
 
   signature        inputs                                       outputs
-  encode           images, seed                                 loc, scale, z ~ q(z|x)
-  decode           z                                            probs|mean, logits|scale
+  encode           images, seed                                 loc, scale*, z ~ q(z|x)
+  decode           z                                            probs|mean, logits|scale*
   reconstruct      images                                       reconstruction = mean of p(x | z = E_q[z])
   sample           num_samples, seed                            images = mean of p(x|z), z ~ p(z)
   log_likelihood   images, num_importance_samples, seed         elbo, iwae_bound   (nats per example)
   serving_default  = reconstruct
+
+``loc`` is E_q[z] (for an IAF posterior, the flow of its base mean); the
+outputs marked * exist where the distribution has a closed-form standard
+deviation (not for IAF posteriors or discretized logistic likelihoods).
+Conditional VAEs are not exported (their signatures would need labels).
 
 ``images`` are float32 [batch, H, W, C] in [0, 1]; ``z`` float32
 [batch, latent_dim]. Request-level parameters (``seed``, ``num_samples``,
@@ -43,7 +48,7 @@ import tempfile
 
 import tensorflow as tf
 
-from tfvae import decoders, files
+from tfvae import decoders, files, sampling
 
 __all__ = [
     "DEFAULT_SIGNATURE",
@@ -97,6 +102,14 @@ def _request_parameter(values: tf.Tensor, name: str, low: int, high: int) -> tf.
     )
 
 
+def _stddev_if_closed_form(distribution) -> dict:
+    """{"scale": distribution.stddev()} where TFP has it in closed form, else {}."""
+    try:
+        return {"scale": distribution.stddev()}
+    except NotImplementedError:
+        return {}
+
+
 def _stateless_seed(seed: tf.Tensor) -> tf.Tensor:
     """int64 seed -> the [2] int32 stateless seed ``VAE`` derives from a Python int."""
     low_bits = tf.cast(tf.bitwise.bitwise_and(seed, tf.constant(0x7FFFFFFF, seed.dtype)), tf.int32)
@@ -107,7 +120,7 @@ class ServingModule(tf.Module):
     """The exportable form of a trained ``VAE``: variables plus signature functions.
 
     Args:
-      model: a built ``tfvae.VAE`` whose encoder returns a diagonal Gaussian.
+      model: a built, unconditional ``tfvae.VAE``.
       max_batch_size: largest batch a request may send (default 1024); also
         the largest ``num_samples`` of ``sample``.
       max_importance_samples: largest ``num_importance_samples`` (default 10000).
@@ -115,6 +128,9 @@ class ServingModule(tf.Module):
 
     def __init__(self, model, max_batch_size: int = 1024, max_importance_samples: int = 10000):
         super().__init__(name="tfvae_serving")
+        if model.num_classes:
+            raise ExportError(f"conditional VAEs (num_classes={model.num_classes}) cannot be exported yet: the "
+                              "signatures take no labels")
         if int(max_batch_size) < 1 or int(max_importance_samples) < 1:
             raise ExportError(
                 f"max_batch_size and max_importance_samples must be positive; got {max_batch_size}, "
@@ -148,7 +164,7 @@ class ServingModule(tf.Module):
         def likelihood_outputs(likelihood):
             if bernoulli:
                 return {"probs": likelihood.mean(), "logits": likelihood.distribution.logits}
-            return {"mean": likelihood.mean(), "scale": likelihood.stddev()}
+            return {"mean": likelihood.mean(), **_stddev_if_closed_form(likelihood)}
 
         images_spec = tf.TensorSpec([None, None, None, None], tf.float32, name="images")
         seed_spec = tf.TensorSpec([None], tf.int64, name="seed")
@@ -157,7 +173,7 @@ class ServingModule(tf.Module):
         def encode(images, seed):
             seed = _request_parameter(seed, "seed", 0, 2**62)
             posterior = model.encoder(check_images(images))
-            return {"loc": posterior.mean(), "scale": posterior.stddev(),
+            return {"loc": sampling.posterior_location(posterior), **_stddev_if_closed_form(posterior),
                     "z": posterior.sample(seed=_stateless_seed(seed))}
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="z")])
@@ -233,8 +249,8 @@ def export_model(
     final = os.path.join(export_dir, str(version))
     if os.path.exists(final):
         raise ExportError(f"{final}: version {version} already exists; choose another --version or leave it unset")
-    os.makedirs(export_dir, exist_ok=True)
     module = ServingModule(model, max_batch_size, max_importance_samples)
+    os.makedirs(export_dir, exist_ok=True)
     card = dict(model_card or {})
     card.update(
         signatures=list(SIGNATURES),
