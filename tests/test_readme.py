@@ -22,6 +22,13 @@ def test_readme_python_example_runs_and_its_assertions_hold():
     assert namespace["images"].shape == (9, 28, 28, 1)
 
 
+def test_every_other_readme_python_block_runs_and_its_assertions_hold():
+    blocks = re.findall(r"```python\n(.*?)```", _readme(), re.S)[1:]
+    assert len(blocks) >= 2, "README lost its model-family or TFP-composition example"
+    for i, block in enumerate(blocks, start=2):
+        exec(compile(block, f"README.md python block {i}", "exec"), {})  # noqa: S102 - the examples are ours
+
+
 def test_ci_runs_the_readme_test_command():
     commands = re.findall(r"^# 2\..*\n(.+)$", _readme(), re.M)
     assert len(commands) == 1
