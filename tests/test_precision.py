@@ -39,3 +39,20 @@ def test_mixed_precision_training_reaches_the_float32_elbo(tmp_path, tiny_idx_di
     assert gain > 0.5, (untrained, results)
     for precision in ("mixed_bfloat16", "mixed_float16"):
         assert abs(results[precision] - results["float32"]) < 0.1 * gain, results
+
+
+@pytest.mark.parametrize("family", [
+    {"posterior": "iaf", "prior": "flow", "flow_hidden_units": (8,), "likelihood": "discretized_logistic"},
+    {"posterior": "full", "prior": "vamp", "prior_components": 3, "likelihood": "continuous_bernoulli"},
+    {"prior": "mixture", "likelihood": "categorical", "architecture": "conv", "hidden_units": (4, 8)},
+], ids=["iaf-flow-logistic", "full-vamp-cb", "mixture-categorical"])
+def test_every_family_keeps_its_distributions_and_objective_in_float32_under_bfloat16(family):
+    config = tfvae.TrainConfig(**{"precision": "mixed_bfloat16", "hidden_units": (8,), "latent_dim": 2, **family})
+    model = factory.build_model(config, (8, 8, 1))
+    model.build((None, 8, 8, 1))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    x = (np.random.default_rng(0).integers(0, 256, (3, 8, 8, 1)) / 255.0).astype(np.float32)
+    q, prior = model.encoder(x), model.prior
+    assert q.dtype == prior.dtype == model.decoder(q.sample(seed=(1, 2))).dtype == tf.float32
+    logs = model.train_step(tf.constant(x))
+    assert all(v.dtype == tf.float32 and np.isfinite(v.numpy()) for v in logs.values())
