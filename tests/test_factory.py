@@ -13,7 +13,7 @@ from tfvae.pixel_distributions import DiscretizedLogisticMixture
 
 tfd = tfvae.decoders.tfd
 BASE = dict(dataset="idx", hidden_units=(8,), latent_dim=2, batch_size=16, epochs=1, validation_examples=16,
-            steps_per_execution=2, checkpoint_every_steps=4)
+            steps_per_execution=2, checkpoint_every_steps=4, summary_every_steps=2)
 
 FAMILIES = {
     "mixture prior": ({"prior": "mixture", "prior_components": 3}, lambda m: isinstance(m.prior, tfd.MixtureSameFamily)),
@@ -68,9 +68,24 @@ def test_resumed_run_continues_the_kl_schedule_and_learned_prior_where_it_stoppe
     training.train_and_evaluate(first, resumed_dir, verbose=0)
     resumed = training.train_and_evaluate(config, resumed_dir, verbose=0)
     assert resumed == straight
+    logged = _scalars(str(tmp_path / "straight" / "train"), "kl_weight")
+    assert logged and all(value == pytest.approx(float(tfvae.objectives.kl_weight(step, 1.0, 5, "cyclical", 7)))
+                          for step, value in logged.items())
+    assert len(set(logged.values())) > 1  # the schedule moved
     a, b = tfvae.load_model(str(tmp_path / "straight")), tfvae.load_model(resumed_dir)
     for x, y in zip(a.prior_layer.get_weights(), b.prior_layer.get_weights(), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def _scalars(log_dir, tag):
+    """{step: value} of a TensorBoard scalar."""
+    values = {}
+    for path in sorted(os.listdir(log_dir)):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir, path)):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    values[event.step] = float(tf.make_ndarray(value.tensor))
+    return values
 
 
 def test_conditional_model_samples_the_requested_classes(tmp_path, tiny_idx_dir):

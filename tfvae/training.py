@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfvae import checkpoints, data, distribute, evaluation, files, images, pipeline, sampling
+from tfvae import checkpoints, data, distribute, evaluation, files, images, objectives, pipeline, sampling
 from tfvae.config import TrainConfig, uses_xla, validate
 from tfvae.factory import build_model
 
@@ -340,6 +340,8 @@ def train_and_evaluate(
                 with train_writer.as_default(step=step):
                     for name, value in logs.items():
                         tf.summary.scalar(name, value)
+                    tf.summary.scalar("kl_weight", objectives.kl_weight(
+                        step, model.beta, model.kl_warmup_steps, model.kl_schedule, model.kl_cycle_steps))
             if step % config.checkpoint_every_steps == 0 or done == steps_per_epoch:
                 state.save()
             progbar.update(done, list(logs.items()))
