@@ -156,3 +156,19 @@ def test_bad_part_arguments_raise_one_line_errors():
         tfvae.GaussianEncoder(2, architecture="rnn")
     with pytest.raises(ValueError, match="divisible by 4"):
         tfvae.BernoulliDecoder((30, 30, 1), architecture="conv", hidden_units=[4, 8])
+
+
+def test_fit_feeds_labels_to_a_conditional_vae_and_an_unconditional_one_ignores_them():
+    x, y = binary_batch(32), np.arange(32) % 4
+    keras.utils.set_random_seed(0)
+    conditional = tfvae.VAE(tfvae.GaussianEncoder(3, hidden_units=[16], condition_dim=4),
+                            tfvae.BernoulliDecoder(DATA_SHAPE, hidden_units=[16], condition_dim=4),
+                            tfvae.StandardNormalPrior(3), num_classes=4)
+    conditional.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = conditional.fit(x, y, batch_size=8, epochs=3, verbose=0).history["loss"]
+    assert history[-1] < history[0]
+    unconditional = make_model()
+    unconditional.compile(optimizer=keras.optimizers.Adam(1e-2))
+    assert np.isfinite(unconditional.fit(x, y, batch_size=8, epochs=1, verbose=0).history["loss"][-1])
+    with pytest.raises(ValueError, match="labels were given to an unconditional VAE"):
+        unconditional.elbo(x, labels=y)

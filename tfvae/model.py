@@ -351,9 +351,13 @@ class VAE(keras.Model):
         sums gradients over replicas, giving the global mean. Noise comes from
         (seed, step), so a resumed run repeats the same draws.
         """
-        terms, loss, grads = self.compute_loss_and_gradients(_features(data), _labels(data))
+        terms, loss, grads = self.compute_loss_and_gradients(_features(data), self._data_labels(data))
         self.apply_gradients_across_replicas(terms, loss, grads)
         return {m.name: m.result() for m in self.metrics}
+
+    def _data_labels(self, data):
+        """The labels of a batch for a conditional VAE; an unconditional one ignores any (as Keras passes y)."""
+        return _labels(data) if self.num_classes else None
 
     def fit(self, *args, **kwargs):
         """keras.Model.fit, on one machine; multi-worker training goes through tfvae.train_and_evaluate."""
@@ -411,7 +415,7 @@ class VAE(keras.Model):
 
     def test_step(self, data):
         x = tf.cast(_features(data), tf.float32)
-        terms = self.elbo_terms(x, sampling.step_seed(self.seed, 0, salt=1), labels=_labels(data))
+        terms = self.elbo_terms(x, sampling.step_seed(self.seed, 0, salt=1), labels=self._data_labels(data))
         self._update_trackers(terms, -terms["elbo"])
         return {m.name: m.result() for m in self.metrics}
 
