@@ -97,15 +97,20 @@ def test_sample_is_the_same_for_the_same_seed_on_every_call_and_reload(exported)
 
 @pytest.mark.parametrize("mode", ["tf2", "tf1"])
 def test_fresh_process_without_tfvae_or_tfp_runs_every_signature(model, exported, tmp_path, mode):
+    assert_outputs_match(_run_probe(mode, exported, requests(), tmp_path), expected_outputs(model))
+
+
+def _run_probe(mode, exported, inputs, tmp_path):
+    """Outputs of tests/serving_probe.py (a fresh process without tfvae or TFP) for the requests ``inputs``."""
     inputs_path, outputs_path = str(tmp_path / "in.npz"), str(tmp_path / "out.npz")
-    np.savez(inputs_path, **requests())
+    np.savez(inputs_path, **inputs)
     probe = os.path.join(REPO, "tests", "serving_probe.py")
     result = subprocess.run([sys.executable, probe, mode, exported, inputs_path, outputs_path],
                             capture_output=True, text=True, timeout=300,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 0, result.stderr[-2000:]
     with np.load(outputs_path) as f:
-        assert_outputs_match(dict(f), expected_outputs(model))
+        return dict(f)
 
 
 def test_saved_model_cli_lists_the_signatures_with_dtypes_and_shapes(exported):
@@ -244,15 +249,7 @@ def test_flow_families_export_and_run_in_a_fresh_process_like_the_in_process_mod
         "log_likelihood/elbo": model.elbo(x, seed=seed),
         "log_likelihood/iwae_bound": model.log_likelihood(x, 40, seed=SEED),
     }
-    inputs_path, outputs_path = str(tmp_path / "in.npz"), str(tmp_path / "out.npz")
-    np.savez(inputs_path, **inputs)
-    probe = os.path.join(REPO, "tests", "serving_probe.py")
-    result = subprocess.run([sys.executable, probe, mode, exported, inputs_path, outputs_path],
-                            capture_output=True, text=True, timeout=300,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    assert result.returncode == 0, result.stderr[-2000:]
-    with np.load(outputs_path) as f:
-        actual = dict(f)
+    actual = _run_probe(mode, exported, inputs, tmp_path)
     assert sorted(actual) == sorted(expected)  # no "scale" where no closed form exists
     for key, value in expected.items():
         np.testing.assert_allclose(actual[key], value, rtol=1e-4, atol=1e-4, err_msg=key)

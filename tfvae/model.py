@@ -230,13 +230,13 @@ class VAE(keras.Model):
         return self.decoder(z) if condition is None else self.decoder(z, condition=condition)
 
     def _sampled_terms(self, x, seed, num_samples, labels):
-        """q, z [k, B, D], log p(x|z_j) [k, B] and rate [B] from k reparameterised samples."""
+        """q, p(z), z [k, B, D], log p(x|z_j) [k, B] and rate [B] from k reparameterised samples."""
         x = tf.convert_to_tensor(x, tf.float32)
-        approx_posterior = self.posterior(x, labels)
+        approx_posterior, prior = self.posterior(x, labels), self.prior  # a VampPrior runs the encoder: once
         z = sampling.sample_posterior(approx_posterior, _as_seed(seed), num_samples)
         log_likelihood = self.likelihood(z, labels).log_prob(x)
-        rate = objectives.rate(approx_posterior, self.prior, z, self.kl_method)
-        return approx_posterior, z, log_likelihood, rate
+        rate = objectives.rate(approx_posterior, prior, z, self.kl_method)
+        return approx_posterior, prior, z, log_likelihood, rate
 
     def elbo_terms(self, x, seed=None, num_samples: int = 1, labels=None) -> dict:
         """Per-example ``distortion``, ``rate`` and ``elbo`` (nats, shape [B]).
@@ -245,7 +245,7 @@ class VAE(keras.Model):
         rate = KL(q(z|x) || p(z)), analytic or Monte Carlo per ``kl_method``;
         elbo = -(distortion + rate).
         """
-        _, _, log_likelihood, rate = self._sampled_terms(x, seed, num_samples, labels)
+        _, _, _, log_likelihood, rate = self._sampled_terms(x, seed, num_samples, labels)
         distortion = -tf.reduce_mean(log_likelihood, axis=0)
         return {"distortion": distortion, "rate": rate, "elbo": -(distortion + rate)}
 
@@ -255,15 +255,14 @@ class VAE(keras.Model):
         elbo:  distortion + w * rate, or distortion + w * sum_g max(free_bits, KL_g);
         iwae:  -logmeanexp_j(log p(x|z_j) - w (log q(z_j|x) - log p(z_j))).
         """
-        approx_posterior, z, log_likelihood, rate = self._sampled_terms(x, seed, self.num_samples, labels)
+        approx_posterior, prior, z, log_likelihood, rate = self._sampled_terms(x, seed, self.num_samples, labels)
         distortion = -tf.reduce_mean(log_likelihood, axis=0)
         terms = {"distortion": distortion, "rate": rate, "elbo": -(distortion + rate)}
         if self.objective == "iwae":
-            prior = self.prior
             log_ratio = approx_posterior.log_prob(z) - prior.log_prob(z)
             return terms, -objectives.iwae_bound(log_likelihood - kl_weight * log_ratio)
         if self.free_bits:
-            rate = objectives.free_bits_rate(approx_posterior, self.prior, rate, self.free_bits,
+            rate = objectives.free_bits_rate(approx_posterior, prior, rate, self.free_bits,
                                              self.free_bits_group_size)
         return terms, distortion + kl_weight * rate
 
