@@ -294,23 +294,14 @@ class VAE(keras.Model):
             raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}")
         x = tf.convert_to_tensor(x, tf.float32)
         chunk = tf.constant(-1 if chunk_size is None else chunk_size, tf.int32)
-        condition = self.condition(labels)
-        if condition is None:
-            return self._log_likelihood_graph(x, tf.constant(num_samples, tf.int32), _as_seed(seed), chunk)
-        return self._conditional_log_likelihood_graph(
-            x, tf.constant(num_samples, tf.int32), _as_seed(seed), chunk, condition)
+        labels = None if labels is None else tf.convert_to_tensor(labels)
+        return self._log_likelihood_graph(x, tf.constant(num_samples, tf.int32), _as_seed(seed), chunk, labels)
 
     @tf.function(reduce_retracing=True)
-    def _log_likelihood_graph(self, x, num_samples, seed, chunk_size):
+    def _log_likelihood_graph(self, x, num_samples, seed, chunk_size, labels=None):
         chunk = tf.where(chunk_size > 0, chunk_size, objectives.default_chunk_size(x))
-        return objectives.chunked_iwae_bound(x, self.encoder(x), self.prior, self.decoder, num_samples, seed, chunk)
-
-    @tf.function(reduce_retracing=True)
-    def _conditional_log_likelihood_graph(self, x, num_samples, seed, chunk_size, condition):
-        chunk = tf.where(chunk_size > 0, chunk_size, objectives.default_chunk_size(x))
-        return objectives.chunked_iwae_bound(
-            x, self.encoder(x, condition=condition), self.prior,
-            lambda z: self.decoder(z, condition=condition), num_samples, seed, chunk)
+        return objectives.chunked_iwae_bound(x, self.posterior(x, labels), self.prior,
+                                             lambda z: self.likelihood(z, labels), num_samples, seed, chunk)
 
     # --------------------------------------------------------------- helpers
     def sample(self, num_samples: int, seed=None, labels=None) -> tf.Tensor:
