@@ -31,7 +31,7 @@ import numpy as np
 from absl import app, flags
 from benchmark_lib import handwritten_contender, measure, tfvae_contender
 
-from tfvae import cli, evaluation, factory, training
+from tfvae import cli, data, evaluation, factory, training
 
 cli.define_config_flags()
 _STEPS = flags.DEFINE_integer("benchmark_steps", 400, "Training steps timed per contender and round.", lower_bound=10)
@@ -58,7 +58,7 @@ def main(argv):
     del argv
     cli.quiet_logging()
     config = cli.config_from_flags()
-    prepared = training.prepare_data(config)
+    prepared = data.prepare_data(config)
     hidden = ",".join(str(u) for u in config.hidden_units)
     report(f"{config.architecture} VAE {np.prod(prepared.data_shape)}-{hidden}-{config.latent_dim}", config, prepared)
     if _CONV.value and config.architecture != "conv":

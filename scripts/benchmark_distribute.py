@@ -41,10 +41,10 @@ def measure_in_this_process(num_devices):
         distribute.split_cpu(num_devices)
     import benchmark_lib  # the tfvae contender of scripts/benchmark.py
 
-    from tfvae import training
+    from tfvae import data
 
     config = cli.config_from_flags()
-    prepared = training.prepare_data(config)
+    prepared = data.prepare_data(config)
     strategy = (tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(num_devices)]) if num_devices > 1
                 else tf.distribute.get_strategy())
     contenders = {}

@@ -20,7 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
-from tfvae import cli, evaluation, files, loading, training
+import tfvae
+from tfvae import cli, data, evaluation, files, loading, training
 
 ROWS = {
     "gaussian": "",
@@ -55,13 +56,13 @@ def main(argv):
     print("| row | flags | train s | test ELBO | test IWAE (k) | bits/dim | active units | eval s |")
     print("|---|---|---|---|---|---|---|---|")
     for row in _ROWS.value:
-        config = training.TrainConfig(**{**base.__dict__, **_parse(ROWS[row], base)})
+        config = tfvae.TrainConfig(**{**base.__dict__, **_parse(ROWS[row], base)})
         model_dir = os.path.join(_WORKDIR.value, row)
         start = time.perf_counter()
         training.train_and_evaluate(config, model_dir, verbose=0)
         train_seconds = time.perf_counter() - start
         model = loading.load_model(model_dir)
-        prepared = training.prepare_data(config)
+        prepared = data.prepare_data(config)
         start = time.perf_counter()
         metrics = evaluation.evaluate_model(model, prepared.test_images[: _EVAL_EXAMPLES.value], _NUM_SAMPLES.value,
                                             jit_compile=training.xla_enabled(config))

@@ -1,6 +1,5 @@
 """Contenders and timing shared by scripts/benchmark.py and scripts/benchmark_distribute.py (no flags)."""
 
-import functools
 import statistics
 import time
 
@@ -11,34 +10,18 @@ from tfvae import factory, pipeline, training
 
 
 def tfvae_contender(config, prepared, strategy=None):
-    """tfvae's own compiled block function over index blocks, as train_and_evaluate runs it."""
+    """tfvae's own compiled training blocks (training.TrainingLoop), as train_and_evaluate runs them."""
     strategy = strategy or tf.distribute.get_strategy()
-    keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
-        model = factory.build_model(config, prepared.data_shape)
-        model.build((None, *prepared.data_shape))
-        optimizer = keras.optimizers.Adam(config.learning_rate)
-        model.compile(optimizer=optimizer)
-        optimizer.build(model.trainable_variables)
-        images = tf.Variable(prepared.train_images, trainable=False)
-    run_block = training._make_train_function(model, strategy, images, prepared.binarize, config.seed,
-                                              training.xla_enabled(config))
+    model, _ = training.build_model_and_optimizer(config, prepared, strategy)
+    loop = training.TrainingLoop(model, strategy, prepared, config)
     spe = config.steps_per_execution
-
-    def blocks(epoch):
-        steps = pipeline.steps_per_epoch(len(prepared.train_images), config.batch_size)
-        plan = [spe] * (steps // spe)
-        blocks_of_epoch = functools.partial(
-            pipeline.train_index_blocks, len(prepared.train_images), config.batch_size, config.seed, epoch, plan,
-            skip_steps=steps - sum(plan))
-        return training._distribute(strategy, lambda **replicas: blocks_of_epoch(**replicas).repeat())
-
-    iterator = iter(blocks(0))
+    plan = [spe] * (loop.steps_per_epoch // spe)
+    iterator = iter(loop.index_blocks(0, plan, skip_steps=loop.steps_per_epoch - sum(plan), repeat=True))
 
     def run(num_steps):
         for _ in range(max(1, num_steps // spe)):
-            logs = run_block(iterator)
-        return float(logs["loss"])
+            logs = loop.run_block(iterator)
+        return logs["loss"]
 
     return run
 

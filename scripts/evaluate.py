@@ -36,15 +36,15 @@ def main(argv):
     if _DATASET.value:
         config = dataclasses.replace(config, dataset=_DATASET.value)
     try:
-        prepared = training.prepare_data(config, _DATA_DIR.value)
+        prepared = data.prepare_data(config, _DATA_DIR.value)
     except data.DataError as e:
         cli.exit_with_error(str(e), code=1)
     test_images = prepared.test_images[: _MAX_EXAMPLES.value or None]
     test_labels = None if prepared.test_labels is None else prepared.test_labels[: len(test_images)]
-    if test_images.shape[1:] != tuple(model.decoder.data_shape):
+    if test_images.shape[1:] != tuple(model.data_shape):
         cli.exit_with_error(
             f"flag --data_dir: test images have shape {list(test_images.shape[1:])}, the model expects "
-            f"{model.decoder.data_shape}", code=1)
+            f"{list(model.data_shape)}", code=1)
     start = time.perf_counter()
     metrics = evaluation.evaluate_model(
         model, test_images, _NUM_SAMPLES.value, _BATCH_SIZE.value, jit_compile=training.xla_enabled(config),

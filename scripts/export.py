@@ -9,7 +9,6 @@ sample, log_likelihood; serving_default = reconstruct (see tfvae/export.py
 and the README).
 """
 
-import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,7 +17,7 @@ import tensorflow as tf
 from absl import app, flags
 
 import tfvae
-from tfvae import checkpoints, cli, export, training
+from tfvae import cli, export, rundir
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory to export (latest checkpoint).")
 _EXPORT_DIR = flags.DEFINE_string(
@@ -31,19 +30,12 @@ flags.mark_flag_as_required("model_dir")
 flags.mark_flag_as_required("export_dir")
 
 
-def _read_text(path):
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return f.read()
-
-
 def model_card(model_dir, model, config) -> dict:
     """Facts a serving client needs: shapes, likelihood, prior, metrics at export."""
-    latest = tf.train.latest_checkpoint(checkpoints.checkpoint_dir(model_dir))
-    metrics = _read_text(os.path.join(model_dir, training.METRICS_FILE))
+    run = rundir.RunDirectory(model_dir)
+    latest = tf.train.latest_checkpoint(run.checkpoint_dir)
     return {
-        "data_shape": [int(d) for d in model.decoder.data_shape],
+        "data_shape": [int(d) for d in model.data_shape],
         "data_range": [0.0, 1.0],
         "latent_dim": model.latent_dim,
         "likelihood": config.likelihood,
@@ -53,7 +45,7 @@ def model_card(model_dir, model, config) -> dict:
         "hidden_units": list(config.hidden_units),
         "dataset": config.dataset,
         "checkpoint": os.path.basename(latest) if latest else None,
-        "validation_metrics_at_export": json.loads(metrics) if metrics else None,
+        "validation_metrics_at_export": run.read_metrics(),
         "tfvae_version": tfvae.__version__,
         "tensorflow_version": tf.__version__,
     }
@@ -63,7 +55,7 @@ def main(argv):
     del argv
     cli.quiet_logging()
     config, model = cli.load_run_or_exit(_MODEL_DIR.value)
-    flags_text = _read_text(os.path.join(_MODEL_DIR.value, "flags.txt"))
+    flags_text = rundir.RunDirectory(_MODEL_DIR.value).read_flags()
     try:
         path = export.export_model(
             model, _EXPORT_DIR.value, _VERSION.value,

@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from absl import app, flags
 
-from tfvae import checkpoints, cli, data, images, loading, training
+from tfvae import cli, data, images, rundir
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write the PNGs (default <model_dir>/samples).")
@@ -26,13 +26,12 @@ flags.mark_flag_as_required("model_dir")
 def main(argv):
     del argv
     cli.quiet_logging()
+    config, model = cli.load_run_or_exit(_MODEL_DIR.value)
     try:
-        config = loading.load_config(_MODEL_DIR.value)
-        model = loading.load_model(_MODEL_DIR.value)
-        prepared = training.prepare_data(config)
-    except (FileNotFoundError, checkpoints.CheckpointError, data.DataError) as e:
+        prepared = data.prepare_data(config)
+    except data.DataError as e:
         cli.exit_with_error(str(e), code=1)
-    output_dir = _OUTPUT_DIR.value or os.path.join(_MODEL_DIR.value, "samples")
+    output_dir = _OUTPUT_DIR.value or rundir.RunDirectory(_MODEL_DIR.value).samples_dir
     count = _NUM_SAMPLES.value
     x = prepared.test_images[:count]
     labels = None if prepared.test_labels is None else prepared.test_labels[:count]

@@ -1,8 +1,9 @@
-"""Trains a VAE: python scripts/train.py --flagfile=scripts/configs/mlp_fashion_mnist.flags
+"""Trains a VAE: python scripts/train.py --flagfile=scripts/configs/mlp_fashion_mnist.flags --model_dir=runs/a
 
 Rerunning the same command in the same --model_dir resumes exactly from the
-latest checkpoint. The resolved flags are written to <model_dir>/flags.txt,
-so --flagfile=<model_dir>/flags.txt replays the run.
+latest checkpoint. The resolved flags are written to <model_dir>/flags.txt;
+--flagfile=<model_dir>/flags.txt --model_dir=<new dir> trains the same run
+again from scratch (with the same --model_dir it resumes).
 """
 
 import json
@@ -12,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
-from tfvae import checkpoints, cli, data, training
+from tfvae import checkpoints, cli, data, rundir, training
 
 cli.define_config_flags()
 flags.adopt_module_key_flags(cli)
@@ -26,17 +27,14 @@ def main(argv):
         cli.exit_with_error(f"unexpected arguments {argv[1:]}; all settings are --flags")
     cli.quiet_logging()
     config = cli.config_from_flags()
-    model_dir = _MODEL_DIR.value
     try:
-        os.makedirs(model_dir, exist_ok=True)
-        training.check_run_directory(model_dir, config)
-    except OSError as e:
-        cli.exit_with_error(f"flag --model_dir: cannot create {model_dir} ({e.strerror})")
-    except ValueError as e:
+        rundir.RunDirectory(_MODEL_DIR.value).check_can_continue(config)
+        results = training.train_and_evaluate(config, _MODEL_DIR.value, verbose=_VERBOSE.value,
+                                              flags_text=cli.resolved_flags())
+    except rundir.RunDirectoryError as e:
         cli.exit_with_error(f"flag --model_dir: {e}")
-    cli.write_flags_file(os.path.join(model_dir, "flags.txt"))
-    try:
-        results = training.train_and_evaluate(config, model_dir, verbose=_VERBOSE.value)
+    except OSError as e:
+        cli.exit_with_error(f"flag --model_dir: cannot write {e.filename or _MODEL_DIR.value} ({e.strerror})")
     except (data.DataError, checkpoints.CheckpointError, training.NonFiniteLossError) as e:
         cli.exit_with_error(str(e), code=1)
     except ValueError as e:

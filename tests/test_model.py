@@ -67,13 +67,22 @@ def test_posterior_scale_never_falls_below_its_floor():
     np.testing.assert_allclose(scale, 0.05, rtol=1e-6)
 
 
-def test_elbo_is_minus_distortion_plus_rate_for_the_same_noise():
+def test_elbo_terms_equal_a_hand_computed_elbo_with_the_same_noise():
+    """distortion, rate and elbo against plain NumPy: z = loc + scale * eps, Bernoulli log-likelihood from the
+    decoder's logits, and the closed-form KL(N(loc, scale^2) || N(0, 1)) summed over dimensions."""
     model = make_model()
-    terms = model.elbo_terms(binary_batch(), seed=3)
-    np.testing.assert_allclose(terms["elbo"], -(terms["distortion"] + terms["rate"]), rtol=1e-6)
-    # distortion = -log p(x|z) with z from the posterior; Bernoulli via logits.
-    q = model.encoder(binary_batch())
-    np.testing.assert_allclose(terms["rate"], tfd.kl_divergence(q, model.prior), rtol=1e-5)
+    x = binary_batch()
+    terms = model.elbo_terms(x, seed=3)
+    q = model.encoder(x)
+    loc, scale = q.mean().numpy().astype(np.float64), q.stddev().numpy().astype(np.float64)
+    eps = tf.random.stateless_normal([1, 5, 3], seed=tfvae.sampling.as_seed(3), alg="philox").numpy()[0]
+    z = loc + scale * eps
+    logits = model.decoder(z.astype(np.float32)).distribution.logits.numpy().astype(np.float64)
+    log_likelihood = np.sum(x * logits - np.logaddexp(0.0, logits), axis=(1, 2, 3))
+    rate = np.sum(0.5 * (loc**2 + scale**2 - 1.0) - np.log(scale), axis=1)
+    np.testing.assert_allclose(terms["distortion"], -log_likelihood, rtol=1e-5)
+    np.testing.assert_allclose(terms["rate"], rate, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(terms["elbo"], log_likelihood - rate, rtol=1e-5)
 
 
 def test_bernoulli_decoder_log_prob_uses_logits_stably():
@@ -87,29 +96,38 @@ def test_bernoulli_decoder_log_prob_uses_logits_stably():
 
 
 @pytest.mark.parametrize("architecture", ["mlp", "conv"])
-def test_config_round_trip_rebuilds_the_same_architecture(architecture):
-    model = make_model(architecture, beta=0.5, kl_warmup_steps=7, seed=11)
+def test_config_round_trip_rebuilds_the_same_architecture_and_objective(architecture):
+    objective = tfvae.ELBO(beta=0.5, kl_weight=tfvae.schedules.Cyclical(20, 7), free_bits=0.1)
+    model = make_model(architecture, objective=objective)
     model.build((None, *DATA_SHAPE))
     clone = tfvae.VAE.from_config(model.get_config())
     clone.build((None, *DATA_SHAPE))
     assert clone.get_config() == model.get_config()
+    assert clone.objective == objective and clone.objective.kl_weight == tfvae.schedules.Cyclical(20, 7)
     assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
 
 
-def test_keras_file_reload_gives_the_same_log_prob(tmp_path):
-    model = make_model("conv", "gaussian")
+@pytest.mark.parametrize("objective", [tfvae.ELBO(kl_weight=tfvae.schedules.Linear(30), kl_method="monte_carlo"),
+                                       tfvae.IWAE(num_samples=3, kl_weight=tfvae.schedules.Cyclical(10, 4))])
+def test_keras_file_reload_gives_the_same_log_prob_objective_and_training_settings(tmp_path, objective):
+    model = make_model("conv", "gaussian", objective=objective)
     x = binary_batch()
     model(x)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), seed=5, clip_global_norm=2.0)
     path = str(tmp_path / "vae.keras")
     model.save(path)
     reloaded = keras.saving.load_model(path)
+    assert reloaded.objective == objective and reloaded.data_shape == DATA_SHAPE
+    assert (reloaded.seed, reloaded.clip_global_norm) == (5, 2.0)
+    for step in (0, 3, 12):
+        assert float(reloaded.objective.rate_weight(step)) == float(objective.rate_weight(step))
     z = model.encoder(x).mean()
     np.testing.assert_allclose(reloaded.decoder(z).log_prob(x), model.decoder(z).log_prob(x), rtol=1e-6)
     np.testing.assert_allclose(reloaded.elbo(x, seed=4), model.elbo(x, seed=4), rtol=1e-6)
 
 
 def test_train_step_with_warmup_starts_at_pure_distortion():
-    model = make_model(kl_warmup_steps=100)
+    model = make_model(objective=tfvae.ELBO(kl_weight=tfvae.schedules.Linear(100)))
     model.compile(optimizer=keras.optimizers.SGD(0.0))
     logs = model.train_step(tf.constant(binary_batch()))
     assert float(logs["loss"]) == pytest.approx(float(logs["distortion"]), rel=1e-6)
@@ -139,14 +157,28 @@ def test_same_seed_gives_the_same_samples_and_elbo():
     assert not np.array_equal(model.elbo(x, seed=9), model.elbo(x, seed=10))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(beta=-1.0), "beta must be >= 0"),
-    (dict(kl_method="exact"), "kl_method must be one of"),
-    (dict(clip_global_norm=0.0), "clip_global_norm must be > 0"),
+@pytest.mark.parametrize("build, message", [
+    (lambda: tfvae.ELBO(beta=-1.0), "beta must be >= 0; got -1.0"),
+    (lambda: tfvae.ELBO(kl_method="exact"), "kl_method must be one of"),
+    (lambda: tfvae.ELBO(free_bits=-0.5), "free_bits must be >= 0"),
+    (lambda: tfvae.IWAE(num_samples=0), "num_samples must be a positive int; got 0"),
+    (lambda: tfvae.schedules.Cyclical(cycle_steps=5, warmup_steps=10), "kl_cycle_steps must be >= kl_warmup_steps"),
+    (lambda: tfvae.schedules.Linear(-3), "kl_warmup_steps must be an int >= 0; got -3"),
+    (lambda: make_model(objective=tfvae.ELBO(free_bits=1.0, free_bits_group_size=2)),
+     r"free_bits_group_size must divide latent_dim \(3\); got 2"),
+    (lambda: make_model(objective="kl"), "objective must be one of"),
+    (lambda: make_model().compile(clip_global_norm=0.0), "clip_global_norm must be > 0"),
 ])
-def test_bad_model_arguments_raise_one_line_errors(kwargs, message):
+def test_bad_model_arguments_raise_one_line_errors(build, message):
     with pytest.raises(ValueError, match=message):
-        make_model(**kwargs)
+        build()
+
+
+def test_arguments_that_moved_out_of_vae_name_their_new_home():
+    with pytest.raises(TypeError, match=r"VAE no longer takes beta; use objective=tfvae.ELBO\(beta=...\)"):
+        make_model(beta=0.5)
+    with pytest.raises(TypeError, match=r"VAE no longer takes seed; use model.compile\(seed=...\)"):
+        make_model(seed=1)
 
 
 def test_bad_part_arguments_raise_one_line_errors():

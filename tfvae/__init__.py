@@ -1,6 +1,6 @@
 """tfvae: variational autoencoders for Keras 3 and TensorFlow Probability."""
 
-from tfvae import distribute, export
+from tfvae import distribute, export, losses, schedules
 from tfvae.config import TrainConfig
 from tfvae.decoders import (
     BernoulliDecoder,
@@ -12,10 +12,12 @@ from tfvae.decoders import (
 from tfvae.encoders import GaussianEncoder, IAFEncoder
 from tfvae.flows import MADE, CouplingNetwork
 from tfvae.loading import load_model
+from tfvae.losses import ELBO, IWAE
 from tfvae.model import VAE
 from tfvae.pixel_distributions import DiscretizedLogisticMixture
 from tfvae.priors import FlowPrior, MixtureOfGaussiansPrior, StandardNormalPrior, VampPrior
 from tfvae.training import train_and_evaluate
+from tfvae.version import __version__
 
 __all__ = [
     "MADE",
@@ -25,10 +27,12 @@ __all__ = [
     "CouplingNetwork",
     "DiscretizedLogisticDecoder",
     "DiscretizedLogisticMixture",
+    "ELBO",
     "FlowPrior",
     "GaussianDecoder",
     "GaussianEncoder",
     "IAFEncoder",
+    "IWAE",
     "MixtureOfGaussiansPrior",
     "StandardNormalPrior",
     "TrainConfig",
@@ -36,8 +40,9 @@ __all__ = [
     "VampPrior",
     "distribute",
     "export",
+    "__version__",
     "load_model",
+    "losses",
+    "schedules",
     "train_and_evaluate",
 ]
-
-__version__ = "0.2.0"

@@ -3,7 +3,7 @@
 The state is a ``tf.train.Checkpoint`` of the model, the optimizer (whose
 ``iterations`` is the global step) and the position in the data
 (``epoch``, ``step_in_epoch``), saved by a ``tf.train.CheckpointManager``
-under ``<model_dir>/checkpoints``. TensorFlow writes each checkpoint's files
+in the run directory's ``checkpoints/`` (``rundir.RunDirectory.checkpoint_dir``). TensorFlow writes each checkpoint's files
 before it updates the ``checkpoint`` index, so the index never names a
 half-written checkpoint. A checkpoint is only written when every weight is
 finite, so a diverged step never replaces the last good one.
@@ -11,19 +11,13 @@ finite, so a diverged step never replaces the last good one.
 
 from __future__ import annotations
 
-import os
-
 import tensorflow as tf
 
-__all__ = ["CheckpointError", "TrainingState", "checkpoint_dir", "weights_are_finite"]
+__all__ = ["CheckpointError", "TrainingState", "weights_are_finite"]
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or does not match the model."""
-
-
-def checkpoint_dir(model_dir: str) -> str:
-    return os.path.join(model_dir, "checkpoints")
 
 
 def weights_are_finite(variables) -> bool:
@@ -37,13 +31,13 @@ class TrainingState:
     Args:
       model: the VAE (built).
       optimizer: its optimizer (built), possibly None for inference-only loads.
-      model_dir: the run directory.
+      directory: the run's checkpoint folder (``RunDirectory.checkpoint_dir``).
       max_to_keep: checkpoints kept on disk.
-      save_dir: where ``save`` writes, if not ``<model_dir>/checkpoints`` (a
-        non-chief worker's scratch copy); restores always read the run's own.
+      save_dir: where ``save`` writes, if not ``directory`` (a non-chief
+        worker's scratch copy); restores always read ``directory``.
     """
 
-    def __init__(self, model, optimizer, model_dir: str, max_to_keep: int = 3, save_dir: str | None = None):
+    def __init__(self, model, optimizer, directory: str, max_to_keep: int = 3, save_dir: str | None = None):
         self.model = model
         self.optimizer = optimizer
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -52,7 +46,7 @@ class TrainingState:
         if optimizer is not None:
             parts["optimizer"] = optimizer
         self.checkpoint = tf.train.Checkpoint(**parts)
-        self.directory = checkpoint_dir(model_dir)
+        self.directory = directory
         self.manager = tf.train.CheckpointManager(self.checkpoint, save_dir or self.directory, max_to_keep=max_to_keep)
 
     @property

@@ -1,20 +1,88 @@
 """The run configuration: one dataclass that describes a training run.
 
-Scripts fill it from flags; the library never reads flags. ``to_json`` and
-``from_json`` write and read ``<model_dir>/config.json``.
+Scripts fill it from flags (one flag per field, whose help is the field's
+entry under ``Attributes:`` below); the library never reads flags. Each list
+of choices is defined by the module that implements it and only referred to
+here (``CHOICES``). ``validate`` checks the values each field may take on its
+own; rules between fields belong to the parts that own them and are checked
+when ``factory.build_model`` builds them (``factory.check_config``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
-__all__ = ["TrainConfig", "uses_xla", "validate"]
+from tfvae import decoders, distribute, encoders, losses, networks, objectives, optimizers, priors, schedules
+
+__all__ = ["CHOICES", "JIT_COMPILE_MODES", "TrainConfig", "field_help", "uses_xla", "validate"]
+
+JIT_COMPILE_MODES = ("auto", "on", "off")
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything that defines a training run (see scripts/train.py for help texts)."""
+    """Everything that defines a training run.
+
+    Attributes:
+      dataset: Data set: fashion_mnist (Debian's IDX files, else a keras.datasets download), mnist, idx (IDX
+        files in --data_dir), npz (Keras-style .npz at --data_dir) or image_folder.
+      data_dir: Where the data is: a directory of IDX files or images, or an .npz file.
+      train_examples: Use only the first N training images (0 = all).
+      likelihood: p(x|z): bernoulli (dynamically binarized data), continuous_bernoulli or gaussian (intensities
+        in [0, 1]), discretized_logistic (mixture) or categorical (256-way) (8-bit pixels).
+      gaussian_scale: Scale of a gaussian likelihood: fixed, learned (one global) or per_pixel.
+      mixture_components: Logistic components per pixel of a discretized_logistic likelihood.
+      posterior: q(z|x): diagonal or full (covariance Gaussian), or iaf (diagonal Gaussian + --flow_steps
+        inverse autoregressive flow steps; KL by Monte Carlo).
+      prior: p(z): standard_normal, mixture (learned Gaussian mixture), vamp (VampPrior) or flow (--flow chain
+        on N(0, I)); all but standard_normal use a Monte Carlo KL.
+      prior_components: Mixture components (mixture) or pseudo-inputs (vamp); 0 = 10 and 500.
+      flow: Flow of --prior=flow: maf (masked autoregressive) or real_nvp (affine coupling).
+      flow_steps: Steps of the flow prior or of the IAF posterior.
+      flow_hidden_units: Hidden widths of each flow step's network (MADE or coupling), e.g. 256,256.
+      conditional: Conditional VAE: feed the one-hot labels to encoder and decoder (needs labelled data).
+      architecture: Encoder/decoder networks: mlp or conv.
+      hidden_units: Hidden layer widths (mlp) or conv filters (conv), encoder side first, e.g. 400 or 32,64.
+      activation: Activation of the hidden layers (a Keras name).
+      latent_dim: Size of the latent z.
+      epochs: Passes over the training data (a resumed run continues to this total).
+      batch_size: Global batch size: examples per optimizer step over all replicas.
+      learning_rate: Adam learning rate.
+      learning_rate_decay: none or cosine (to 1% of --learning_rate over the run).
+      beta: Weight of the rate KL(q(z|x)||p(z)) in the loss (1 = the ELBO).
+      kl_warmup_steps: Linear warm-up of the KL weight from 0 to --beta over this many steps (0 = none).
+      kl_schedule: KL weight schedule: linear (one warm-up over --kl_warmup_steps) or cyclical (a warm-up at
+        the start of every --kl_cycle_steps steps).
+      kl_cycle_steps: Cycle length of --kl_schedule=cyclical.
+      kl_method: KL estimator: auto (analytic where TFP has it), analytic or monte_carlo.
+      free_bits: KL floor in nats per group of latent dimensions, per example (0 = none).
+      free_bits_group_size: Latent dimensions per free-bits group (1 = per dimension; latent_dim = whole KL).
+      objective: Training objective: elbo or iwae (importance weighted bound with --samples_per_example).
+      samples_per_example: Posterior samples per example of the iwae objective (k).
+      clip_global_norm: Clip the (all-replica) gradient to this global norm (0 = no clipping).
+      seed: Seed of the data order, binarization, initialization and sampling noise.
+      strategy: tf.distribute strategy: default, one_device, mirrored (all local GPUs, or --devices, or the
+        logical CPUs), multi_worker_mirrored (cluster from TF_CONFIG or Slurm) or tpu (a Cloud TPU found by
+        TPUClusterResolver).
+      devices: Devices for one_device/mirrored, e.g. /gpu:0,/gpu:1 (default: all local GPUs).
+      logical_cpu_devices: Split the CPU into N logical devices (mirrored training without accelerators; 0 = no).
+      precision: float32, mixed_bfloat16 or mixed_float16 (networks in 16 bits; log-probs, KL and loss in
+        float32; float16 uses loss scaling).
+      jit_compile: XLA compilation of the training and evaluation steps: on, off or auto (on, except for conv
+        networks without a GPU, where XLA is slower).
+      steps_per_execution: Optimizer steps run inside one compiled call.
+      checkpoint_every_steps: Write a checkpoint every N steps (and at the end of every epoch).
+      max_checkpoints: Checkpoints kept on disk.
+      summary_every_steps: Write training scalars to TensorBoard every N steps.
+      eval_every_epochs: Evaluate the validation ELBO, KL per dimension, active units and image grids every N
+        epochs.
+      validation_examples: Test images used for validation during training (0 = all).
+      test_binarization_seed: Seed of the one fixed binarization of the test set (bernoulli).
+      early_stopping_patience: Stop when the validation loss (-ELBO) has not improved for N validations
+        (keras.callbacks.EarlyStopping; 0 = never).
+    """
 
     dataset: str = "fashion_mnist"
     data_dir: str | None = None
@@ -60,52 +128,65 @@ class TrainConfig:
     eval_every_epochs: int = 1
     validation_examples: int = 2000
     test_binarization_seed: int = 0
+    early_stopping_patience: int = 0
 
     def __post_init__(self):
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
         self.flow_hidden_units = tuple(int(u) for u in self.flow_hidden_units)
         self.devices = tuple(str(d) for d in self.devices)
 
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> TrainConfig:
-        values = json.loads(text)
-        if isinstance(values.get("jit_compile"), bool):  # written before jit_compile took "auto"
-            values["jit_compile"] = "on" if values["jit_compile"] else "off"
+    def from_dict(cls, values: dict, source: str = "config") -> TrainConfig:
+        """The config of ``values``; a one-line ValueError names unknown fields and ``source``."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"config.json has unknown fields {unknown}")
+            raise ValueError(f"{source} has unknown fields {unknown}")
         return cls(**values)
 
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        return cls.from_dict(json.loads(text), "config.json")
 
-_CHOICES = {
-    "likelihood": ("bernoulli", "continuous_bernoulli", "gaussian", "discretized_logistic", "categorical"),
-    "posterior": ("diagonal", "full", "iaf"),
-    "prior": ("standard_normal", "mixture", "vamp", "flow"),
-    "flow": ("maf", "real_nvp"),
-    "kl_schedule": ("linear", "cyclical"),
-    "objective": ("elbo", "iwae"),
-    "gaussian_scale": ("fixed", "learned", "per_pixel"),
-    "architecture": ("mlp", "conv"),
-    "kl_method": ("auto", "analytic", "monte_carlo"),
-    "learning_rate_decay": ("none", "cosine"),
-    "jit_compile": ("auto", "on", "off"),
-    "strategy": ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu"),
-    "precision": ("float32", "mixed_bfloat16", "mixed_float16"),
+
+# Each field with a fixed set of values, and the module's tuple that defines it.
+CHOICES = {
+    "likelihood": decoders.LIKELIHOODS,
+    "gaussian_scale": decoders.GAUSSIAN_SCALES,
+    "posterior": encoders.POSTERIORS,
+    "prior": priors.PRIORS,
+    "flow": priors.PRIOR_FLOWS,
+    "architecture": networks.ARCHITECTURES,
+    "kl_schedule": schedules.SCHEDULES,
+    "kl_method": objectives.KL_METHODS,
+    "objective": losses.OBJECTIVES,
+    "learning_rate_decay": optimizers.LEARNING_RATE_DECAYS,
+    "precision": optimizers.PRECISIONS,
+    "strategy": distribute.STRATEGIES,
+    "jit_compile": JIT_COMPILE_MODES,
 }
 _POSITIVE = ("latent_dim", "epochs", "batch_size", "steps_per_execution", "checkpoint_every_steps",
              "max_checkpoints", "summary_every_steps", "eval_every_epochs", "mixture_components", "flow_steps",
-             "free_bits_group_size", "samples_per_example")
-_NON_NEGATIVE = ("train_examples", "kl_warmup_steps", "beta", "clip_global_norm", "validation_examples",
-                 "logical_cpu_devices", "prior_components", "kl_cycle_steps", "free_bits")
+             "samples_per_example", "learning_rate")
+_NON_NEGATIVE = ("train_examples", "clip_global_norm", "validation_examples", "logical_cpu_devices",
+                 "prior_components", "early_stopping_patience")
 
 
 def validate(config: TrainConfig) -> None:
-    """Raises a one-line ValueError naming the first field with a bad value."""
-    for name, choices in _CHOICES.items():
+    """Raises a one-line ValueError naming the first field whose value is out of its own range.
+
+    Rules that relate several fields (free bits and the objective, the
+    cyclical schedule's lengths, a conditional VampPrior, ...) belong to the
+    parts that own them: ``factory.check_config`` builds the parts once to
+    apply them.
+    """
+    for name, choices in CHOICES.items():
         if getattr(config, name) not in choices:
             raise ValueError(f"{name} must be one of {choices}; got {getattr(config, name)!r}")
     for name in _POSITIVE:
@@ -114,8 +195,6 @@ def validate(config: TrainConfig) -> None:
     for name in _NON_NEGATIVE:
         if not getattr(config, name) >= 0:
             raise ValueError(f"{name} must be >= 0; got {getattr(config, name)}")
-    if not config.learning_rate > 0:
-        raise ValueError(f"learning_rate must be > 0; got {config.learning_rate}")
     if config.precision == "mixed_float16" and config.clip_global_norm:
         raise ValueError("clip_global_norm must be 0 with precision=mixed_float16 (its gradients are loss-scaled); "
                          f"got {config.clip_global_norm}")
@@ -123,20 +202,13 @@ def validate(config: TrainConfig) -> None:
         units = getattr(config, name)
         if not units or min(units) <= 0:
             raise ValueError(f"{name} must be a non-empty list of positive ints; got {list(units)}")
-    if config.kl_schedule == "cyclical" and not 0 < config.kl_warmup_steps <= config.kl_cycle_steps:
-        raise ValueError("kl_cycle_steps must be >= kl_warmup_steps > 0 with kl_schedule=cyclical; got "
-                         f"{config.kl_cycle_steps} and {config.kl_warmup_steps}")
-    if config.free_bits and config.latent_dim % config.free_bits_group_size:
-        raise ValueError(f"free_bits_group_size must divide latent_dim ({config.latent_dim}); "
-                         f"got {config.free_bits_group_size}")
-    if config.free_bits and config.free_bits_group_size < config.latent_dim and (
-            config.posterior != "diagonal" or config.prior != "standard_normal"):
-        raise ValueError("free_bits_group_size must equal latent_dim unless posterior=diagonal and "
-                         f"prior=standard_normal (per-dimension KL needs both to factorise); got {config.free_bits_group_size}")
-    if config.free_bits and config.objective == "iwae":
-        raise ValueError(f"free_bits must be 0 with objective=iwae; got {config.free_bits}")
-    if config.conditional and config.prior == "vamp":
-        raise ValueError("conditional must be false with prior=vamp (a VampPrior does not depend on the labels)")
+
+
+def field_help() -> dict[str, str]:
+    """{field: help text} from the ``Attributes:`` section of TrainConfig's docstring (the flags' help)."""
+    section = TrainConfig.__doc__.split("Attributes:", 1)[1]
+    entries = re.findall(r"^ {6}(\w+): (.*?)(?=^ {6}\w+: |\Z)", section, flags=re.M | re.S)
+    return {name: " ".join(text.split()) for name, text in entries}
 
 
 def uses_xla(config: TrainConfig, gpu_available: bool) -> bool:

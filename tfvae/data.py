@@ -34,6 +34,7 @@ __all__ = [
     "ImageData",
     "binarize",
     "load_dataset",
+    "prepare_data",
     "load_idx_directory",
     "load_image_folder",
     "load_npz",
@@ -62,13 +63,21 @@ class DataError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ImageData:
-    """Train and test images, [N, H, W, C], uint8 in [0, 255] or float32 in [0, 1]."""
+    """Train and test images, [N, H, W, C], uint8 in [0, 255] or float32 in [0, 1].
+
+    As loaded, labels are whatever the source has. After ``prepare_data``:
+    the test images are float32 (binarized once when ``binarize``), labels
+    are int32 and kept for a conditional run only, and ``num_classes`` is
+    max(label) + 1 over both splits (0 for an unconditional run).
+    """
 
     train_images: np.ndarray
     test_images: np.ndarray
     source: str
     train_labels: np.ndarray | None = None
     test_labels: np.ndarray | None = None
+    binarize: bool = False
+    num_classes: int = 0
 
     @property
     def data_shape(self) -> tuple[int, int, int]:
@@ -302,3 +311,33 @@ def binarize(images: np.ndarray, seed: int) -> np.ndarray:
     """Fixed binarization x_b ~ Bernoulli(x / 255), float32 in {0, 1}, from ``seed``."""
     probs = to_unit_interval(images)
     return (np.random.default_rng(seed).random(probs.shape, dtype=np.float32) < probs).astype(np.float32)
+
+
+def prepare_data(config, data_dir: str | None = None) -> ImageData:
+    """The data of a training run, ready for training and evaluation.
+
+    Loads ``config.dataset`` (from ``data_dir``, else ``config.data_dir``),
+    keeps the first ``config.train_examples`` training images (0: all),
+    binarizes the test set once with ``config.test_binarization_seed`` for a
+    Bernoulli likelihood (the training set is binarized dynamically, per step)
+    and keeps int labels for a ``config.conditional`` run (DataError if the
+    data has none). ``config`` is a ``TrainConfig``.
+    """
+    loaded = load_dataset(config.dataset, data_dir or config.data_dir)
+    train_images, train_labels, test_labels, num_classes = loaded.train_images, None, None, 0
+    if config.conditional:
+        if loaded.train_labels is None or loaded.test_labels is None:
+            raise DataError(f"{loaded.source}: no labels for both splits; a conditional VAE (--conditional) needs "
+                            "them (IDX *-labels-idx1-ubyte files, or y_train/y_test in an .npz)")
+        train_labels, test_labels = (np.asarray(y, np.int32).reshape(-1) for y in (loaded.train_labels,
+                                                                                    loaded.test_labels))
+        if min(train_labels.min(), test_labels.min()) < 0:
+            raise DataError(f"{loaded.source}: labels must be ints >= 0 for --conditional; found negative ones")
+        num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    if config.train_examples:
+        train_images = train_images[: config.train_examples]
+        train_labels = None if train_labels is None else train_labels[: config.train_examples]
+    binarized = config.likelihood == "bernoulli"
+    test_images = (binarize(loaded.test_images, config.test_binarization_seed) if binarized
+                   else to_unit_interval(loaded.test_images))
+    return ImageData(train_images, test_images, loaded.source, train_labels, test_labels, binarized, num_classes)

@@ -22,7 +22,19 @@ import os
 
 import tensorflow as tf
 
-__all__ = ["STRATEGIES", "make_strategy", "split_cpu", "validate_tf_config", "worker_role"]
+from tfvae import sampling
+
+__all__ = [
+    "STRATEGIES",
+    "check_batch_size",
+    "clip_across_replicas",
+    "global_batch_size",
+    "make_strategy",
+    "num_workers",
+    "split_cpu",
+    "validate_tf_config",
+    "worker_role",
+]
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 
@@ -78,6 +90,45 @@ def worker_role(strategy) -> tuple[bool, int]:
     is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0
                                         and "chief" not in resolver.cluster_spec().as_dict())
     return is_chief, task_id
+
+
+def num_workers(strategy) -> int:
+    """Number of worker tasks of a multi-worker strategy's cluster; 1 otherwise."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return 1
+    return max(1, sum(len(tasks) for tasks in resolver.cluster_spec().as_dict().values()))
+
+
+def check_batch_size(global_batch: int, num_replicas: int) -> None:
+    """Raises ValueError unless the global batch splits evenly over the replicas."""
+    if global_batch % num_replicas:
+        raise ValueError(f"batch_size ({global_batch}) must be divisible by the number of replicas ({num_replicas})")
+
+
+def global_batch_size(local_batch: tf.Tensor) -> tf.Tensor:
+    """B = B_local * R, float32, for this replica's batch ``local_batch`` (any tensor with a batch axis).
+
+    Each replica divides its summed loss by B, and the optimizer sums the
+    replicas' gradients: the gradient of the global-batch mean, for any R.
+    """
+    _, num_replicas = sampling.replica_position()
+    return tf.cast(tf.shape(local_batch)[0] * num_replicas, tf.float32)
+
+
+def clip_across_replicas(grads, clip_norm: float):
+    """Clips the all-replica gradient sum to ``clip_norm`` by global norm; returns this replica's share.
+
+    The optimizer sums what each replica passes it, so each replica passes
+    clipped_sum / R; the clipping therefore means the same on 1 or R replicas.
+    """
+    _, num_replicas = sampling.replica_position()
+    if num_replicas > 1:
+        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    grads, _ = tf.clip_by_global_norm(grads, clip_norm)
+    if num_replicas > 1:
+        grads = [g / num_replicas for g in grads]
+    return grads
 
 
 def _local_devices(kind: str) -> list[str]:

@@ -43,9 +43,10 @@ from tfvae import flows, networks
 tfd = tfp.distributions
 tfb = tfp.bijectors
 
-__all__ = ["COVARIANCES", "GaussianEncoder", "IAFEncoder"]
+__all__ = ["COVARIANCES", "POSTERIORS", "GaussianEncoder", "IAFEncoder"]
 
 COVARIANCES = ("diagonal", "full")
+POSTERIORS = (*COVARIANCES, "iaf")  # GaussianEncoder(covariance=...) or IAFEncoder
 
 
 @keras.saving.register_keras_serializable(package="tfvae")

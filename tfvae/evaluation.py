@@ -14,9 +14,17 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tfvae import pipeline, sampling
+from tfvae import objectives, pipeline, sampling
 
-__all__ = ["ACTIVE_UNIT_THRESHOLD", "elbo_metrics", "evaluate_model", "iwae_log_likelihood"]
+__all__ = [
+    "ACTIVE_UNIT_THRESHOLD",
+    "active_units",
+    "bits_per_dim",
+    "elbo_metrics",
+    "evaluate_model",
+    "iwae_log_likelihood",
+    "kl_per_dimension",
+]
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 
@@ -57,15 +65,39 @@ def iwae_log_likelihood(
 
 
 def active_units(model, images: np.ndarray, batch_size: int = 500, labels: np.ndarray | None = None) -> int:
-    """Number of latent dimensions whose posterior location varies across x (> 0.01).
+    """Number of latent dimensions i with Cov_x(E_q[z_i | x]) > 0.01 (Burda et al. 2015).
 
-    The location is E_q[z], or for a flow posterior the flow applied to its
-    base mean (``sampling.posterior_location``).
+    Cov_x is the variance over ``images`` (a variance, not a standard
+    deviation); the location is E_q[z], or for a flow posterior the flow
+    applied to its base mean (``sampling.posterior_location``).
     """
     means = np.concatenate([
         sampling.posterior_location(model.posterior(x, y)).numpy() for _, x, y in _batches(images, labels, batch_size)
     ])
-    return int((means.var(axis=0) > ACTIVE_UNIT_THRESHOLD).sum())
+    return int((means.astype(np.float64).var(axis=0) > ACTIVE_UNIT_THRESHOLD).sum())
+
+
+def kl_per_dimension(model, images: np.ndarray, batch_size: int = 500,
+                     labels: np.ndarray | None = None) -> np.ndarray | None:
+    """Mean over ``images`` of KL(q(z_d|x) || p(z_d)) for each latent dimension d, [latent_dim] nats.
+
+    Defined when posterior and prior are diagonal Gaussians (their sum is
+    then the rate); None for families whose KL does not split by dimension.
+    """
+    totals = None
+    for _, x, y in _batches(images, labels, batch_size):
+        try:
+            kl = objectives.per_dimension_kl(model.posterior(x, y), model.prior)
+        except ValueError:
+            return None
+        batch_total = tf.reduce_sum(kl, axis=0).numpy().astype(np.float64)
+        totals = batch_total if totals is None else totals + batch_total
+    return totals / len(images)
+
+
+def bits_per_dim(log_likelihood: float, data_shape) -> float:
+    """-log p(x) / (D log 2) with D = prod(data_shape): nats per example -> bits per dimension."""
+    return -log_likelihood / (math.prod(data_shape) * math.log(2.0))
 
 
 def evaluate_model(
@@ -75,11 +107,10 @@ def evaluate_model(
     """All test figures for ``images`` (already binarized where the likelihood needs it)."""
     metrics = elbo_metrics(model, images, labels, jit_compile=jit_compile)
     log_likelihood = iwae_log_likelihood(model, images, num_importance_samples, batch_size, labels=labels)
-    num_dims = math.prod(images.shape[1:])
     metrics.update(
         log_likelihood=log_likelihood,
         num_importance_samples=int(num_importance_samples),
-        bits_per_dim=-log_likelihood / (num_dims * math.log(2.0)),
+        bits_per_dim=bits_per_dim(log_likelihood, images.shape[1:]),
         active_units=active_units(model, images, labels=labels),
         num_examples=int(len(images)),
     )

@@ -110,12 +110,6 @@ def _stddev_if_closed_form(distribution) -> dict:
         return {}
 
 
-def _stateless_seed(seed: tf.Tensor) -> tf.Tensor:
-    """int64 seed -> the [2] int32 stateless seed ``VAE`` derives from a Python int."""
-    low_bits = tf.cast(tf.bitwise.bitwise_and(seed, tf.constant(0x7FFFFFFF, seed.dtype)), tf.int32)
-    return tf.stack([low_bits, tf.constant(0, tf.int32)])
-
-
 class ServingModule(tf.Module):
     """The exportable form of a trained ``VAE``: variables plus signature functions.
 
@@ -139,7 +133,7 @@ class ServingModule(tf.Module):
         # The tf.Variables themselves: tracking Keras 3 variable wrappers saves copies that a
         # TF1-style (TF Serving) load restores while the functions read the uninitialised originals.
         self.model_variables = [v.value for v in model.variables]
-        data_shape = [int(d) for d in model.decoder.data_shape]
+        data_shape = [int(d) for d in model.data_shape]
         latent_dim = model.latent_dim
         bernoulli = isinstance(model.decoder, decoders.BernoulliDecoder)
         max_batch = int(max_batch_size)
@@ -174,7 +168,7 @@ class ServingModule(tf.Module):
             seed = _request_parameter(seed, "seed", 0, 2**62)
             posterior = model.encoder(check_images(images))
             return {"loc": sampling.posterior_location(posterior), **_stddev_if_closed_form(posterior),
-                    "z": posterior.sample(seed=_stateless_seed(seed))}
+                    "z": posterior.sample(seed=sampling.as_seed(seed))}
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="z")])
         def decode(z):
@@ -195,16 +189,16 @@ class ServingModule(tf.Module):
         def sample(num_samples, seed):
             num_samples = _request_parameter(num_samples, "num_samples", 1, max_batch)
             seed = _request_parameter(seed, "seed", 0, 2**62)
-            z = model.prior.sample(num_samples, seed=_stateless_seed(seed))
+            z = model.prior.sample(num_samples, seed=sampling.as_seed(seed))
             return {"images": model.decoder(z).mean()}
 
         @tf.function(input_signature=[images_spec, tf.TensorSpec([None], tf.int32, name="num_importance_samples"),
                                       seed_spec])
         def log_likelihood(images, num_importance_samples, seed):
             k = _request_parameter(num_importance_samples, "num_importance_samples", 1, int(max_importance_samples))
-            seed = _stateless_seed(_request_parameter(seed, "seed", 0, 2**62))
+            seed = sampling.as_seed(_request_parameter(seed, "seed", 0, 2**62))
             x = check_images(images)
-            return {"elbo": model.elbo(x, seed), "iwae_bound": model._log_likelihood_graph(x, k, seed, -1)}
+            return {"elbo": model.elbo(x, seed), "iwae_bound": model.iwae_bound(x, k, seed)}
 
         self.encode, self.decode, self.reconstruct = encode, decode, reconstruct
         self.sample, self.log_likelihood = sample, log_likelihood

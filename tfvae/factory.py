@@ -1,21 +1,41 @@
-"""Builds a ``VAE`` from a ``TrainConfig`` and the data shape."""
+"""Builds a ``VAE`` (parts and objective) from a ``TrainConfig`` and the data shape.
+
+This is where flags meet parts: each config field goes to the constructor
+that owns it, and the constructors check their arguments (once, with a
+one-line ValueError naming the argument, which is also the flag's name).
+"""
 
 from __future__ import annotations
 
 import keras
 
-from tfvae import decoders, priors
-from tfvae.config import TrainConfig
+from tfvae import decoders, losses, priors, schedules
+from tfvae.config import TrainConfig, validate
 from tfvae.encoders import GaussianEncoder, IAFEncoder
 from tfvae.model import VAE
 
-__all__ = ["build_model"]
+__all__ = ["build_model", "build_objective", "check_config"]
 
 DEFAULT_PRIOR_COMPONENTS = {"mixture": 10, "vamp": 500}
 
 
+def build_objective(config: TrainConfig) -> losses.Objective:
+    """The training objective ``config`` names, with its KL weight schedule."""
+    kl_weight = schedules.make(config.kl_schedule, config.kl_warmup_steps, config.kl_cycle_steps)
+    if config.objective == "iwae":
+        if config.free_bits:
+            raise ValueError(f"free_bits must be 0 with objective=iwae; got {config.free_bits}")
+        return losses.IWAE(config.samples_per_example, beta=config.beta, kl_weight=kl_weight)
+    if config.free_bits and config.free_bits_group_size < config.latent_dim and (
+            config.posterior != "diagonal" or config.prior != "standard_normal"):
+        raise ValueError("free_bits_group_size must equal latent_dim unless posterior=diagonal and "
+                         "prior=standard_normal (per-dimension KL needs both to factorise); got "
+                         f"{config.free_bits_group_size}")
+    return losses.ELBO(config.beta, kl_weight, config.free_bits, config.free_bits_group_size, config.kl_method)
+
+
 def build_model(config: TrainConfig, data_shape, num_classes: int = 0) -> VAE:
-    """The VAE described by ``config`` for images of shape ``data_shape`` (H, W, C).
+    """The VAE described by ``config`` for data of shape ``data_shape`` (H, W, C), not yet built.
 
     ``num_classes`` > 0 (with ``config.conditional``) builds a conditional VAE.
     """
@@ -25,6 +45,17 @@ def build_model(config: TrainConfig, data_shape, num_classes: int = 0) -> VAE:
         return _vae(config, tuple(data_shape), num_classes if config.conditional else 0)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def check_config(config: TrainConfig, data_shape=(28, 28, 1)) -> None:
+    """Raises the one-line ValueError of the first bad setting, before any data is read or file written.
+
+    Validates each field (``config.validate``) and constructs the parts and
+    objective (cheap: no weights are made), so that the rules the parts own
+    are applied by the parts themselves.
+    """
+    validate(config)
+    build_model(config, data_shape, num_classes=2 if config.conditional else 0)
 
 
 def _encoder(config: TrainConfig, network: dict):
@@ -61,16 +92,6 @@ def _vae(config: TrainConfig, data_shape, num_classes: int) -> VAE:
         encoder=_encoder(config, network),
         decoder=_decoder(config, data_shape, network),
         prior=_prior(config, data_shape),
-        beta=config.beta,
-        kl_warmup_steps=config.kl_warmup_steps,
-        kl_schedule=config.kl_schedule,
-        kl_cycle_steps=config.kl_cycle_steps,
-        kl_method=config.kl_method,
-        free_bits=config.free_bits,
-        free_bits_group_size=config.free_bits_group_size,
-        objective=config.objective,
-        num_samples=config.samples_per_example,
+        objective=build_objective(config),
         num_classes=num_classes,
-        clip_global_norm=config.clip_global_norm or None,
-        seed=config.seed,
     )

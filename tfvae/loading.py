@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
-
-import keras
-
 from tfvae import checkpoints
 from tfvae.config import TrainConfig
-from tfvae.training import CONFIG_FILE, MODEL_FILE
+from tfvae.rundir import RunDirectory
 
-__all__ = ["load_model", "load_config"]
+__all__ = ["load_config", "load_model"]
 
 
 def load_config(model_dir: str) -> TrainConfig:
-    """The ``TrainConfig`` saved in ``<model_dir>/config.json``."""
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: not found; is {model_dir} a tfvae training directory?")
-    with open(path) as f:
-        return TrainConfig.from_json(f.read())
+    """The ``TrainConfig`` saved in ``<model_dir>/config.json`` (RunDirectoryError if absent or incompatible)."""
+    return RunDirectory(model_dir).read_config()
 
 
 def load_model(model_dir: str, checkpoint: str | None = None):
@@ -31,16 +22,12 @@ def load_model(model_dir: str, checkpoint: str | None = None):
       checkpoint: a checkpoint path prefix to load instead of the latest.
 
     Raises:
-      FileNotFoundError: model_dir has no model.json.
+      RunDirectoryError: model_dir is not a run directory of this tfvae version.
       CheckpointError: no checkpoint, or an unreadable one.
     """
-    path = os.path.join(model_dir, MODEL_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: not found; is {model_dir} a tfvae training directory?")
-    with open(path) as f:
-        model = keras.saving.deserialize_keras_object(json.load(f))
-    model.build((None, *model.decoder.data_shape))
-    state = checkpoints.TrainingState(model, None, model_dir)
+    run = RunDirectory(model_dir)
+    model = run.read_model()
+    state = checkpoints.TrainingState(model, None, run.checkpoint_dir)
     if checkpoint is None:
         state.restore_latest(require=True)
     else:

@@ -1,50 +1,66 @@
-"""The variational autoencoder: a keras.Model composed of encoder, decoder, prior.
+"""The variational autoencoder: a keras.Model composed of encoder, decoder, prior and objective.
 
-  q(z|x)  = encoder(x)          a tfd.Distribution, batch [B], event [latent_dim]
-  p(x|z)  = decoder(z)          a tfd.Distribution, batch [B], event data shape
-  p(z)    = prior.distribution()
+  q(z|x)  = encoder(x)             a tfd.Distribution, batch [B], event [latent_dim]
+  p(x|z)  = decoder(z)             a tfd.Distribution, batch [B], event = data shape
+  p(z)    = prior.distribution()   a tfd.Distribution, event [latent_dim]
 
-Training maximises the evidence lower bound per example,
+The model holds the probabilistic model and its bounds, in nats per example:
 
-  ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)) = -(distortion + rate),
+  distortion = -log p(x|z),  z ~ q(z|x) reparameterised
+  rate       = KL(q(z|x) || p(z))   (analytic where TFP registers it, else Monte Carlo)
+  elbo       = E_q[log p(x|z)] - KL(q(z|x) || p(z)) = -(distortion + rate) <= log p(x)
+  IWAE_k     = log (1/k) sum_j p(x, z_j) / q(z_j|x)  (``log_likelihood``)
 
-with k = num_samples reparameterised samples z_j = b(eps_j), eps_j ~ N(0, I).
-The training loss per example is, for objective="elbo",
+What it is trained on is a separate part, ``objective`` (``tfvae.ELBO``,
+``tfvae.IWAE``: beta, KL schedules, free bits, k). Training mechanics that do
+not change the model (the seed of the training noise, gradient clipping) are
+arguments of ``compile``. A conditional VAE (num_classes > 0) feeds one-hot
+labels y to the encoder and decoder: q(z|x, y), p(x|z, y), p(z).
 
-  distortion + w_t * rate      (rate replaced by sum_g max(free_bits, KL_g)
-                                when free_bits > 0),
-
-and for objective="iwae",
-
-  -log (1/k) sum_j exp(log p(x|z_j) - w_t (log q(z_j|x) - log p(z_j))),
-
-the negative IWAE bound (w_t = 1) with the same KL weight; w_t follows the
-KL schedule (objectives.kl_weight). A conditional VAE (num_classes > 0) feeds
-one-hot labels y to the encoder and decoder: q(z|x, y), p(x|z, y), p(z).
+What the model needs from its parts, in one place:
+  * encoder: a Keras layer mapping x [B, *data_shape] to a distribution with
+    batch shape [B] and event shape [latent_dim];
+  * decoder: a Keras layer mapping z [N, latent_dim] to a distribution with
+    batch shape [N] and event shape = data shape. The model folds any
+    sample dimensions of z into N before calling it and restores them
+    (``tfd.BatchReshape``), so a decoder never sees more than rank-2 input;
+  * prior: a layer with ``distribution()`` returning p(z) with empty batch
+    shape; latent_dim is the prior's ``latent_dim`` or its event size;
+  * data shape: from the first batch the model is built on (``build``);
+  * conditional parts (num_classes > 0): also take ``condition=`` one-hot
+    labels [B, num_classes] and have ``condition_dim == num_classes``.
 
 References:
   Kingma & Welling (2014), Auto-Encoding Variational Bayes.
   Burda, Grosse & Salakhutdinov (2015), Importance Weighted Autoencoders.
-  Higgins et al. (2017), beta-VAE.
-  Kingma et al. (2016), Improved Variational Inference with Inverse
-  Autoregressive Flow (free bits).
-  Fu et al. (2019), Cyclical Annealing Schedule.
   Sohn, Lee & Yan (2015), conditional VAE.
 """
 
 from __future__ import annotations
 
+import collections
+
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import objectives, sampling
+from tfvae import distribute, losses, objectives, sampling
 
 tfd = tfp.distributions
 
-__all__ = ["OBJECTIVES", "VAE"]
+__all__ = ["VAE", "LatentSample"]
 
-OBJECTIVES = ("elbo", "iwae")
+LatentSample = collections.namedtuple("LatentSample", ["approx_posterior", "prior", "z", "log_likelihood", "rate"])
+LatentSample.__doc__ = """k posterior samples of a batch: q, p(z), z [k, B, D], log p(x|z_j) [k, B] and the rate [B]."""
+
+# Arguments VAE took before the objective became a part (tfvae <= 0.2), with where they live now.
+_MOVED_ARGUMENTS = {
+    "beta": "objective=tfvae.ELBO(beta=...)", "kl_warmup_steps": "tfvae.ELBO(kl_weight=tfvae.schedules.Linear(...))",
+    "kl_schedule": "tfvae.ELBO(kl_weight=tfvae.schedules....)", "kl_cycle_steps": "tfvae.schedules.Cyclical(...)",
+    "kl_method": "tfvae.ELBO(kl_method=...)", "free_bits": "tfvae.ELBO(free_bits=...)",
+    "free_bits_group_size": "tfvae.ELBO(free_bits_group_size=...)", "num_samples": "tfvae.IWAE(num_samples=...)",
+    "clip_global_norm": "model.compile(clip_global_norm=...)", "seed": "model.compile(seed=...)",
+}
 
 
 def _features(data):
@@ -65,116 +81,60 @@ def _labels(data):
     return None
 
 
-def _as_seed(seed) -> tf.Tensor:
-    """An int, a [2] int tensor or None (fresh randomness) -> a [2] int32 stateless seed."""
-    if seed is None:
-        return tfp.random.sanitize_seed(None)
-    if isinstance(seed, int):
-        return tf.constant([seed & 0x7FFFFFFF, 0], tf.int32)
-    return tf.cast(seed, tf.int32)
+def _has_own_build(layer) -> bool:
+    return type(layer).build is not keras.layers.Layer.build
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
 class VAE(keras.Model):
-    """Variational autoencoder with pluggable encoder, decoder and prior.
+    """Variational autoencoder with pluggable encoder, decoder, prior and objective.
 
     Args:
       encoder: layer mapping x to q(z|x) (e.g. ``tfvae.GaussianEncoder``).
       decoder: layer mapping z to p(x|z) (e.g. ``tfvae.BernoulliDecoder``).
       prior: layer whose ``distribution()`` is p(z) (e.g. ``tfvae.StandardNormalPrior``).
-      beta: weight of the rate in the training loss (default 1.0, the ELBO).
-      kl_warmup_steps: warm-up of the rate weight from 0 to beta over this
-        many optimizer steps (default 0: no warm-up).
-      kl_schedule: "linear" (one warm-up) or "cyclical" (a warm-up at the
-        start of every ``kl_cycle_steps`` steps).
-      kl_cycle_steps: cycle length of the cyclical schedule.
-      free_bits: KL floor in nats per group of latent dimensions (0: none).
-      free_bits_group_size: latent dimensions per free-bits group (default 1:
-        per dimension, which needs diagonal Gaussian posterior and prior).
-      objective: "elbo" or "iwae" (the importance weighted bound).
-      num_samples: k, posterior samples per example in training (default 1).
-      num_classes: > 0 makes a conditional VAE on integer labels 0..num_classes-1
-        (the encoder and decoder need ``condition_dim=num_classes``).
-      kl_method: "auto" (analytic where TFP registers it, else Monte Carlo),
-        "analytic" or "monte_carlo".
-      clip_global_norm: if set, the all-replica gradient is clipped to this
-        global norm before the update, so it means the same on 1 or N replicas.
-      seed: int from which all training noise is derived as (seed, step).
+      objective: what ``train_step`` minimises: ``tfvae.ELBO(...)`` (default
+        ``ELBO()``), ``tfvae.IWAE(num_samples=k)`` or the name "elbo"/"iwae".
+      num_classes: > 0 makes a conditional VAE on integer labels
+        0..num_classes-1 (the encoder and decoder need ``condition_dim=num_classes``).
 
     Example:
       model = tfvae.VAE(
           encoder=tfvae.GaussianEncoder(latent_dim=20, hidden_units=[400]),
           decoder=tfvae.BernoulliDecoder(data_shape=(28, 28, 1), hidden_units=[400]),
-          prior=tfvae.StandardNormalPrior(latent_dim=20))
+          prior=tfvae.StandardNormalPrior(latent_dim=20),
+          objective=tfvae.ELBO(kl_weight=tfvae.schedules.Linear(warmup_steps=10_000)))
+      model.compile(optimizer="adam", seed=0)
+      model.fit(x_train, epochs=10, batch_size=128)
       q = model.encoder(x)                        # tfd.MultivariateNormalDiag
       elbo = model.elbo(x)                        # [B] nats
       log_px = model.log_likelihood(x, num_samples=5000)
     """
 
-    def __init__(
-        self,
-        encoder,
-        decoder,
-        prior,
-        beta=1.0,
-        kl_warmup_steps=0,
-        kl_method="auto",
-        clip_global_norm=None,
-        seed=0,
-        kl_schedule="linear",
-        kl_cycle_steps=0,
-        free_bits=0.0,
-        free_bits_group_size=1,
-        objective="elbo",
-        num_samples=1,
-        num_classes=0,
-        **kwargs,
-    ):
+    def __init__(self, encoder, decoder, prior, objective=None, num_classes=0, **kwargs):
+        moved = sorted(set(kwargs) & set(_MOVED_ARGUMENTS))
+        if moved:
+            raise TypeError(f"VAE no longer takes {moved[0]}; use {_MOVED_ARGUMENTS[moved[0]]}")
         super().__init__(**kwargs)
-        if not beta >= 0:
-            raise ValueError(f"beta must be >= 0; got {beta}")
-        if int(kl_warmup_steps) < 0:
-            raise ValueError(f"kl_warmup_steps must be >= 0; got {kl_warmup_steps}")
-        if kl_method not in objectives.KL_METHODS:
-            raise ValueError(f"kl_method must be one of {objectives.KL_METHODS}; got {kl_method!r}")
-        if clip_global_norm is not None and not clip_global_norm > 0:
-            raise ValueError(f"clip_global_norm must be > 0 or None; got {clip_global_norm}")
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}; got {objective!r}")
-        if int(num_samples) < 1:
-            raise ValueError(f"num_samples must be a positive int; got {num_samples}")
-        if not free_bits >= 0:
-            raise ValueError(f"free_bits must be >= 0; got {free_bits}")
-        if free_bits and objective == "iwae":
-            raise ValueError("free_bits applies to the elbo objective; got objective='iwae' with free_bits > 0")
-        if free_bits and prior.latent_dim % int(free_bits_group_size):
-            raise ValueError(f"free_bits_group_size must divide latent_dim ({prior.latent_dim}); "
-                             f"got {free_bits_group_size}")
-        objectives.kl_weight(0, beta, int(kl_warmup_steps), kl_schedule, int(kl_cycle_steps))  # validates
-        if int(num_classes) < 0:
-            raise ValueError(f"num_classes must be >= 0; got {num_classes}")
+        if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 0:
+            raise ValueError(f"num_classes must be an int >= 0; got {num_classes!r}")
         if num_classes and getattr(prior, "uses_encoder", False):
             raise ValueError(f"a conditional VAE cannot use {type(prior).__name__}: its prior p(z) does not "
                              "depend on the labels")
         for part in (encoder, decoder):
-            if int(getattr(part, "condition_dim", num_classes)) != int(num_classes):
+            if int(getattr(part, "condition_dim", 0)) != int(num_classes):
                 raise ValueError(f"{type(part).__name__}.condition_dim must equal num_classes ({num_classes}); "
-                                 f"got {part.condition_dim}")
-        self.kl_schedule = kl_schedule
-        self.kl_cycle_steps = int(kl_cycle_steps)
-        self.free_bits = float(free_bits)
-        self.free_bits_group_size = int(free_bits_group_size)
-        self.objective = objective
-        self.num_samples = int(num_samples)
-        self.num_classes = int(num_classes)
+                                 f"got {getattr(part, 'condition_dim', 0)}")
         self.encoder = encoder
         self.decoder = decoder
         self.prior_layer = prior
-        self.beta = float(beta)
-        self.kl_warmup_steps = int(kl_warmup_steps)
-        self.kl_method = kl_method
-        self.clip_global_norm = None if clip_global_norm is None else float(clip_global_norm)
-        self.seed = int(seed)
+        self.objective = losses.get(objective)
+        self.num_classes = int(num_classes)
+        if hasattr(prior, "latent_dim"):
+            self.objective.check_latent_dim(int(prior.latent_dim))
+        self.data_shape = None
+        self.seed = 0
+        self.clip_global_norm = None
         self.elbo_tracker = keras.metrics.Mean(name="elbo")
         self.rate_tracker = keras.metrics.Mean(name="rate")
         self.distortion_tracker = keras.metrics.Mean(name="distortion")
@@ -190,24 +150,34 @@ class VAE(keras.Model):
 
     @property
     def latent_dim(self) -> int:
+        if hasattr(self.prior_layer, "latent_dim"):
+            return int(self.prior_layer.latent_dim)
         return int(self.prior.event_shape[-1])
 
     def build(self, input_shape):
+        """Builds the parts for data of shape input_shape[1:] (a user's layer by one call on zeros)."""
         if isinstance(input_shape, (tuple, list)) and input_shape and isinstance(input_shape[0], (tuple, list)):
             input_shape = input_shape[0]  # ((images), (labels))
-        if not self.encoder.built:
-            self.encoder.build(input_shape)
-        if not self.decoder.built:
-            self.decoder.build((input_shape[0], self.prior_layer.latent_dim))
+        self.data_shape = tuple(int(d) for d in input_shape[1:])
         if not self.prior_layer.built:
             self.prior_layer.build(None)
+        self.objective.check_latent_dim(self.latent_dim)
+        condition = tf.zeros([1, self.num_classes]) if self.num_classes else None
+        for part, shape in ((self.encoder, (None, *self.data_shape)), (self.decoder, (None, self.latent_dim))):
+            if part.built:
+                continue
+            if _has_own_build(part):
+                part.build(shape)
+            else:
+                dummy = tf.zeros([1, *shape[1:]])
+                part(dummy) if condition is None else part(dummy, condition=condition)
         self.built = True
 
     def call(self, x, training=False):
         """The reconstruction: mean of p(x | z = mean of q(z|x))."""
         return self.reconstruct(x)
 
-    # ------------------------------------------------------------ objectives
+    # ------------------------------------------------------------ the model
     def condition(self, labels):
         """One-hot [B, num_classes] float32 labels for a conditional VAE; None for an unconditional one."""
         if not self.num_classes:
@@ -219,52 +189,66 @@ class VAE(keras.Model):
         return tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), self.num_classes, dtype=tf.float32)
 
     def posterior(self, x, labels=None) -> tfd.Distribution:
-        """q(z|x) (q(z|x, y) for a conditional VAE)."""
+        """q(z|x) (q(z|x, y) for a conditional VAE), batch shape [B]."""
         x = tf.convert_to_tensor(x, tf.float32)
         condition = self.condition(labels)
         return self.encoder(x) if condition is None else self.encoder(x, condition=condition)
 
-    def likelihood(self, z, labels=None) -> tfd.Distribution:
-        """p(x|z) (p(x|z, y) for a conditional VAE); z may have leading sample dimensions."""
+    def _decode_folded(self, z, labels):
+        """(p(x|z) over the N = prod(leading dims) latents of z, leading shape of z)."""
+        z = tf.convert_to_tensor(z, tf.float32)
+        leading = tf.shape(z)[:-1]
+        flat_z = tf.reshape(z, [-1, self.latent_dim])
         condition = self.condition(labels)
-        return self.decoder(z) if condition is None else self.decoder(z, condition=condition)
+        if condition is None:
+            return self.decoder(flat_z), leading
+        condition = tf.reshape(tf.broadcast_to(condition, tf.concat([leading, [self.num_classes]], 0)),
+                               [-1, self.num_classes])
+        return self.decoder(flat_z, condition=condition), leading
 
-    def _sampled_terms(self, x, seed, num_samples, labels):
-        """q, p(z), z [k, B, D], log p(x|z_j) [k, B] and rate [B] from k reparameterised samples."""
+    def likelihood(self, z, labels=None) -> tfd.Distribution:
+        """p(x|z) (p(x|z, y) for a conditional VAE); z [..., B, latent_dim] gives batch shape [..., B].
+
+        With sample dimensions the decoder's distribution is wrapped in
+        ``tfd.BatchReshape``; its ``log_prob`` then takes x broadcast to the
+        full batch shape (``data_log_prob`` does that for you).
+        """
+        distribution, leading = self._decode_folded(z, labels)
+        if z.shape.rank == 2:
+            return distribution
+        return tfd.BatchReshape(distribution, leading)
+
+    def data_log_prob(self, x, z, labels=None) -> tf.Tensor:
+        """log p(x|z) for z [..., B, latent_dim] and x [B, *data_shape]: a [..., B] tensor in nats."""
+        x = tf.convert_to_tensor(x, tf.float32)
+        distribution, leading = self._decode_folded(z, labels)
+        data_shape = tf.shape(x)[1:]
+        x = tf.reshape(tf.broadcast_to(x, tf.concat([leading, data_shape], 0)), tf.concat([[-1], data_shape], 0))
+        return tf.reshape(distribution.log_prob(x), leading)
+
+    def sample_terms(self, x, seed, num_samples: int = 1, labels=None, kl_method: str = "auto") -> LatentSample:
+        """k reparameterised posterior samples of x and what the bounds need (see ``LatentSample``).
+
+        The noise of global example i depends only on (seed, i)
+        (``sampling.sample_posterior``), so it is replica-invariant.
+        """
         x = tf.convert_to_tensor(x, tf.float32)
         approx_posterior, prior = self.posterior(x, labels), self.prior  # a VampPrior runs the encoder: once
-        z = sampling.sample_posterior(approx_posterior, _as_seed(seed), num_samples)
-        log_likelihood = self.likelihood(z, labels).log_prob(x)
-        rate = objectives.rate(approx_posterior, prior, z, self.kl_method)
-        return approx_posterior, prior, z, log_likelihood, rate
+        z = sampling.sample_posterior(approx_posterior, sampling.as_seed(seed), num_samples)
+        log_likelihood = self.data_log_prob(x, z, labels)
+        rate = objectives.rate(approx_posterior, prior, z, kl_method)
+        return LatentSample(approx_posterior, prior, z, log_likelihood, rate)
 
-    def elbo_terms(self, x, seed=None, num_samples: int = 1, labels=None) -> dict:
+    def elbo_terms(self, x, seed=None, num_samples: int = 1, labels=None, kl_method: str = "auto") -> dict:
         """Per-example ``distortion``, ``rate`` and ``elbo`` (nats, shape [B]).
 
         distortion = -mean_j log p(x | z_j), z_j ~ q(z|x) reparameterised;
         rate = KL(q(z|x) || p(z)), analytic or Monte Carlo per ``kl_method``;
         elbo = -(distortion + rate).
         """
-        _, _, _, log_likelihood, rate = self._sampled_terms(x, seed, num_samples, labels)
-        distortion = -tf.reduce_mean(log_likelihood, axis=0)
-        return {"distortion": distortion, "rate": rate, "elbo": -(distortion + rate)}
-
-    def training_terms(self, x, seed, kl_weight, labels=None) -> tuple[dict, tf.Tensor]:
-        """(elbo terms, per-example training loss [B]) for this model's objective.
-
-        elbo:  distortion + w * rate, or distortion + w * sum_g max(free_bits, KL_g);
-        iwae:  -logmeanexp_j(log p(x|z_j) - w (log q(z_j|x) - log p(z_j))).
-        """
-        approx_posterior, prior, z, log_likelihood, rate = self._sampled_terms(x, seed, self.num_samples, labels)
-        distortion = -tf.reduce_mean(log_likelihood, axis=0)
-        terms = {"distortion": distortion, "rate": rate, "elbo": -(distortion + rate)}
-        if self.objective == "iwae":
-            log_ratio = approx_posterior.log_prob(z) - prior.log_prob(z)
-            return terms, -objectives.iwae_bound(log_likelihood - kl_weight * log_ratio)
-        if self.free_bits:
-            rate = objectives.free_bits_rate(approx_posterior, prior, rate, self.free_bits,
-                                             self.free_bits_group_size)
-        return terms, distortion + kl_weight * rate
+        sample = self.sample_terms(x, seed, num_samples, labels, kl_method)
+        distortion = -tf.reduce_mean(sample.log_likelihood, axis=0)
+        return {"distortion": distortion, "rate": sample.rate, "elbo": -(distortion + sample.rate)}
 
     def elbo(self, x, seed=None, labels=None) -> tf.Tensor:
         """Single-sample ELBO estimate per example, [B] nats."""
@@ -292,25 +276,32 @@ class VAE(keras.Model):
             raise ValueError(f"num_samples must be a positive int; got {num_samples!r}")
         if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}")
-        x = tf.convert_to_tensor(x, tf.float32)
-        chunk = tf.constant(-1 if chunk_size is None else chunk_size, tf.int32)
-        labels = None if labels is None else tf.convert_to_tensor(labels)
-        return self._log_likelihood_graph(x, tf.constant(num_samples, tf.int32), _as_seed(seed), chunk, labels)
+        return self._log_likelihood_function(tf.convert_to_tensor(x, tf.float32), tf.constant(num_samples, tf.int32),
+                                             sampling.as_seed(seed), tf.constant(chunk_size or -1, tf.int32),
+                                             None if labels is None else tf.convert_to_tensor(labels))
 
     @tf.function(reduce_retracing=True)
-    def _log_likelihood_graph(self, x, num_samples, seed, chunk_size, labels=None):
+    def _log_likelihood_function(self, x, num_samples, seed, chunk_size, labels):
+        return self.iwae_bound(x, num_samples, seed, chunk_size, labels)
+
+    def iwae_bound(self, x, num_samples, seed, chunk_size=-1, labels=None) -> tf.Tensor:
+        """``log_likelihood`` for tensors inside a graph (e.g. a serving signature), unchecked, [B] nats.
+
+        ``num_samples`` and ``chunk_size`` may be int32 scalar tensors; a
+        chunk_size <= 0 takes the default; ``seed`` is a [2] stateless seed.
+        """
+        chunk_size = tf.convert_to_tensor(chunk_size, tf.int32)
         chunk = tf.where(chunk_size > 0, chunk_size, objectives.default_chunk_size(x))
         return objectives.chunked_iwae_bound(x, self.posterior(x, labels), self.prior,
-                                             lambda z: self.likelihood(z, labels), num_samples, seed, chunk)
+                                             lambda z: self.data_log_prob(x, z, labels), num_samples, seed, chunk)
 
-    # --------------------------------------------------------------- helpers
     def sample(self, num_samples: int, seed=None, labels=None) -> tf.Tensor:
-        """Mean of p(x|z) for z ~ p(z): [num_samples, *data_shape] images.
+        """Mean of p(x|z) for z ~ p(z): [num_samples, *data_shape].
 
         A conditional VAE needs ``labels``: one per sample ([num_samples]), or
         a single label for all of them.
         """
-        z = self.prior.sample(int(num_samples), seed=_as_seed(seed))
+        z = self.prior.sample(int(num_samples), seed=sampling.as_seed(seed))
         if labels is not None:
             labels = tf.broadcast_to(tf.reshape(tf.convert_to_tensor(labels), [-1]), [int(num_samples)])
         return self.likelihood(z, labels).mean()
@@ -325,6 +316,38 @@ class VAE(keras.Model):
         return self.likelihood(z, labels).mean()
 
     # -------------------------------------------------------------- training
+    def compile(self, optimizer="adam", seed: int = 0, clip_global_norm: float | None = None, **kwargs):
+        """keras.Model.compile, plus the training mechanics that do not change the model.
+
+        Args:
+          optimizer: as for Keras.
+          seed: int from which all training noise (posterior samples) is
+            derived as (seed, step), so a resumed run repeats the same draws.
+          clip_global_norm: if set, the all-replica gradient sum is clipped to
+            this global norm before the update, so it means the same on 1 or
+            N replicas (Keras' own ``global_clipnorm`` clips each replica's part).
+          **kwargs: the rest of keras.Model.compile (not ``loss``: the
+            objective is the model's ``objective``).
+        """
+        if kwargs.get("loss") is not None:
+            raise ValueError("VAE.compile takes no loss; pass objective=tfvae.ELBO(...) or tfvae.IWAE(...) to VAE")
+        if clip_global_norm is not None and not clip_global_norm > 0:
+            raise ValueError(f"clip_global_norm must be > 0 or None; got {clip_global_norm}")
+        self.seed = int(seed)
+        self.clip_global_norm = None if clip_global_norm is None else float(clip_global_norm)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None:
+            config.update(seed=self.seed, clip_global_norm=self.clip_global_norm)
+        return config
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     @property
     def metrics(self):
         return [self.loss_tracker, self.elbo_tracker, self.rate_tracker, self.distortion_tracker]
@@ -335,7 +358,7 @@ class VAE(keras.Model):
             tracker.update_state(terms[tracker.name])
 
     def train_step(self, data):
-        """One gradient step on the global-batch mean of the training loss (see ``training_terms``).
+        """One gradient step on the global-batch mean of the objective's loss.
 
         Each replica divides its sum by the *global* batch size; the optimizer
         sums gradients over replicas, giving the global mean. Noise comes from
@@ -351,10 +374,7 @@ class VAE(keras.Model):
 
     def fit(self, *args, **kwargs):
         """keras.Model.fit, on one machine; multi-worker training goes through tfvae.train_and_evaluate."""
-        strategy = tf.distribute.get_strategy()
-        resolver = getattr(strategy, "cluster_resolver", None)
-        num_tasks = sum(len(tasks) for tasks in resolver.cluster_spec().as_dict().values()) if resolver else 0
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and num_tasks > 1:
+        if distribute.num_workers(tf.distribute.get_strategy()) > 1:
             raise NotImplementedError(
                 "VAE.fit does not support MultiWorkerMirroredStrategy (Keras metric reduction fails across "
                 "workers, keras-team/keras#20585); use tfvae.train_and_evaluate (scripts/train.py "
@@ -366,42 +386,25 @@ class VAE(keras.Model):
         """This replica's part of a step, with no cross-replica communication.
 
         loss = sum_i loss_i / global_batch over this replica's examples i
-        (loss_i from ``training_terms``); returns (terms, loss, gradients of the
-        optimizer-scaled loss). Being replica-local, it can be XLA-compiled
-        on its own under any tf.distribute strategy.
+        (loss_i from ``objective.loss``); returns (terms, loss, gradients of
+        the optimizer-scaled loss). Being replica-local, it can be
+        XLA-compiled on its own under any tf.distribute strategy.
         """
         x = tf.cast(x, tf.float32)
         step = self.optimizer.iterations
-        _, num_replicas = sampling.replica_position()
-        global_batch = tf.cast(tf.shape(x)[0] * num_replicas, tf.float32)
         with tf.GradientTape() as tape:
-            weight = objectives.kl_weight(step, self.beta, self.kl_warmup_steps, self.kl_schedule,
-                                          self.kl_cycle_steps)
-            terms, per_example_loss = self.training_terms(x, sampling.step_seed(self.seed, step), weight, labels)
-            loss = tf.reduce_sum(per_example_loss) / global_batch
+            terms, per_example_loss = self.objective.loss(self, x, sampling.step_seed(self.seed, step), step, labels)
+            loss = tf.reduce_sum(per_example_loss) / distribute.global_batch_size(x)
             scaled_loss = self.optimizer.scale_loss(loss)
         return terms, loss, tape.gradient(scaled_loss, self.trainable_variables)
 
     def apply_gradients_across_replicas(self, terms, loss, grads):
         """Sums the replicas' gradients (clipping the sum if asked), applies them, updates the metrics."""
-        _, num_replicas = sampling.replica_position()
         if self.clip_global_norm is not None:
-            grads = self._clip_reduced_gradients(grads, num_replicas)
+            grads = distribute.clip_across_replicas(grads, self.clip_global_norm)
         self.optimizer.apply(grads, self.trainable_variables)
+        _, num_replicas = sampling.replica_position()
         self._update_trackers(terms, loss * tf.cast(num_replicas, tf.float32))
-
-    def _clip_reduced_gradients(self, grads, num_replicas):
-        """Clips the all-replica gradient sum by global norm.
-
-        The optimizer sums what each replica passes it, so each replica passes
-        clipped_sum / num_replicas.
-        """
-        if num_replicas > 1:
-            grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        grads, _ = tf.clip_by_global_norm(grads, self.clip_global_norm)
-        if num_replicas > 1:
-            grads = [g / num_replicas for g in grads]
-        return grads
 
     def test_step(self, data):
         x = tf.cast(_features(data), tf.float32)
@@ -416,17 +419,7 @@ class VAE(keras.Model):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "prior": keras.saving.serialize_keras_object(self.prior_layer),
-            "beta": self.beta,
-            "kl_warmup_steps": self.kl_warmup_steps,
-            "kl_method": self.kl_method,
-            "clip_global_norm": self.clip_global_norm,
-            "seed": self.seed,
-            "kl_schedule": self.kl_schedule,
-            "kl_cycle_steps": self.kl_cycle_steps,
-            "free_bits": self.free_bits,
-            "free_bits_group_size": self.free_bits_group_size,
-            "objective": self.objective,
-            "num_samples": self.num_samples,
+            "objective": keras.saving.serialize_keras_object(self.objective),
             "num_classes": self.num_classes,
         }
 
@@ -435,4 +428,5 @@ class VAE(keras.Model):
         config = dict(config)
         for part in ("encoder", "decoder", "prior"):
             config[part] = keras.saving.deserialize_keras_object(config[part])
+        config["objective"] = losses.get(config.get("objective"))
         return cls(**config)

@@ -39,14 +39,12 @@ __all__ = [
     "default_chunk_size",
     "iwae_bound",
     "free_bits_rate",
-    "kl_weight",
     "log_importance_weights",
     "per_dimension_kl",
     "rate",
 ]
 
 KL_METHODS = ("auto", "analytic", "monte_carlo")
-KL_SCHEDULES = ("linear", "cyclical")
 
 
 def has_analytic_kl(approx_posterior: tfd.Distribution, prior: tfd.Distribution) -> bool:
@@ -97,51 +95,23 @@ def rate(
 
 
 def log_importance_weights(
-    x: tf.Tensor,
+    log_likelihood: tf.Tensor,
     z: tf.Tensor,
     approx_posterior: tfd.Distribution,
     prior: tfd.Distribution,
-    decoder,
 ) -> tf.Tensor:
     """log w_j = log p(x|z_j) + log p(z_j) - log q(z_j|x) for z of shape [k, B, D].
 
-    Returns a [k, B] tensor. The decoder maps the k*B latents at once and x
-    broadcasts against the sample dimension.
+    ``log_likelihood`` is log p(x|z_j), [k, B] (``VAE.data_log_prob``).
+    Returns a [k, B] tensor.
     """
-    return decoder(z).log_prob(x) + prior.log_prob(z) - approx_posterior.log_prob(z)
+    return log_likelihood + prior.log_prob(z) - approx_posterior.log_prob(z)
 
 
 def iwae_bound(log_weights: tf.Tensor) -> tf.Tensor:
     """log (1/k) sum_j exp(log_weights[j]) over axis 0, computed stably."""
     k = tf.cast(tf.shape(log_weights)[0], log_weights.dtype)
     return tf.reduce_logsumexp(log_weights, axis=0) - tf.math.log(k)
-
-
-def kl_weight(
-    step: tf.Tensor, beta: float = 1.0, warmup_steps: int = 0, schedule: str = "linear", cycle_steps: int = 0
-) -> tf.Tensor:
-    """The weight w_t of the rate in the loss at optimizer step t.
-
-    linear:   w_t = beta * min(1, t / warmup_steps)           (beta if warmup_steps = 0)
-    cyclical: w_t = beta * min(1, (t mod cycle_steps) / warmup_steps)
-              (Fu et al. 2019: the weight rises over warmup_steps at the
-              start of every cycle of cycle_steps steps, then stays at beta).
-
-    A function of the step alone, so a resumed run (which restores the
-    optimizer's step) continues the schedule where it stopped.
-    """
-    if schedule not in KL_SCHEDULES:
-        raise ValueError(f"kl schedule must be one of {KL_SCHEDULES}; got {schedule!r}")
-    if schedule == "cyclical" and not 0 < warmup_steps <= cycle_steps:
-        raise ValueError(f"a cyclical kl schedule needs 0 < warmup_steps <= cycle_steps; got {warmup_steps} and "
-                         f"{cycle_steps}")
-    if warmup_steps <= 0:
-        return tf.constant(beta, tf.float32)
-    step = tf.cast(step, tf.int64)
-    if schedule == "cyclical":
-        step = step % cycle_steps
-    fraction = tf.cast(step, tf.float32) / float(warmup_steps)
-    return beta * tf.minimum(1.0, fraction)
 
 
 def _diagonal_gaussian_params(distribution: tfd.Distribution):
@@ -213,7 +183,7 @@ def chunked_iwae_bound(
     x: tf.Tensor,
     approx_posterior: tfd.Distribution,
     prior: tfd.Distribution,
-    decoder,
+    data_log_prob,
     num_samples,
     seed: tf.Tensor,
     chunk_size=None,
@@ -223,7 +193,8 @@ def chunked_iwae_bound(
     IWAE_k = logsumexp_j(log w_j) - log k, with the logsumexp accumulated over
     chunks, so memory grows with the chunk, not with k. Chunk i draws
     min(chunk_size, k - i * chunk_size) samples with the seed
-    fold_in(seed, i); by default ``default_chunk_size(x)``.
+    fold_in(seed, i); by default ``default_chunk_size(x)``. ``data_log_prob(z)``
+    maps z [k, B, D] to log p(x|z) [k, B].
     ``num_samples`` and ``chunk_size`` may be Python ints or int32 scalar
     tensors (e.g. a serving signature's input).
     """
@@ -237,7 +208,7 @@ def chunked_iwae_bound(
         size = tf.minimum(chunk_size, num_samples - i * chunk_size)
         chunk_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, i), tf.int32)
         z = approx_posterior.sample(size, seed=chunk_seed)
-        chunk = tf.reduce_logsumexp(log_importance_weights(x, z, approx_posterior, prior, decoder), axis=0)
+        chunk = tf.reduce_logsumexp(log_importance_weights(data_log_prob(z), z, approx_posterior, prior), axis=0)
         return i + 1, tf.reduce_logsumexp(tf.stack([total, chunk]), axis=0)
 
     total = tf.fill(tf.shape(x)[:1], tf.constant(-float("inf"), tf.float32))

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfvae import sampling
+from tfvae import distribute, sampling
 
 __all__ = [
     "binarize_batch",
@@ -75,10 +75,7 @@ def binarize_batch(
 
 def _epoch_order(num_examples, global_batch_size, seed, epoch, num_replicas, replica_ids):
     """[steps, len(replica_ids), B / R] example indices of one epoch."""
-    if global_batch_size % num_replicas:
-        raise ValueError(
-            f"batch_size ({global_batch_size}) must be divisible by the number of replicas ({num_replicas})"
-        )
+    distribute.check_batch_size(global_batch_size, num_replicas)
     steps = steps_per_epoch(num_examples, global_batch_size)
     order = np.random.default_rng([seed, epoch]).permutation(num_examples)[: steps * global_batch_size]
     return order.reshape(steps, num_replicas, global_batch_size // num_replicas)[:, list(replica_ids)]

@@ -32,9 +32,10 @@ from tfvae import flows
 
 tfd = tfp.distributions
 
-__all__ = ["PRIORS", "FlowPrior", "MixtureOfGaussiansPrior", "StandardNormalPrior", "VampPrior", "make_prior"]
+__all__ = ["PRIORS", "PRIOR_FLOWS", "FlowPrior", "MixtureOfGaussiansPrior", "StandardNormalPrior", "VampPrior", "make_prior"]
 
 PRIORS = ("standard_normal", "mixture", "vamp", "flow")
+PRIOR_FLOWS = ("maf", "real_nvp")  # the flows a FlowPrior can use
 
 # softplus(0.5413) = 1.0: learned scales start at one.
 _UNIT_SOFTPLUS = 0.5413
@@ -200,8 +201,8 @@ class FlowPrior(_Prior):
 
     def __init__(self, latent_dim, flow="maf", num_steps=4, hidden_units=(256, 256), **kwargs):
         super().__init__(latent_dim, **kwargs)
-        if flow not in ("maf", "real_nvp"):
-            raise ValueError(f"flow must be one of ('maf', 'real_nvp'); got {flow!r}")
+        if flow not in PRIOR_FLOWS:
+            raise ValueError(f"flow must be one of {PRIOR_FLOWS}; got {flow!r}")
         if flow == "real_nvp" and self.latent_dim < 2:
             raise ValueError(f"a real_nvp flow needs latent_dim >= 2; got {self.latent_dim}")
         if int(num_steps) <= 0:

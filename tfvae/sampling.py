@@ -19,7 +19,7 @@ import tensorflow_probability as tfp
 
 tfd = tfp.distributions
 
-__all__ = ["posterior_location", "replica_position", "rng_algorithm", "sample_posterior", "step_seed"]
+__all__ = ["as_seed", "posterior_location", "replica_position", "rng_algorithm", "sample_posterior", "step_seed"]
 
 
 def rng_algorithm() -> str:
@@ -39,8 +39,26 @@ def rng_algorithm() -> str:
     return "threefry" if in_xla else "philox"
 
 
+def as_seed(seed) -> tf.Tensor:
+    """The [2] int32 stateless seed of ``seed``, tfvae's one seed convention.
+
+    None -> fresh randomness (``tfp.random.sanitize_seed``); an int or an
+    integer scalar tensor s -> [s & 0x7FFFFFFF, 0] (its low 31 bits); a [2]
+    integer tensor -> itself as int32.
+    """
+    if seed is None:
+        return tfp.random.sanitize_seed(None)
+    if isinstance(seed, int):
+        return tf.constant([seed & 0x7FFFFFFF, 0], tf.int32)
+    seed = tf.convert_to_tensor(seed)
+    if seed.shape.rank == 0:
+        low_bits = tf.cast(tf.bitwise.bitwise_and(seed, tf.constant(0x7FFFFFFF, seed.dtype)), tf.int32)
+        return tf.stack([low_bits, tf.constant(0, tf.int32)])
+    return tf.cast(seed, tf.int32)
+
+
 def step_seed(seed: int, step: tf.Tensor, salt: int = 0) -> tf.Tensor:
-    """A stateless seed (shape [2], int32) derived from (seed, step, salt)."""
+    """A stateless seed (shape [2], int32) derived from (seed, step, salt): fold_in([seed, salt], step)."""
     base = tf.constant([int(seed) & 0x7FFFFFFF, int(salt)], tf.int32)
     folded = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int64))
     return tf.cast(folded, tf.int32)

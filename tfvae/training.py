@@ -1,8 +1,8 @@
 """The training loop: ``train_and_evaluate(config, model_dir)``.
 
-It runs ``model.train_step`` inside ``tf.function`` (XLA by default), with a
-Keras progress bar, TensorBoard scalars and image grids, and checkpoints that
-hold model, optimizer, step and input position.
+It reads as its steps: prepare the run directory, build or restore the
+state, then per epoch run the compiled training blocks and evaluate and log,
+calling the standard ``keras.callbacks.Callback`` hooks throughout.
 
 Exact resume: the batches of epoch e are a function of (seed, e) and the
 sampling noise of step t a function of (seed, t); a rerun restores the latest
@@ -17,107 +17,31 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
-import json
 import math
-import os
 import shutil
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfvae import checkpoints, data, distribute, evaluation, files, images, objectives, pipeline, sampling
-from tfvae.config import TrainConfig, uses_xla, validate
-from tfvae.factory import build_model
+from tfvae import checkpoints, data, distribute, evaluation, factory, optimizers, pipeline, sampling
+from tfvae.config import TrainConfig, uses_xla
+from tfvae.rundir import RunDirectory
+from tfvae.summaries import Writers
 
-__all__ = ["NonFiniteLossError", "check_run_directory", "prepare_data", "train_and_evaluate"]
-
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"  # validation elbo/rate/distortion at the end of training
-MODEL_FILE = "model.json"
-# Fields that may change when a run is continued in the same model_dir.
-# Settings a run may change when resumed: none alters the model or the maths (results do not depend on the
-# strategy or the number of replicas for the same global batch).
-_RESUMABLE_CHANGES = {"epochs", "checkpoint_every_steps", "summary_every_steps", "eval_every_epochs",
-                      "max_checkpoints", "validation_examples", "steps_per_execution", "strategy", "devices",
-                      "logical_cpu_devices"}
+__all__ = [
+    "NonFiniteLossError",
+    "TrainingLoop",
+    "build_model_and_optimizer",
+    "make_callbacks",
+    "train_and_evaluate",
+    "xla_enabled",
+]
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
-
-
-@dataclasses.dataclass(frozen=True)
-class PreparedData:
-    """Training images (uint8 or float) and fixed evaluation images (float32 in [0, 1]).
-
-    Labels (int32) are kept for a conditional run only; num_classes is then
-    max(label) + 1 over both splits.
-    """
-
-    train_images: np.ndarray
-    test_images: np.ndarray
-    binarize: bool
-    source: str
-    train_labels: np.ndarray | None = None
-    test_labels: np.ndarray | None = None
-    num_classes: int = 0
-
-    @property
-    def data_shape(self):
-        return tuple(self.train_images.shape[1:])
-
-
-def prepare_data(config: TrainConfig, data_dir: str | None = None) -> PreparedData:
-    """Loads and validates the data; binarizes the test set once for Bernoulli likelihoods."""
-    loaded = data.load_dataset(config.dataset, data_dir or config.data_dir)
-    train_images, train_labels, test_labels, num_classes = loaded.train_images, None, None, 0
-    if config.conditional:
-        if loaded.train_labels is None or loaded.test_labels is None:
-            raise ValueError(f"conditional: the data at {loaded.source} has no labels for both splits; a conditional "
-                             "VAE needs them (IDX *-labels-idx1-ubyte files, or y_train/y_test in an .npz)")
-        train_labels, test_labels = (np.asarray(y, np.int32).reshape(-1) for y in (loaded.train_labels, loaded.test_labels))
-        if min(train_labels.min(), test_labels.min()) < 0:
-            raise ValueError(f"conditional: labels must be ints >= 0; {loaded.source} has negative ones")
-        num_classes = int(max(train_labels.max(), test_labels.max())) + 1
-    if config.train_examples:
-        train_images = train_images[: config.train_examples]
-        train_labels = None if train_labels is None else train_labels[: config.train_examples]
-    binarize = config.likelihood == "bernoulli"
-    test_images = (
-        data.binarize(loaded.test_images, config.test_binarization_seed)
-        if binarize
-        else data.to_unit_interval(loaded.test_images)
-    )
-    return PreparedData(train_images, test_images, binarize, loaded.source, train_labels, test_labels, num_classes)
-
-
-def make_optimizer(config: TrainConfig, total_steps: int) -> keras.optimizers.Optimizer:
-    learning_rate = config.learning_rate
-    if config.learning_rate_decay == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(1, total_steps), alpha=0.01)
-    optimizer = keras.optimizers.Adam(learning_rate)
-    if config.precision == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
-
-
-def check_run_directory(model_dir: str, config: TrainConfig) -> None:
-    """Raises ValueError if ``model_dir`` holds a run that ``config`` cannot continue."""
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if os.path.exists(path):
-        with open(path) as f:
-            previous = TrainConfig.from_json(f.read())
-        for field in dataclasses.fields(TrainConfig):
-            old, new = getattr(previous, field.name), getattr(config, field.name)
-            if old != new and field.name not in _RESUMABLE_CHANGES:
-                raise ValueError(
-                    f"model_dir {model_dir} holds a run with {field.name}={old!r}, not {new!r}; "
-                    "use a new model_dir or the same settings"
-                )
 
 
 def xla_enabled(config: TrainConfig) -> bool:
@@ -125,72 +49,181 @@ def xla_enabled(config: TrainConfig) -> bool:
     return uses_xla(config, gpu_available=bool(tf.config.list_physical_devices("GPU")))
 
 
-def _make_train_function(model, strategy, images, labels, binarize: bool, seed: int, jit_compile: bool):
-    """A tf.function that consumes one index block [K, B/R] (+ count): K training steps.
+# ================================================================ the recipe
+def train_and_evaluate(
+    config: TrainConfig,
+    model_dir: str,
+    model=None,
+    strategy: tf.distribute.Strategy | None = None,
+    callbacks: list | None = None,
+    verbose: int = 1,
+    flags_text: str | None = None,
+) -> dict:
+    """Trains (or resumes) the run in ``model_dir`` and returns validation metrics.
 
-    One replica: gather, binarization and K whole train steps run fused in
-    one (XLA) while loop. Several replicas: a loop of ``strategy.run`` calls
-    whose replica-local part (gather, binarization, loss and gradients) is
-    compiled, while the gradient all-reduce and the update run outside XLA
-    (tf.distribute cannot synchronise inside a nested compiled function).
-    Both paths draw the same noise for the same global example and step.
+    Args:
+      config: the run's settings.
+      model_dir: run directory (layout in ``tfvae.rundir``). Rerunning resumes exactly.
+      model: a VAE to train instead of the one ``config`` describes (its Keras
+        config is saved to model.json, so ``tfvae.load_model`` rebuilds it).
+      strategy: a ``tf.distribute.Strategy``; if None, the one
+        ``config.strategy`` names (``distribute.make_strategy``).
+      callbacks: ``keras.callbacks.Callback`` objects, called like ``fit``
+        calls them: train/epoch begin and end (epoch logs hold the training
+        metrics and, after a validation, ``val_loss``, ``val_elbo``, ...),
+        and batch end once per compiled block. ``model.stop_training = True``
+        ends the run after the epoch.
+      verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+      flags_text: the command line's resolved flags, written to flags.txt
+        with config.json (scripts/train.py passes them).
+
+    Returns:
+      {"elbo", "rate", "distortion"} on the validation images (nats per
+      example), plus "step", "epoch" and "stopped_early".
     """
+    factory.check_config(config)
+    strategy = strategy or distribute.make_strategy(config.strategy, config.devices, config.logical_cpu_devices)
+    distribute.check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
+    is_chief, task_id = distribute.worker_role(strategy)
+    dataset = data.prepare_data(config)
+    run = prepare_run_directory(config, model_dir, is_chief, flags_text)
+    model, state = build_or_restore_state(config, run, strategy, dataset, model, is_chief, task_id)
+    loop = TrainingLoop(model, strategy, dataset, config)
+    writers = _summary_writers(run, is_chief, config)
+    callback_list = make_callbacks(callbacks, model, config, loop.steps_per_epoch, verbose if is_chief else 0)
 
-    def local_batch(indices_row):
-        """(x, labels or None) of this replica's rows."""
-        replica_id, num_replicas = sampling.replica_position()
-        x = pipeline.to_float(tf.gather(images, indices_row))
-        if binarize:
-            x = pipeline.binarize_batch(x, seed, model.optimizer.iterations, replica_id, num_replicas)
-        return x, None if labels is None else tf.gather(labels, indices_row)
-
-    if strategy.num_replicas_in_sync == 1:
-
-        def train_block(indices, count):
-            def one_step(i):
-                x, y = local_batch(indices[i])
-                logs = model.train_step(x if y is None else (x, y))
-                with tf.control_dependencies([logs["loss"]]):
-                    return i + 1
-
-            tf.while_loop(lambda i: i < count, one_step, [tf.constant(0)], parallel_iterations=1)
-
-        compiled_block = tf.function(train_block, jit_compile=jit_compile)
-
-        @tf.function
-        def run_block(iterator):
-            indices, count = next(iterator)
-            strategy.run(compiled_block, args=(indices, count))
-            return {m.name: m.result() for m in model.metrics}
-
-        return run_block
-
-    compiled_gradients = tf.function(
-        lambda indices_row: model.compute_loss_and_gradients(*local_batch(indices_row)), jit_compile=jit_compile
-    )
-
-    def replica_step(indices, i):
-        model.apply_gradients_across_replicas(*compiled_gradients(indices[i]))
-
-    def local_metric_sums():
-        return {m.name: tf.stack([tf.identity(m.total), tf.identity(m.count)]) for m in model.metrics}
-
-    @tf.function
-    def run_block(iterator):
-        indices, count = next(iterator)
-        for i in tf.range(strategy.experimental_local_results(count)[0]):
-            strategy.run(replica_step, args=(indices, i))
-        # Reduce the metrics' (total, count) explicitly: Keras metric variables are not reliably
-        # aggregated across workers (keras-team/keras#20585), and a ratio of sums is exact either way.
-        sums = strategy.run(local_metric_sums)
-        reduced = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for name, value in sums.items()}
-        return {name: value[0] / value[1] for name, value in reduced.items()}
-
-    return run_block
+    callback_list.on_train_begin()
+    validation = {}
+    model.stop_training = False
+    while int(state.epoch.numpy()) < config.epochs and not model.stop_training:
+        epoch = int(state.epoch.numpy())
+        callback_list.on_epoch_begin(epoch)
+        logs = run_epoch(loop, state, config, callback_list, writers)
+        if (epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == config.epochs:
+            validation = evaluate_and_log(model, dataset, config, writers, state.global_step, loop.xla)
+        callback_list.on_epoch_end(epoch, {**logs, **{f"val_{k}": v for k, v in validation.items()}})
+    results = finish(model, dataset, config, run, state, writers, validation, is_chief, loop.xla)
+    callback_list.on_train_end(results)
+    if not is_chief:
+        shutil.rmtree(run.scratch_dir(task_id), ignore_errors=True)
+    return results
 
 
-def _block_plan(first_step: int, remaining: int, steps_per_execution: int, checkpoint_every: int) -> list[int]:
-    """Steps per call for the rest of an epoch; calls end on checkpoint boundaries."""
+# ================================================================ the steps
+def prepare_run_directory(config: TrainConfig, model_dir: str, is_chief: bool,
+                          flags_text: str | None = None) -> RunDirectory:
+    """Refuses a directory holding another run; the chief (re)writes config.json (and flags.txt)."""
+    run = RunDirectory(model_dir)
+    run.check_can_continue(config)
+    if is_chief:
+        run.write_config(config)
+        if flags_text is not None:
+            run.write_flags(flags_text)
+    return run
+
+
+def build_model_and_optimizer(config: TrainConfig, dataset: data.ImageData, strategy, model=None):
+    """(built and compiled model, built optimizer) under ``strategy``'s scope, weights seeded by config.seed."""
+    keras.utils.set_random_seed(config.seed)  # weight initialization
+    steps = pipeline.steps_per_epoch(len(dataset.train_images), config.batch_size) * config.epochs
+    with strategy.scope():
+        model = model or factory.build_model(config, dataset.data_shape, dataset.num_classes)
+        model.build((None, *dataset.data_shape))
+        optimizer = optimizers.make_optimizer(config.learning_rate, config.learning_rate_decay, steps,
+                                              config.precision)
+        model.compile(optimizer=optimizer, seed=config.seed, clip_global_norm=config.clip_global_norm or None,
+                      jit_compile=False)
+        optimizer.build(model.trainable_variables)
+    return model, optimizer
+
+
+def build_or_restore_state(config, run: RunDirectory, strategy, dataset, model, is_chief: bool, task_id: int):
+    """(model, TrainingState) restored from the latest checkpoint if there is one; the chief writes model.json."""
+    model, optimizer = build_model_and_optimizer(config, dataset, strategy, model)
+    # Every worker takes part in saving; only the chief's copy is the run's.
+    save_dir = None if is_chief else run.scratch_dir(task_id)
+    with strategy.scope():
+        state = checkpoints.TrainingState(model, optimizer, run.checkpoint_dir, config.max_checkpoints, save_dir)
+    restored = state.restore_latest()
+    if restored:
+        logging.info("Resuming from %s (step %d)", restored, state.global_step)
+    if is_chief:
+        run.write_model(model)
+    return model, state
+
+
+def run_epoch(loop: TrainingLoop, state, config: TrainConfig, callback_list, writers) -> dict:
+    """Runs the rest of the current epoch block by block; checkpoints, summaries and callbacks between blocks."""
+    epoch, done = int(state.epoch.numpy()), int(state.step_in_epoch.numpy())
+    plan = block_plan(state.global_step, loop.steps_per_epoch - done, config.steps_per_execution,
+                      config.checkpoint_every_steps)
+    iterator = iter(loop.index_blocks(epoch, plan, skip_steps=done))
+    loop.reset_metrics()
+    start_time, start_step, logs = time.perf_counter(), done, {}
+    for num_steps in plan:
+        callback_list.on_train_batch_begin(done)
+        logs = loop.run_block(iterator)
+        step = state.global_step
+        callback_list.on_train_batch_end(done + num_steps - 1, logs)
+        if not math.isfinite(logs["loss"]):
+            first = step if num_steps == 1 else f"{step - num_steps + 1}-{step}"
+            raise NonFiniteLossError(f"non-finite loss ({logs['loss']}) at step {first}; training stopped and the "
+                                     f"last good checkpoint {state.latest} is kept")
+        done += num_steps
+        end_of_epoch = done == loop.steps_per_epoch
+        state.step_in_epoch.assign(0 if end_of_epoch else done)
+        if end_of_epoch:
+            state.epoch.assign(epoch + 1)
+        if step % config.summary_every_steps < num_steps or end_of_epoch:
+            writers.training(step, logs, float(loop.model.objective.rate_weight(step)),
+                             float(loop.model.optimizer.learning_rate))
+        if step % config.checkpoint_every_steps == 0 or end_of_epoch:
+            state.save()
+    examples_per_second = (done - start_step) * config.batch_size / max(time.perf_counter() - start_time, 1e-9)
+    writers.throughput(state.global_step, examples_per_second)
+    logging.info("epoch %d: %s, %.0f examples/s", epoch + 1, logs, examples_per_second)
+    return logs
+
+
+def evaluate_and_log(model, dataset: data.ImageData, config: TrainConfig, writers, step: int, xla: bool) -> dict:
+    """Validation ELBO terms and loss (-elbo), active units and KL per dimension, written to TensorBoard."""
+    images, labels = _validation_split(dataset, config)
+    metrics = evaluation.elbo_metrics(model, images, labels, jit_compile=xla)
+    metrics["loss"] = -metrics["elbo"]
+    metrics["active_units"] = evaluation.active_units(model, images, labels=labels)
+    writers.validation_metrics(step, metrics, evaluation.kl_per_dimension(model, images, labels=labels))
+    writers.validation_images(step, model, images, labels, config.seed)
+    return metrics
+
+
+def finish(model, dataset, config, run: RunDirectory, state, writers, validation: dict, is_chief: bool,
+           xla: bool) -> dict:
+    """The run's final validation metrics (evaluated now if the last epoch had none); the chief writes metrics.json."""
+    writers.flush()
+    if not validation:
+        images, labels = _validation_split(dataset, config)
+        validation = evaluation.elbo_metrics(model, images, labels, jit_compile=xla)
+    results = {name: validation[name] for name in ("elbo", "rate", "distortion")}
+    results.update(step=state.global_step, epoch=int(state.epoch.numpy()),
+                   stopped_early=bool(model.stop_training and int(state.epoch.numpy()) < config.epochs))
+    if is_chief:
+        run.write_metrics(results)
+    return results
+
+
+def make_callbacks(callbacks, model, config: TrainConfig, steps_per_epoch: int, verbose: int):
+    """A keras.callbacks.CallbackList of ``callbacks``, a History, a progress bar (verbose 1 or 2) and,
+    with ``config.early_stopping_patience``, an EarlyStopping on the validation loss."""
+    callbacks = list(callbacks or [])
+    if config.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience,
+                                                       verbose=int(verbose > 0)))
+    return keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose > 0, model=model,
+                                        verbose=verbose, epochs=config.epochs, steps=steps_per_epoch)
+
+
+def block_plan(first_step: int, remaining: int, steps_per_execution: int, checkpoint_every: int) -> list[int]:
+    """Steps per compiled call for the rest of an epoch; calls end on checkpoint boundaries."""
     plan, step = [], first_step
     while remaining:
         count = min(steps_per_execution, remaining, checkpoint_every - step % checkpoint_every)
@@ -200,171 +233,140 @@ def _block_plan(first_step: int, remaining: int, steps_per_execution: int, check
     return plan
 
 
-def _distribute(strategy, dataset_fn):
-    """Calls dataset_fn(num_replicas=..., replica_ids=...) per input pipeline."""
-    if strategy.num_replicas_in_sync == 1:
-        return dataset_fn(num_replicas=1, replica_ids=(0,))
-    return strategy.distribute_datasets_from_function(
-        lambda ctx: dataset_fn(num_replicas=ctx.num_replicas_in_sync, replica_ids=_local_replica_ids(ctx))
-    )
+def _validation_split(dataset: data.ImageData, config: TrainConfig):
+    images = dataset.test_images[: config.validation_examples or None]
+    labels = None if dataset.test_labels is None else dataset.test_labels[: len(images)]
+    return images, labels
+
+
+def _summary_writers(run: RunDirectory, is_chief: bool, config: TrainConfig) -> Writers:
+    writers = Writers(run.train_log_dir, run.validation_log_dir, enabled=is_chief)
+    writers.hparams(dataclasses.asdict(config))
+    return writers
+
+
+# ============================================================ the hot loop
+class TrainingLoop:
+    """Compiled blocks of training steps over a run's data; the hot loop of ``train_and_evaluate``.
+
+    The training images stay on the device (a variable); a ``tf.data``
+    pipeline streams only index blocks (``pipeline.train_index_blocks``), and
+    one call of ``run_block`` runs K steps: with one replica, gather,
+    binarization and K whole train steps fused in one (XLA) while loop; with
+    several, a loop of ``strategy.run`` calls whose replica-local part
+    (gather, binarization, loss and gradients) is compiled while the
+    all-reduce and the update run outside XLA (tf.distribute cannot
+    synchronise inside a compiled function). Both draw the same noise for the
+    same global example and step.
+
+    Args:
+      model: a built, compiled VAE (``build_model_and_optimizer``).
+      strategy: the strategy it was built under.
+      dataset: the run's ``data.ImageData`` (``data.prepare_data``).
+      config: the run's settings (batch size, seed, steps per call, XLA).
+
+    Example (what scripts/benchmark.py times):
+      model, _ = training.build_model_and_optimizer(config, dataset, strategy)
+      loop = training.TrainingLoop(model, strategy, dataset, config)
+      iterator = iter(loop.index_blocks(epoch=0, plan=[50] * 10))
+      logs = loop.run_block(iterator)        # 50 steps; {"loss", "elbo", "rate", "distortion"}
+    """
+
+    def __init__(self, model, strategy, dataset: data.ImageData, config: TrainConfig):
+        self.model, self.strategy, self.config = model, strategy, config
+        self.num_examples = len(dataset.train_images)
+        self.steps_per_epoch = pipeline.steps_per_epoch(self.num_examples, config.batch_size)
+        self.xla = xla_enabled(config)
+        # Each worker holds the data itself: multi-worker strategies would broadcast a variable made in their
+        # scope from the chief (and cannot broadcast uint8); one machine's replicas get a copy each.
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        with contextlib.nullcontext() if multi_worker else strategy.scope():
+            self.images = tf.Variable(dataset.train_images, trainable=False, name="train_images")
+            self.labels = None if dataset.train_labels is None else tf.Variable(
+                dataset.train_labels, trainable=False, name="train_labels")
+        self.binarize = dataset.binarize
+        if strategy.num_replicas_in_sync == 1:
+            self._run_block = self._fused_block_function()
+        else:
+            self._run_block = self._replicated_block_function()
+
+    def index_blocks(self, epoch: int, plan: list[int], skip_steps: int = 0, repeat: bool = False):
+        """The (distributed) dataset of index blocks of ``epoch`` for the given block plan."""
+        def dataset_fn(num_replicas, replica_ids):
+            blocks = pipeline.train_index_blocks(self.num_examples, self.config.batch_size, self.config.seed, epoch,
+                                                 plan, num_replicas, replica_ids, skip_steps)
+            return blocks.repeat() if repeat else blocks
+
+        if self.strategy.num_replicas_in_sync == 1:
+            return dataset_fn(num_replicas=1, replica_ids=(0,))
+        return self.strategy.distribute_datasets_from_function(
+            lambda ctx: dataset_fn(num_replicas=ctx.num_replicas_in_sync, replica_ids=_local_replica_ids(ctx)))
+
+    def run_block(self, iterator) -> dict:
+        """Runs the next index block's steps; returns the epoch's running metrics as floats."""
+        return {name: float(value) for name, value in self._run_block(iterator).items()}
+
+    def reset_metrics(self) -> None:
+        for metric in self.model.metrics:
+            metric.reset_state()
+
+    def _local_batch(self, indices_row):
+        """(x, labels or None) of this replica's rows."""
+        replica_id, num_replicas = sampling.replica_position()
+        x = pipeline.to_float(tf.gather(self.images, indices_row))
+        if self.binarize:
+            x = pipeline.binarize_batch(x, self.config.seed, self.model.optimizer.iterations, replica_id, num_replicas)
+        return x, None if self.labels is None else tf.gather(self.labels, indices_row)
+
+    def _fused_block_function(self):
+        model, strategy = self.model, self.strategy
+
+        def train_block(indices, count):
+            def one_step(i):
+                x, y = self._local_batch(indices[i])
+                logs = model.train_step(x if y is None else (x, y))
+                with tf.control_dependencies([logs["loss"]]):
+                    return i + 1
+
+            tf.while_loop(lambda i: i < count, one_step, [tf.constant(0)], parallel_iterations=1)
+
+        compiled_block = tf.function(train_block, jit_compile=self.xla)
+
+        @tf.function
+        def run_block(iterator):
+            indices, count = next(iterator)
+            strategy.run(compiled_block, args=(indices, count))
+            return {m.name: m.result() for m in model.metrics}
+
+        return run_block
+
+    def _replicated_block_function(self):
+        model, strategy = self.model, self.strategy
+        compiled_gradients = tf.function(
+            lambda indices_row: model.compute_loss_and_gradients(*self._local_batch(indices_row)), jit_compile=self.xla)
+
+        def replica_step(indices, i):
+            model.apply_gradients_across_replicas(*compiled_gradients(indices[i]))
+
+        def local_metric_sums():
+            return {m.name: tf.stack([tf.identity(m.total), tf.identity(m.count)]) for m in model.metrics}
+
+        @tf.function
+        def run_block(iterator):
+            indices, count = next(iterator)
+            for i in tf.range(strategy.experimental_local_results(count)[0]):
+                strategy.run(replica_step, args=(indices, i))
+            # Reduce the metrics' (total, count) explicitly: Keras metric variables are not reliably
+            # aggregated across workers (keras-team/keras#20585), and a ratio of sums is exact either way.
+            sums = strategy.run(local_metric_sums)
+            reduced = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                       for name, value in sums.items()}
+            return {name: value[0] / value[1] for name, value in reduced.items()}
+
+        return run_block
 
 
 def _local_replica_ids(ctx):
     per_worker = ctx.num_replicas_in_sync // ctx.num_input_pipelines
     first = ctx.input_pipeline_id * per_worker
     return tuple(range(first, first + per_worker))
-
-
-def _write_images(model, writer, step, validation_images, validation_labels, seed):
-    x = tf.convert_to_tensor(validation_images[:32])
-    labels = None if validation_labels is None else validation_labels[:32]
-    sample_labels = np.arange(64) % model.num_classes if model.num_classes else None  # row by row
-    with writer.as_default(step=step):
-        reconstructions = model.reconstruct(x, labels=labels)
-        tf.summary.image("reconstructions", images.image_grid(images.side_by_side(x, reconstructions), 8)[tf.newaxis])
-        samples = model.sample(64, seed=seed, labels=sample_labels)
-        tf.summary.image("prior_samples", images.image_grid(samples)[tf.newaxis])
-
-
-def train_and_evaluate(
-    config: TrainConfig,
-    model_dir: str,
-    model=None,
-    strategy: tf.distribute.Strategy | None = None,
-    verbose: int = 1,
-) -> dict:
-    """Trains (or resumes) the run in ``model_dir`` and returns validation metrics.
-
-    Args:
-      config: the run's settings.
-      model_dir: run directory; holds config.json, model.json, checkpoints/,
-        train/ and validation/ TensorBoard logs. Rerunning resumes exactly.
-      model: a VAE to train instead of the one ``config`` describes (its Keras
-        config is saved to model.json, so ``tfvae.load_model`` rebuilds it).
-      strategy: a ``tf.distribute.Strategy``; if None, the one
-        ``config.strategy`` names (``distribute.make_strategy``).
-      verbose: 0 silent, 1 progress bar, 2 one line per epoch.
-
-    Returns:
-      {"elbo", "rate", "distortion"} on the validation images (nats per
-      example), plus "step" and "epoch".
-    """
-    validate(config)
-    strategy = strategy or distribute.make_strategy(config.strategy, config.devices, config.logical_cpu_devices)
-    is_chief, task_id = distribute.worker_role(strategy)
-    verbose = verbose if is_chief else 0
-    prepared = prepare_data(config)
-    num_replicas = strategy.num_replicas_in_sync
-    if config.batch_size % num_replicas:
-        raise ValueError(f"batch_size ({config.batch_size}) must be divisible by the number of replicas ({num_replicas})")
-    steps_per_epoch = pipeline.steps_per_epoch(len(prepared.train_images), config.batch_size)
-    os.makedirs(model_dir, exist_ok=True)
-    check_run_directory(model_dir, config)
-    if is_chief:
-        files.write_atomic(os.path.join(model_dir, CONFIG_FILE), config.to_json())
-    # Every worker takes part in saving; only the chief's copy is the run's.
-    scratch_dir = None if is_chief else os.path.join(model_dir, f".worker-{task_id}")
-
-    keras.utils.set_random_seed(config.seed)  # weight initialization
-    with strategy.scope():
-        model = model or build_model(config, prepared.data_shape, prepared.num_classes)
-        model.build((None, *prepared.data_shape))
-        optimizer = make_optimizer(config, steps_per_epoch * config.epochs)
-        model.compile(optimizer=optimizer, jit_compile=False)
-        optimizer.build(model.trainable_variables)
-        state = checkpoints.TrainingState(model, optimizer, model_dir, config.max_checkpoints,
-                                          save_dir=scratch_dir and checkpoints.checkpoint_dir(scratch_dir))
-    restored = state.restore_latest()
-    if restored:
-        logging.info("Resuming from %s (step %d)", restored, state.global_step)
-    if is_chief:
-        files.write_atomic(
-            os.path.join(model_dir, MODEL_FILE), json.dumps(keras.saving.serialize_keras_object(model), indent=1)
-        )
-
-    # Each worker loads the data itself: multi-worker strategies would broadcast a variable made in their scope
-    # from the chief (and cannot broadcast uint8); one machine's replicas get a copy each.
-    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    with contextlib.nullcontext() if multi_worker else strategy.scope():
-        device_images = tf.Variable(prepared.train_images, trainable=False, name="train_images")
-        device_labels = None if prepared.train_labels is None else tf.Variable(
-            prepared.train_labels, trainable=False, name="train_labels")
-    xla = xla_enabled(config)
-    run_block = _make_train_function(model, strategy, device_images, device_labels, prepared.binarize, config.seed,
-                                     xla)
-    if is_chief:
-        train_writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
-        validation_writer = tf.summary.create_file_writer(os.path.join(model_dir, "validation"))
-    else:
-        train_writer = validation_writer = tf.summary.create_noop_writer()
-    validation_images = prepared.test_images[: config.validation_examples or None]
-    validation_labels = None if prepared.test_labels is None else prepared.test_labels[: len(validation_images)]
-    results = {}
-
-    while int(state.epoch.numpy()) < config.epochs:
-        epoch = int(state.epoch.numpy())
-        done = int(state.step_in_epoch.numpy())
-        plan = _block_plan(state.global_step, steps_per_epoch - done, config.steps_per_execution,
-                           config.checkpoint_every_steps)
-        dataset = _distribute(
-            strategy,
-            functools.partial(
-                pipeline.train_index_blocks, len(prepared.train_images), config.batch_size, config.seed, epoch, plan,
-                skip_steps=done,
-            ),
-        )
-        iterator = iter(dataset)
-        for metric in model.metrics:
-            metric.reset_state()
-        progbar = keras.utils.Progbar(steps_per_epoch, verbose=verbose, stateful_metrics=[m.name for m in model.metrics],
-                                      unit_name="step")
-        if verbose == 1:
-            print(f"Epoch {epoch + 1}/{config.epochs}")
-        start_time, start_step = time.perf_counter(), done
-        for num_steps in plan:
-            step = state.global_step
-            logs = {k: float(v) for k, v in run_block(iterator).items()}
-            if not math.isfinite(logs["loss"]):
-                first = step + 1 if num_steps == 1 else f"{step + 1}-{step + num_steps}"
-                raise NonFiniteLossError(
-                    f"non-finite loss ({logs['loss']}) at step {first}; training stopped and the last good "
-                    f"checkpoint {state.latest} is kept"
-                )
-            done += num_steps
-            state.step_in_epoch.assign(done)
-            step += num_steps
-            if done == steps_per_epoch:
-                state.epoch.assign(epoch + 1)
-                state.step_in_epoch.assign(0)
-            if step % config.summary_every_steps < num_steps or done == steps_per_epoch:
-                with train_writer.as_default(step=step):
-                    for name, value in logs.items():
-                        tf.summary.scalar(name, value)
-                    tf.summary.scalar("kl_weight", objectives.kl_weight(
-                        step, model.beta, model.kl_warmup_steps, model.kl_schedule, model.kl_cycle_steps))
-            if step % config.checkpoint_every_steps == 0 or done == steps_per_epoch:
-                state.save()
-            progbar.update(done, list(logs.items()))
-        seconds = time.perf_counter() - start_time
-        examples_per_second = (done - start_step) * config.batch_size / max(seconds, 1e-9)
-        with train_writer.as_default(step=step):
-            tf.summary.scalar("examples_per_second", examples_per_second)
-        logging.info("epoch %d: %s, %.0f examples/s", epoch + 1, logs, examples_per_second)
-        if (epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == config.epochs:
-            results = evaluation.elbo_metrics(model, validation_images, validation_labels, jit_compile=xla)
-            with validation_writer.as_default(step=step):
-                for name, value in results.items():
-                    tf.summary.scalar(name, value)
-            _write_images(model, validation_writer, step, validation_images, validation_labels, config.seed)
-            if verbose:
-                print("validation: " + ", ".join(f"{k}={v:.3f}" for k, v in results.items()))
-    train_writer.flush()
-    validation_writer.flush()
-    if not results:
-        results = evaluation.elbo_metrics(model, validation_images, validation_labels, jit_compile=xla)
-    results.update(step=state.global_step, epoch=int(state.epoch.numpy()))
-    if is_chief:
-        files.write_atomic(os.path.join(model_dir, METRICS_FILE), json.dumps(results, indent=1))
-    else:
-        shutil.rmtree(scratch_dir, ignore_errors=True)
-    return results

@@ -1,0 +1,56 @@
+"""Test-set figures against hand-computed values: active units, bits/dim, KL per dimension."""
+
+import math
+
+import numpy as np
+import pytest
+from linear_gaussian import FixedLinearDecoder, FixedLinearEncoder
+
+import tfvae
+from tfvae import evaluation
+
+
+def _linear_vae(weight, scale):
+    """q(z|x) = N(x weight, diag(scale^2)) over x in R^2; a fixed linear decoder."""
+    latent_dim = weight.shape[1]
+    return tfvae.VAE(FixedLinearEncoder(weight, np.zeros(latent_dim), scale),
+                     FixedLinearDecoder(np.ones((2, latent_dim)), np.zeros(2), 1.0),
+                     tfvae.StandardNormalPrior(latent_dim))
+
+
+def _unit_variance_data(n=1000, seed=0):
+    x = np.random.default_rng(seed).normal(size=(n, 2))
+    return ((x - x.mean(0)) / x.std(0)).astype(np.float32)  # each column: variance exactly 1
+
+
+def test_active_units_count_posterior_mean_variances_not_standard_deviations():
+    """Dimension 0 has Var_x(E_q[z_0]) = 0.05^2 = 0.0025 (its standard deviation 0.05 is above the 0.01
+    threshold, its variance is not); dimension 1 has variance 0.2^2 = 0.04; dimension 2 is constant."""
+    weight = np.array([[0.05, 0.0, 0.0], [0.0, 0.2, 0.0]])
+    model = _linear_vae(weight, np.ones(3))
+    assert evaluation.active_units(model, _unit_variance_data(), batch_size=300) == 1
+    wide = _linear_vae(np.array([[0.5, 0.0, 0.0], [0.0, 0.2, 0.0]]), np.ones(3))
+    assert evaluation.active_units(wide, _unit_variance_data(), batch_size=300) == 2
+
+
+def test_bits_per_dim_divides_nats_by_dimensions_times_log_two():
+    assert evaluation.bits_per_dim(-784 * math.log(2.0), (28, 28, 1)) == pytest.approx(1.0, rel=1e-12)
+    assert evaluation.bits_per_dim(-230.0, (28, 28, 1)) == pytest.approx(230.0 / (784 * 0.6931471805599453))
+    assert evaluation.bits_per_dim(-100.0, (32, 32, 3)) == pytest.approx(100.0 / (3072 * math.log(2.0)))
+
+
+def test_evaluate_model_reports_bits_per_dim_of_its_own_log_likelihood():
+    model = _linear_vae(np.array([[0.3, 0.1], [0.0, 0.4]]), np.full(2, 0.7))
+    x = _unit_variance_data(50)
+    metrics = evaluation.evaluate_model(model, x, num_importance_samples=20, batch_size=25, jit_compile=False)
+    assert metrics["bits_per_dim"] == pytest.approx(-metrics["log_likelihood"] / (2 * math.log(2.0)), rel=1e-9)
+    assert metrics["num_examples"] == 50 and metrics["log_likelihood"] >= metrics["elbo"] - 0.05
+
+
+def test_kl_per_dimension_is_the_mean_closed_form_kl_of_each_dimension():
+    weight, scale = np.array([[0.5, 0.0], [0.0, 0.2]]), np.array([0.5, 2.0])
+    model = _linear_vae(weight, scale)
+    x = _unit_variance_data(400)
+    loc = x.astype(np.float64) @ weight
+    expected = np.mean(0.5 * (loc**2 + scale**2 - 1.0) - np.log(scale), axis=0)
+    np.testing.assert_allclose(evaluation.kl_per_dimension(model, x, batch_size=128), expected, rtol=1e-5)
