@@ -14,7 +14,7 @@ def tfvae_contender(config, prepared, strategy=None):
     strategy = strategy or tf.distribute.get_strategy()
     model, _ = training.build_model_and_optimizer(config, prepared, strategy)
     loop = training.TrainingLoop(model, strategy, prepared, config)
-    spe = config.steps_per_execution
+    spe = min(config.steps_per_execution, loop.steps_per_epoch)  # a block never spans two epochs
     plan = [spe] * (loop.steps_per_epoch // spe)
     iterator = iter(loop.index_blocks(0, plan, skip_steps=loop.steps_per_epoch - sum(plan), repeat=True))
 

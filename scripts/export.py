@@ -35,9 +35,7 @@ def model_card(model_dir, model, config) -> dict:
     run = rundir.RunDirectory(model_dir)
     latest = tf.train.latest_checkpoint(run.checkpoint_dir)
     return {
-        "data_shape": [int(d) for d in model.data_shape],
         "data_range": [0.0, 1.0],
-        "latent_dim": model.latent_dim,
         "likelihood": config.likelihood,
         "gaussian_scale": config.gaussian_scale if config.likelihood == "gaussian" else None,
         "prior": type(model.prior_layer).__name__,

@@ -6,6 +6,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from checkers import check_distribution_layer
+
 import tfvae
 from tfvae import decoders
 
@@ -20,6 +22,17 @@ def decoder(likelihood, architecture="mlp", **kwargs):
     layer = decoders.make_decoder(likelihood, DATA_SHAPE, architecture=architecture, hidden_units=hidden, **kwargs)
     layer.build((None, 2))
     return layer
+
+
+@pytest.mark.parametrize("likelihood", decoders.LIKELIHOODS)
+def test_every_likelihood_keeps_the_distribution_layer_contract(likelihood):
+    architecture = "conv" if likelihood == "categorical" else "mlp"
+    hidden = [8] if architecture == "mlp" else [4, 8]
+    x = np.random.default_rng(1).integers(0, 256, (3, *DATA_SHAPE)) / 255.0
+    check_distribution_layer(
+        lambda: decoders.make_decoder(likelihood, DATA_SHAPE, architecture=architecture, hidden_units=hidden),
+        lambda layer: layer(Z), batch_shape=[3], event_shape=DATA_SHAPE,
+        value=tf.constant(np.round(x) if likelihood == "bernoulli" else x, tf.float32))
 
 
 @pytest.mark.parametrize("likelihood", decoders.LIKELIHOODS)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from checkers import check_distribution_layer
 from test_flows import randomise
 
 import tfvae
@@ -86,7 +87,6 @@ def test_iaf_rate_is_a_monte_carlo_kl_that_is_unbiased_for_the_gaussian_base():
     z = sampling.sample_posterior(q, tf.constant([7, 8]), num_samples=20_000)
     log_ratio = (q.log_prob(z) - prior.log_prob(z)).numpy()
     monte_carlo = objectives.rate(q, prior, z, method="auto").numpy()
-    np.testing.assert_allclose(monte_carlo, log_ratio.mean(0), rtol=1e-5)
     analytic = tfd.kl_divergence(q.distribution, prior).numpy()
     assert np.all(np.abs(monte_carlo - analytic) < 4 * log_ratio.std(0) / np.sqrt(len(log_ratio)))
 
@@ -105,15 +105,15 @@ def test_iaf_reconstruction_location_is_the_flow_of_the_base_mean():
     np.testing.assert_allclose(sampling.posterior_location(q).numpy(), expected.numpy(), rtol=1e-6)
 
 
-@pytest.mark.parametrize("make", [full_covariance_encoder, iaf_encoder])
-def test_encoder_config_round_trip_gives_the_same_posterior(make):
-    enc = make()
-    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(enc))
-    if not clone.built:
-        clone.build((None, *DATA_SHAPE))
-    clone.set_weights(enc.get_weights())
-    z = tf.zeros([5, D])
-    np.testing.assert_allclose(clone(inputs()).log_prob(z).numpy(), enc(inputs()).log_prob(z).numpy(), rtol=1e-5)
+@pytest.mark.parametrize("make", [
+    lambda: tfvae.GaussianEncoder(D, hidden_units=[8]),
+    lambda: tfvae.GaussianEncoder(D, architecture="conv", hidden_units=[4, 8]),
+    lambda: tfvae.GaussianEncoder(D, hidden_units=[8], covariance="full"),
+    lambda: tfvae.IAFEncoder(D, hidden_units=[8], num_flows=2, flow_hidden_units=[8], context_dim=4),
+], ids=["diagonal", "diagonal-conv", "full", "iaf"])
+def test_every_posterior_keeps_the_distribution_layer_contract(make):
+    check_distribution_layer(make, lambda enc: enc(inputs()), batch_shape=[5], event_shape=[D],
+                             value=tf.constant(np.random.default_rng(2).normal(size=(5, D)), tf.float32))
 
 
 def test_bad_encoder_arguments_raise_one_line_errors():

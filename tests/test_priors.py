@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from checkers import check_distribution_layer
 from test_flows import randomise
 
 import tfvae
@@ -42,6 +43,26 @@ def distribution(layer, enc):
 
 
 FAMILIES = ["mixture", "vamp", "maf", "real_nvp"]
+
+
+@pytest.mark.parametrize("name", ["standard_normal", *FAMILIES])
+def test_every_prior_keeps_the_distribution_layer_contract(name):
+    enc = encoder()
+    make_layer = {
+        "standard_normal": lambda: tfvae.StandardNormalPrior(D),
+        "mixture": lambda: tfvae.MixtureOfGaussiansPrior(D, num_components=3),
+        "vamp": lambda: tfvae.VampPrior(D, DATA_SHAPE, num_pseudo_inputs=5),
+        "maf": lambda: tfvae.FlowPrior(D, flow="maf", num_steps=2, hidden_units=[8]),
+        "real_nvp": lambda: tfvae.FlowPrior(D, flow="real_nvp", num_steps=2, hidden_units=[8]),
+    }[name]
+
+    def to_distribution(layer):
+        if not layer.built:
+            layer.build(None)
+        return distribution(layer, enc)
+
+    check_distribution_layer(make_layer, to_distribution, batch_shape=[], event_shape=[D],
+                             value=tf.constant([0.3, -0.7], tf.float32))
 
 
 @pytest.mark.parametrize("name", FAMILIES)

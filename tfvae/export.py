@@ -233,7 +233,7 @@ def export_model(
       version: a positive int; default ``next_version(export_dir)``. An
         existing version raises ExportError and is left as it is.
       model_card: JSON-able facts written to ``assets.extra/model_card.json``
-        (signatures and limits are added).
+        (data shape, latent size, signatures and limits are added).
       extra_files: {file name: text} also written to ``assets.extra/``.
       max_batch_size, max_importance_samples: the request limits (see ServingModule).
     """
@@ -247,6 +247,8 @@ def export_model(
     os.makedirs(export_dir, exist_ok=True)
     card = dict(model_card or {})
     card.update(
+        data_shape=[int(d) for d in model.data_shape],
+        latent_dim=int(model.latent_dim),
         signatures=list(SIGNATURES),
         serving_default=DEFAULT_SIGNATURE,
         max_batch_size=int(max_batch_size),

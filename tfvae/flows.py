@@ -103,7 +103,8 @@ class MADE(keras.layers.Layer):
             self.kernels.append(self.add_weight(name=f"kernel_{i}", shape=(fan_in, fan_out), initializer=init))
             self.biases.append(self.add_weight(name=f"bias_{i}", shape=(fan_out,), initializer="zeros"))
         if context_shape is not None:
-            self.context_layer = keras.layers.Dense(self.hidden_units[0], use_bias=False, name="context")
+            self.context_layer = keras.layers.Dense(self.hidden_units[0], use_bias=False, name="context",
+                                                    dtype=self.dtype_policy)
             self.context_layer.build(context_shape)
 
     def call(self, z, context=None):
@@ -143,8 +144,8 @@ class CouplingNetwork(keras.layers.Layer):
         self.output_units = int(output_units)
         self.hidden_units = _validate_units(hidden_units)
         self.activation = activation
-        self.hidden = [keras.layers.Dense(u, activation=activation) for u in self.hidden_units]
-        self.out = keras.layers.Dense(2 * self.output_units, kernel_initializer="zeros")
+        self.hidden = [keras.layers.Dense(u, activation=activation, dtype=self.dtype_policy) for u in self.hidden_units]
+        self.out = keras.layers.Dense(2 * self.output_units, kernel_initializer="zeros", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -154,10 +155,12 @@ class CouplingNetwork(keras.layers.Layer):
         self.out.build(shape)
 
     def call(self, z):
-        h = tf.cast(z, tf.float32)
+        z = tf.cast(z, tf.float32)
+        h = tf.reshape(z, [-1, tf.shape(z)[-1]])  # Dense layers take [N, d]; z may be [d] or [..., N, d]
         for layer in self.hidden:
             h = layer(h)
-        shift, raw_log_scale = tf.split(self.out(h), 2, axis=-1)
+        out = tf.reshape(self.out(h), tf.concat([tf.shape(z)[:-1], [2 * self.output_units]], 0))
+        shift, raw_log_scale = tf.split(out, 2, axis=-1)
         return shift, _clamp(raw_log_scale)
 
     def get_config(self):

@@ -1,0 +1,71 @@
+"""Every benchmark script runs end to end with tiny settings and prints the figures it promises.
+
+(train, evaluate, sample, export and serving_client are run by the tests of what they do:
+test_training, test_factory, test_export, test_serving_requests.)
+"""
+
+import json
+import os
+import re
+
+from conftest import run_script
+
+import tfvae
+
+TINY_TRAINING = ["--train_examples=512", "--hidden_units=16", "--latent_dim=4", "--batch_size=64",
+                 "--steps_per_execution=4"]
+
+
+def test_benchmark_prints_throughputs_ratios_memory_and_evaluation_time(fashion_mnist_dir):
+    result = run_script("benchmark.py", *TINY_TRAINING, "--benchmark_steps=16", "--repeats=1",
+                        "--eval_examples=20", "--eval_importance_samples=10", timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rates = re.findall(r"^\s+(tfvae|handwritten tf.function \+ XLA|handwritten tf.function)\s+(\d+) examples/s\s+"
+                       r"tfvae / this = +([\d.]+)$", result.stdout, re.M)
+    assert len(rates) == 6, result.stdout  # three contenders, MLP and conv
+    assert all(float(rate) > 0 for _, rate, _ in rates)
+    assert [float(ratio) for name, _, ratio in rates if name == "tfvae"] == [1.0, 1.0]
+    assert re.search(r"peak memory \(max RSS\): \d+ MiB", result.stdout)
+    assert re.search(r"IWAE bound k=10 over 10000 test images: \d+ s \(measured on 20, extrapolated\)", result.stdout)
+
+
+def test_benchmark_distribute_prints_a_row_per_device_count(fashion_mnist_dir):
+    result = run_script("benchmark_distribute.py", *TINY_TRAINING, "--devices_list=1,2", "--benchmark_steps=10",
+                        "--repeats=1", timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = re.findall(r"^\s+([12])\s+((?:\d+ \(\s*[\d.]+x\)\s*){4})$", result.stdout, re.M)
+    assert [count for count, _ in rows] == ["1", "2"], result.stdout
+    assert re.findall(r"\(([\d.]+)x\)", rows[0][1]) == ["1.00"] * 4
+
+
+def test_benchmark_families_trains_evaluates_and_tabulates_each_row(tmp_path, fashion_mnist_dir):
+    workdir = tmp_path / "families"
+    result = run_script("benchmark_families.py", *TINY_TRAINING, f"--workdir={workdir}", "--rows=gaussian,iwae",
+                        "--epochs=1", "--eval_examples=20", "--num_importance_samples=10", timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("| gaussian") or line.startswith("| iwae")]
+    assert len(lines) == 2, result.stdout
+    saved = json.loads((workdir / "families.json").read_text())
+    assert set(saved) == {"gaussian", "iwae"}
+    for metrics in saved.values():
+        assert metrics["num_examples"] == 20 and metrics["log_likelihood"] >= metrics["elbo"] - 5.0
+    assert tfvae.load_model(str(workdir / "iwae")).objective == tfvae.IWAE(num_samples=5)
+
+
+def test_benchmark_serving_prints_latency_and_throughput_per_signature(tmp_path):
+    from conftest import small_export, small_vae
+
+    class Factory:
+        def mktemp(self, name):
+            path = tmp_path / name
+            path.mkdir()
+            return path
+
+    export = small_export(small_vae(), Factory())
+    result = run_script("benchmark_serving.py", f"--export={export}", "--calls=10", "--batch_size=4",
+                        "--num_importance_samples=5")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = re.findall(r"^\s+(\w+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)$", result.stdout, re.M)
+    assert sorted(name for name, *_ in rows) == sorted(tfvae.export.SIGNATURES), result.stdout
+    assert all(float(median) <= float(p99) for _, median, p99, _ in rows)
+    assert os.path.isdir(export)
