@@ -63,8 +63,8 @@ def test_auto_xla_skips_convolutions_on_cpu_only():
 def test_rules_between_fields_are_checked_by_the_parts_that_own_them(field, value, message):
     from tfvae import factory
 
-    config = dataclasses.replace(TrainConfig(), free_bits=0.5, kl_schedule="cyclical", kl_warmup_steps=10,
-                                 kl_cycle_steps=20, **{field: value})
+    settings = dict(free_bits=0.5, kl_schedule="cyclical", kl_warmup_steps=10, kl_cycle_steps=20)
+    config = dataclasses.replace(TrainConfig(), **{**settings, field: value})
     validate(config)  # each field is fine on its own
     with pytest.raises(ValueError, match=message):
         factory.check_config(config)

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
-
 from checkers import check_distribution_layer
 
 import tfvae

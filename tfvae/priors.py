@@ -216,6 +216,7 @@ class FlowPrior(_Prior):
         else:
             self.networks = [flows.CouplingNetwork(d - d // 2, self.hidden_units, name=f"coupling_{i}")
                              for i in range(self.num_steps)]
+        flows.track_for_checkpoint(self, "network", self.networks)
 
     def build(self, input_shape=None):
         d = self.latent_dim

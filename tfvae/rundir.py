@@ -99,9 +99,12 @@ class RunDirectory:
     def read_model(self):
         """The run's VAE rebuilt from model.json (weights as initialised; restore a checkpoint into it)."""
         self.read_config()  # the version check
-        model = keras.saving.deserialize_keras_object(self._read_json(self.model_path))
-        if not model.built:
+        serialized = self._read_json(self.model_path)
+        input_shape = (serialized.pop("build_config", None) or {}).get("input_shape")
+        if not input_shape:
             raise RunDirectoryError(f"{self.model_path}: holds no data shape (build_config); was training started?")
+        model = keras.saving.deserialize_keras_object(serialized)
+        model.build(tuple(input_shape))  # built as the trainer builds it, so checkpoints match it object for object
         return model
 
     # ---------------------------------------------------- metrics and flags
