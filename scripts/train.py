@@ -37,8 +37,8 @@ def main(argv):
         cli.exit_with_error(f"flag --model_dir: cannot write {e.filename or _MODEL_DIR.value} ({e.strerror})")
     except (data.DataError, checkpoints.CheckpointError, training.NonFiniteLossError) as e:
         cli.exit_with_error(str(e), code=1)
-    except ValueError as e:
-        cli.exit_with_error(str(e))
+    except ValueError as e:  # a setting the parts refuse (factory.check_config), or the data cannot take
+        cli.exit_with_error(cli.flag_error(e))
     print(json.dumps(results))
 
 

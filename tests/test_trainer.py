@@ -134,7 +134,7 @@ def test_a_run_directory_of_the_previous_layout_names_the_version_that_wrote_it(
 
 # --------------------------------------------------------------- layering
 LAYERS = {  # module -> what it may not import (upward in the house)
-    "model parts": ({"distribution", "flows", "networks", "encoders", "decoders", "priors", "pixel_distributions",
+    "model parts": ({"serialisable", "flows", "networks", "encoders", "decoders", "priors", "pixel_distributions",
                      "sampling", "objectives", "schedules", "losses", "model"},
                     {"training", "rundir", "checkpoints", "loading", "export", "serving_requests", "cli", "factory",
                      "config", "summaries", "evaluation"}),

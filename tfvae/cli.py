@@ -13,7 +13,6 @@ import sys
 from absl import flags
 
 from tfvae import config as config_lib
-from tfvae import factory
 from tfvae.config import TrainConfig
 from tfvae.rundir import RunDirectoryError
 
@@ -21,6 +20,7 @@ __all__ = [
     "config_from_flags",
     "define_config_flags",
     "exit_with_error",
+    "flag_error",
     "load_run_or_exit",
     "quiet_logging",
     "resolved_flags",
@@ -59,11 +59,16 @@ def config_from_flags() -> TrainConfig:
         values[field.name] = value
     config = TrainConfig(**values)
     try:
-        factory.check_config(config)
+        config_lib.validate(config)  # no TensorFlow yet: a strategy may still need to split the CPU or join a cluster
     except ValueError as e:
-        named = str(e).split(" ", 1)[0] in values
-        exit_with_error(f"flag --{e}" if named else f"flags: {e}")
+        exit_with_error(flag_error(e))
     return config
+
+
+def flag_error(error: ValueError) -> str:
+    """``flag --<name> ...`` for an error whose message starts with a TrainConfig field; else the message."""
+    named = str(error).split(" ", 1)[0] in {f.name for f in dataclasses.fields(TrainConfig)}
+    return f"flag --{error}" if named else str(error)
 
 
 def resolved_flags() -> str:

@@ -50,6 +50,9 @@ def build_model(config: TrainConfig, data_shape, num_classes: int = 0) -> VAE:
 def check_config(config: TrainConfig, data_shape=(28, 28, 1)) -> None:
     """Raises the one-line ValueError of the first bad setting, before any data is read or file written.
 
+    It starts TensorFlow (Keras layers are made), so a script calls it after
+    building its tf.distribute strategy (``train_and_evaluate`` does).
+
     Validates each field (``config.validate``) and constructs the parts and
     objective (cheap: no weights are made), so that the rules the parts own
     are applied by the parts themselves.

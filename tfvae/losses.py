@@ -29,6 +29,7 @@ import keras
 import tensorflow as tf
 
 from tfvae import objectives, schedules
+from tfvae.serialisable import Serialisable
 
 __all__ = ["ELBO", "IWAE", "OBJECTIVES", "Objective", "get"]
 
@@ -47,7 +48,7 @@ def _non_negative(name: str, value) -> float:
     return float(value)
 
 
-class Objective:
+class Objective(Serialisable):
     """Base of the training objectives.
 
     Subclasses define ``loss(model, x, seed, step, labels)`` and
@@ -80,12 +81,6 @@ class Objective:
         config["kl_weight"] = schedules.get(config.get("kl_weight"))
         return cls(**config)
 
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __repr__(self):
-        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({arguments})"
 
 
 def _elbo_terms(sample) -> dict:

@@ -119,8 +119,8 @@ class VAE(keras.Model):
         if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 0:
             raise ValueError(f"num_classes must be an int >= 0; got {num_classes!r}")
         if num_classes and getattr(prior, "uses_encoder", False):
-            raise ValueError(f"a conditional VAE cannot use {type(prior).__name__}: its prior p(z) does not "
-                             "depend on the labels")
+            raise ValueError(f"a conditional VAE (num_classes > 0; --conditional) cannot use {type(prior).__name__}: "
+                             "its prior p(z) does not depend on the labels")
         for part in (encoder, decoder):
             if int(getattr(part, "condition_dim", 0)) != int(num_classes):
                 raise ValueError(f"{type(part).__name__}.condition_dim must equal num_classes ({num_classes}); "

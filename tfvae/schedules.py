@@ -25,30 +25,18 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfvae.serialisable import Serialisable
+
 __all__ = ["SCHEDULES", "Constant", "Cyclical", "Linear", "Schedule", "get", "make"]
 
 SCHEDULES = ("linear", "cyclical")  # the names train.py's --kl_schedule takes
 
 
-class Schedule:
+class Schedule(Serialisable):
     """Base of the KL weight schedules: ``schedule(step)`` -> float32 scalar tensor."""
 
     def __call__(self, step) -> tf.Tensor:
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __repr__(self):
-        arguments = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({arguments})"
 
 
 def _non_negative_int(name: str, value) -> int:

@@ -81,8 +81,8 @@ def train_and_evaluate(
       {"elbo", "rate", "distortion"} on the validation images (nats per
       example), plus "step", "epoch" and "stopped_early".
     """
-    factory.check_config(config)
     strategy = strategy or distribute.make_strategy(config.strategy, config.devices, config.logical_cpu_devices)
+    factory.check_config(config)  # after the strategy: a multi-worker one must exist before TensorFlow starts
     distribute.check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
     is_chief, task_id = distribute.worker_role(strategy)
     dataset = data.prepare_data(config)
@@ -176,7 +176,7 @@ def run_epoch(loop: TrainingLoop, state, config: TrainConfig, callback_list, wri
             state.epoch.assign(epoch + 1)
         if step % config.summary_every_steps < num_steps or end_of_epoch:
             writers.training(step, logs, float(loop.model.objective.rate_weight(step)),
-                             float(loop.model.optimizer.learning_rate))
+                             float(tf.convert_to_tensor(loop.model.optimizer.learning_rate)))
         if step % config.checkpoint_every_steps == 0 or end_of_epoch:
             state.save()
     examples_per_second = (done - start_step) * config.batch_size / max(time.perf_counter() - start_time, 1e-9)
