@@ -1,6 +1,6 @@
 """tfvae: variational autoencoders for Keras 3 and TensorFlow Probability."""
 
-from tfvae import distribute, export, losses, schedules
+from tfvae import data, distribute, evaluation, export, losses, schedules
 from tfvae.config import TrainConfig
 from tfvae.decoders import (
     BernoulliDecoder,
@@ -38,7 +38,9 @@ __all__ = [
     "TrainConfig",
     "VAE",
     "VampPrior",
+    "data",
     "distribute",
+    "evaluation",
     "export",
     "__version__",
     "load_model",

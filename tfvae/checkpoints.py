@@ -63,6 +63,8 @@ class TrainingState:
         try:
             status = self.checkpoint.restore(path)
             status.assert_existing_objects_matched()
+            if self.optimizer is None:
+                status.expect_partial()  # an inference load leaves the optimizer's slots behind, on purpose
         except Exception as e:  # noqa: BLE001 - any failure to read it is reported with its path
             first_line = (getattr(e, "message", None) or str(e)).strip().splitlines()[0]
             raise CheckpointError(f"{path}: checkpoint is unreadable or does not match the model ({first_line})") from None

@@ -32,7 +32,7 @@ def load_model(model_dir: str, checkpoint: str | None = None):
         state.restore_latest(require=True)
     else:
         try:
-            state.checkpoint.restore(checkpoint).assert_existing_objects_matched()
+            state.checkpoint.restore(checkpoint).assert_existing_objects_matched().expect_partial()
         except Exception as e:  # noqa: BLE001 - reported with the path, one line
             raise checkpoints.CheckpointError(f"{checkpoint}: cannot restore ({str(e).splitlines()[0]})") from None
     return model
