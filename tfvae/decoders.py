@@ -60,6 +60,8 @@ GAUSSIAN_SCALES = ("fixed", "learned", "per_pixel")
 class _Decoder(keras.layers.Layer):
     """Shared trunk: z -> float32 tensor of shape [B, *data_shape] * num_params."""
 
+    accepts_sample_dimensions = True  # z [..., N, D] -> batch [..., N] (see tfvae/model.py)
+
     num_params = 1
 
     def __init__(self, data_shape, architecture="mlp", hidden_units=(400,), activation="relu", condition_dim=0,

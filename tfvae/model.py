@@ -23,7 +23,11 @@ What the model needs from its parts, in one place:
   * decoder: a Keras layer mapping z [N, latent_dim] to a distribution with
     batch shape [N] and event shape = data shape. The model folds any
     sample dimensions of z into N before calling it and restores them
-    (``tfd.BatchReshape``), so a decoder never sees more than rank-2 input;
+    (``tfd.BatchReshape``), so a decoder never sees more than rank-2 input.
+    A decoder whose class sets ``accepts_sample_dimensions = True`` (tfvae's
+    own do) maps z [..., N, latent_dim] to batch shape [..., N] itself and is
+    called on z as it is: its log_prob then broadcasts x over the samples
+    without a copy of x per sample;
   * prior: a layer with ``distribution()`` returning p(z) with empty batch
     shape; latent_dim is the prior's ``latent_dim`` or its event size;
   * data shape: from the first batch the model is built on (``build``);
@@ -194,6 +198,9 @@ class VAE(keras.Model):
         condition = self.condition(labels)
         return self.encoder(x) if condition is None else self.encoder(x, condition=condition)
 
+    def _decodes_sample_dimensions(self) -> bool:
+        return bool(getattr(self.decoder, "accepts_sample_dimensions", False))
+
     def _decode_folded(self, z, labels):
         """(p(x|z) over the N = prod(leading dims) latents of z, leading shape of z)."""
         z = tf.convert_to_tensor(z, tf.float32)
@@ -213,6 +220,10 @@ class VAE(keras.Model):
         ``tfd.BatchReshape``; its ``log_prob`` then takes x broadcast to the
         full batch shape (``data_log_prob`` does that for you).
         """
+        z = tf.convert_to_tensor(z, tf.float32)
+        if self._decodes_sample_dimensions():
+            condition = self.condition(labels)
+            return self.decoder(z) if condition is None else self.decoder(z, condition=condition)
         distribution, leading = self._decode_folded(z, labels)
         if z.shape.rank == 2:
             return distribution
@@ -221,6 +232,8 @@ class VAE(keras.Model):
     def data_log_prob(self, x, z, labels=None) -> tf.Tensor:
         """log p(x|z) for z [..., B, latent_dim] and x [B, *data_shape]: a [..., B] tensor in nats."""
         x = tf.convert_to_tensor(x, tf.float32)
+        if self._decodes_sample_dimensions():
+            return self.likelihood(z, labels).log_prob(x)
         distribution, leading = self._decode_folded(z, labels)
         data_shape = tf.shape(x)[1:]
         x = tf.reshape(tf.broadcast_to(x, tf.concat([leading, data_shape], 0)), tf.concat([[-1], data_shape], 0))
