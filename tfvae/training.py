@@ -101,7 +101,8 @@ def train_and_evaluate(
         logs = run_epoch(loop, state, config, callback_list, writers)
         if (epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == config.epochs:
             validation = evaluate_and_log(model, dataset, config, writers, state.global_step, loop.xla)
-        callback_list.on_epoch_end(epoch, {**logs, **{f"val_{k}": v for k, v in validation.items()}})
+            logs.update({f"val_{name}": value for name, value in validation.items()})
+        callback_list.on_epoch_end(epoch, logs)
     results = finish(model, dataset, config, run, state, writers, validation, is_chief, loop.xla)
     callback_list.on_train_end(results)
     if not is_chief:
