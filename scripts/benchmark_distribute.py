@@ -29,7 +29,19 @@ _STEPS = flags.DEFINE_integer("benchmark_steps", 200, "Timed steps per variant a
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Rounds (median reported).", lower_bound=1)
 _WORKER = flags.DEFINE_integer("worker_devices", 0, "Internal: run as the measuring process with N devices.")
 
-VARIANTS = [("on", 50), ("on", 1), ("off", 50), ("off", 1)]
+_VARIANTS = flags.DEFINE_list("variants", ["on:50", "on:1", "off:50", "off:1"],
+                              "Variants to time, each <XLA on|off>:<steps per call>.")
+
+
+def variants():
+    """[(jit_compile, steps_per_execution)] of --variants; a bad entry exits naming the flag."""
+    parsed = []
+    for item in _VARIANTS.value:
+        jit, _, steps = item.partition(":")
+        if jit not in ("on", "off") or not steps.isdigit() or int(steps) < 1:
+            cli.exit_with_error(f"flag --variants: expected entries like on:50 or off:1; got {item!r}")
+        parsed.append((jit, int(steps)))
+    return parsed
 
 
 def measure_in_this_process(num_devices):
@@ -48,7 +60,7 @@ def measure_in_this_process(num_devices):
     strategy = (tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(num_devices)]) if num_devices > 1
                 else tf.distribute.get_strategy())
     contenders = {}
-    for jit, spe in VARIANTS:
+    for jit, spe in variants():
         variant = dataclasses.replace(config, jit_compile=jit, steps_per_execution=spe)
         contenders[f"{jit},{spe}"] = benchmark_lib.tfvae_contender(variant, prepared, strategy)
     rates = benchmark_lib.measure(contenders, _STEPS.value, _REPEATS.value, config.batch_size)
@@ -72,11 +84,11 @@ def main(argv):
     config = cli.config_from_flags()
     print(f"MLP {','.join(map(str, config.hidden_units))}-{config.latent_dim}, global batch {config.batch_size}, "
           f"{_REPEATS.value} rounds of {_STEPS.value} steps (median examples/s; ratio to 1 device, same variant)")
-    header = "".join(f"{f'XLA {jit}, {spe} steps/call':>26s}" for jit, spe in VARIANTS)
+    header = "".join(f"{f'XLA {jit}, {spe} steps/call':>26s}" for jit, spe in variants())
     print(f"  {'devices':8s}{header}")
     for count, rates in table.items():
         cells = "".join(f"{rates[f'{jit},{spe}']:>16.0f} ({rates[f'{jit},{spe}'] / table[1][f'{jit},{spe}'] if 1 in table else 1:4.2f}x)"
-                        for jit, spe in VARIANTS)
+                        for jit, spe in variants())
         print(f"  {count:<8d}{cells}")
 
 

@@ -31,11 +31,12 @@ def test_benchmark_prints_throughputs_ratios_memory_and_evaluation_time(fashion_
 
 def test_benchmark_distribute_prints_a_row_per_device_count(fashion_mnist_dir):
     result = run_script("benchmark_distribute.py", *TINY_TRAINING, "--devices_list=1,2", "--benchmark_steps=10",
-                        "--repeats=1", timeout=900)
+                        "--repeats=1", "--variants=on:4,off:1", timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
-    rows = re.findall(r"^\s+([12])\s+((?:\d+ \(\s*[\d.]+x\)\s*){4})$", result.stdout, re.M)
+    assert "XLA on, 4 steps/call" in result.stdout and "XLA off, 1 steps/call" in result.stdout
+    rows = re.findall(r"^\s+([12])\s+((?:\d+ \(\s*[\d.]+x\)\s*){2})$", result.stdout, re.M)
     assert [count for count, _ in rows] == ["1", "2"], result.stdout
-    assert re.findall(r"\(([\d.]+)x\)", rows[0][1]) == ["1.00"] * 4
+    assert re.findall(r"\(([\d.]+)x\)", rows[0][1]) == ["1.00"] * 2
 
 
 def test_benchmark_families_trains_evaluates_and_tabulates_each_row(tmp_path, fashion_mnist_dir):
