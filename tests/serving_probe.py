@@ -1,12 +1,16 @@
 """Loads a tfvae export the way a server does, in a process where tfvae and TFP cannot be imported.
 
-  python tests/serving_probe.py tf2|tf1 <version_dir> <inputs.npz> <outputs.npz>
+  python tests/serving_probe.py tf2|tf1|warmup <version_dir> <inputs.npz> <outputs.npz>
 
 inputs.npz holds arrays named "<signature>/<input>"; outputs.npz gets
-"<signature>/<output>". tf2 uses tf.saved_model.load and calls each
-signature; tf1 imports the MetaGraph with tag "serve" into a Session (as
+"<signature>/<output>", or "<signature>/error" (the error's text) for a
+request that fails. tf2 uses tf.saved_model.load and calls each signature;
+tf1 imports the MetaGraph with tag "serve" into a Session (as
 tensorflow_model_server's C++ loader does) and runs each signature_def by its
-tensor names.
+tensor names, feeding through the C API as the server does (no client-side
+check of the fed shapes). warmup replays assets.extra/tf_serving_warmup_requests
+(parsed with tensorflow-serving-api's PredictionLog) the same way; its
+outputs are "<signature>/<output>" of each record.
 """
 
 import sys
@@ -36,22 +40,41 @@ def run_tf2(path, requests):
 
 
 def run_tf1(path, requests):
+    from tensorflow.python.client import pywrap_tf_session
+
     outputs = {}
     with tf.compat.v1.Graph().as_default(), tf.compat.v1.Session() as session:
         meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+        tensor = session.graph.get_tensor_by_name
         for signature, inputs in requests.items():
             definition = meta_graph.signature_def[signature]
-            feeds = {definition.inputs[k].name: v for k, v in inputs.items()}
+            feeds = {tensor(definition.inputs[k].name)._as_tf_output(): v for k, v in inputs.items()}
             names = sorted(definition.outputs)
-            values = session.run([definition.outputs[n].name for n in names], feed_dict=feeds)
+            fetches = [tensor(definition.outputs[n].name)._as_tf_output() for n in names]
+            try:
+                values = pywrap_tf_session.TF_SessionRun_wrapper(session._session, None, feeds, fetches, [], None)
+            except tf.errors.OpError as e:
+                outputs[f"{signature}/error"] = np.array(e.message)
+                continue
             outputs.update({f"{signature}/{n}": v for n, v in zip(names, values, strict=True)})
     return outputs
+
+
+def run_warmup(path, _):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    requests = {}
+    for record in tf.data.TFRecordDataset(f"{path}/assets.extra/tf_serving_warmup_requests"):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        requests[request.model_spec.signature_name] = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+    return run_tf1(path, requests)
 
 
 def main(mode, path, inputs_path, outputs_path):
     with np.load(inputs_path) as f:
         requests = grouped(dict(f))
-    outputs = (run_tf2 if mode == "tf2" else run_tf1)(path, requests)
+    outputs = {"tf2": run_tf2, "tf1": run_tf1, "warmup": run_warmup}[mode](path, requests)
     np.savez(outputs_path, **outputs)
 
 

@@ -123,6 +123,40 @@ def test_saved_model_cli_lists_the_signatures_with_dtypes_and_shapes(exported):
     assert "inputs['num_importance_samples'] tensor_info:\n        dtype: DT_INT32\n        shape: (-1)" in text
     assert f"outputs['z'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, {LATENT_DIM})" in text
     assert "outputs['reconstruction'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 8, 8, 1)" in text
+    assert "inputs['images'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 8, 8, 1)" in text
+    assert f"inputs['z'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, {LATENT_DIM})" in text
+
+
+def test_a_server_feeding_a_wrong_shape_past_the_declared_one_gets_the_in_graph_error(exported, tmp_path):
+    # The C++ session (TF Serving's) does not compare fed shapes with the signature: the graph must.
+    bad = {"reconstruct/images": np.zeros((2, 4, 16, 1), np.float32), "decode/z": np.zeros((2, LATENT_DIM + 2),
+                                                                                           np.float32)}
+    outputs = _run_probe("tf1", exported, bad, tmp_path)
+    assert r"images: expected shape [batch, 8, 8, 1]; got] [2 4 16 1]" in str(outputs["reconstruct/error"])
+    assert f"z: expected shape [batch, {LATENT_DIM}]; got] [2 {LATENT_DIM + 2}]" in str(outputs["decode/error"])
+
+
+def test_warmup_records_hold_one_valid_request_per_signature_that_the_server_replays(exported, tmp_path):
+    outputs = _run_probe("warmup", exported, {}, tmp_path)
+    assert not [key for key in outputs if key.endswith("/error")]
+    assert {key.split("/")[0] for key in outputs} == {*export.SIGNATURES, "serving_default"}
+    assert outputs["sample/images"].shape == (1, 8, 8, 1)
+    assert outputs["log_likelihood/iwae_bound"].shape == (1,) and np.isfinite(outputs["log_likelihood/iwae_bound"]).all()
+
+
+def test_every_64_bit_seed_gives_its_own_stream_equal_to_the_in_process_model(model, exported):
+    loaded = tf.saved_model.load(exported)
+
+    def draw(seed):
+        return loaded.signatures["sample"](num_samples=tf.constant([3]), seed=tf.constant([seed], tf.int64))["images"]
+
+    seeds = [5, 5 + 2**31, 5 + 2**32, 5 + 2**62, -5]
+    draws = [draw(seed).numpy() for seed in seeds]
+    for i in range(len(seeds)):
+        for j in range(i):
+            assert not np.allclose(draws[i], draws[j]), (seeds[i], seeds[j])
+    for seed, images in zip(seeds, draws, strict=True):
+        np.testing.assert_allclose(images, model.sample(3, seed=seed), rtol=1e-5, atol=1e-6)
 
 
 def _call(loaded, signature, **inputs):
@@ -141,7 +175,7 @@ BAD_REQUESTS = [
      rf"num_samples: expected a value in \[1, {MAX_BATCH}\]"),
     ("sample", dict(num_samples=np.array([2, 3], np.int32), seed=np.array([1])), "num_samples: all values must be equal"),
     ("sample", dict(num_samples=np.array([], np.int32), seed=np.array([1])), "num_samples: expected at least one value"),
-    ("encode", dict(images=np.zeros((2, 8, 8, 1), np.float32), seed=np.array([-1])), "seed: expected a value in"),
+    ("encode", dict(images=np.zeros((2, 8, 8, 1), np.float32), seed=np.array([1, 2])), "seed: all values must be equal"),
     ("log_likelihood", dict(images=np.zeros((2, 8, 8, 1), np.float32), num_importance_samples=np.array([501], np.int32),
                             seed=np.array([1])), r"num_importance_samples: expected a value in \[1, 500\]"),
 ]
@@ -255,11 +289,53 @@ def test_flow_families_export_and_run_in_a_fresh_process_like_the_in_process_mod
         np.testing.assert_allclose(actual[key], value, rtol=1e-4, atol=1e-4, err_msg=key)
 
 
-def test_conditional_models_are_refused_by_export_in_one_line(tmp_path):
-    model = tfvae.VAE(tfvae.GaussianEncoder(2, hidden_units=[4], condition_dim=3),
-                      tfvae.BernoulliDecoder((8, 8, 1), hidden_units=[4], condition_dim=3),
+def test_conditional_models_export_with_a_labels_input_on_every_signature(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = tfvae.VAE(tfvae.GaussianEncoder(2, hidden_units=[8], condition_dim=3),
+                      tfvae.BernoulliDecoder((8, 8, 1), hidden_units=[8], condition_dim=3),
                       tfvae.StandardNormalPrior(2), num_classes=3)
     model.build((None, 8, 8, 1))
-    with pytest.raises(export.ExportError, match="conditional VAEs \\(num_classes=3\\) cannot be exported"):
-        export.export_model(model, str(tmp_path / "vae"))
-    assert not os.path.exists(tmp_path / "vae" / "1")
+    path = export.export_model(model, str(tmp_path / "cvae"), max_batch_size=MAX_BATCH)
+    loaded = tf.saved_model.load(path)
+    x, y = binary_batch(4, seed=3), np.array([0, 2, 1, 2], np.int32)
+    seed = np.array([SEED], np.int64)
+    for signature in [*export.SIGNATURES, "serving_default"]:
+        assert "labels" in loaded.signatures[signature].structured_input_signature[1], signature
+    encoded = _call(loaded, "encode", images=x, labels=y, seed=seed)
+    np.testing.assert_allclose(encoded["loc"], model.posterior(x, y).mean(), rtol=1e-5, atol=1e-6)
+    z = encoded["z"].numpy()
+    np.testing.assert_allclose(_call(loaded, "decode", z=z, labels=y)["probs"], model.likelihood(z, y).mean(),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_call(loaded, "reconstruct", images=x, labels=y)["reconstruction"],
+                               model.reconstruct(x, y), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_call(loaded, "sample", num_samples=np.array([4], np.int32), seed=seed, labels=y)[
+        "images"], model.sample(4, seed=SEED, labels=y), rtol=1e-5, atol=1e-6)
+    scores = _call(loaded, "log_likelihood", images=x, labels=y, num_importance_samples=np.array([30], np.int32),
+                   seed=seed)
+    np.testing.assert_allclose(scores["iwae_bound"], model.log_likelihood(x, 30, seed=SEED, labels=y), rtol=1e-5)
+    # the labels matter: another label gives another reconstruction
+    assert not np.allclose(_call(loaded, "reconstruct", images=x, labels=(y + 1) % 3)["reconstruction"],
+                           model.reconstruct(x, y))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"labels: expected ints in \[0, 3\)"):
+        _call(loaded, "reconstruct", images=x, labels=np.array([0, 1, 2, 3], np.int32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="labels: expected one label per example"):
+        _call(loaded, "encode", images=x, labels=y[:3], seed=seed)
+    with open(os.path.join(path, "assets.extra", "model_card.json")) as f:
+        card = json.load(f)
+    assert card["num_classes"] == 3 and card["model_name"] == "cvae"
+    assert card["signature_inputs"]["sample"]["labels"] == {"dtype": "int32", "shape": [-1]}
+
+
+def test_full_covariance_posteriors_export_their_scale_tril(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = tfvae.VAE(tfvae.GaussianEncoder(3, hidden_units=[8], covariance="full"),
+                      tfvae.BernoulliDecoder((8, 8, 1), hidden_units=[8]), tfvae.StandardNormalPrior(3))
+    model.build((None, 8, 8, 1))
+    loaded = tf.saved_model.load(export.export_model(model, str(tmp_path / "full")))
+    x = binary_batch(4, seed=3)
+    encoded = _call(loaded, "encode", images=x, seed=np.array([SEED], np.int64))
+    posterior = model.encoder(x)
+    np.testing.assert_allclose(encoded["scale_tril"], posterior.scale.to_dense(), rtol=1e-5, atol=1e-6)
+    assert np.abs(np.triu(encoded["scale_tril"].numpy(), k=1)).max() == 0.0
+    assert np.abs(np.tril(encoded["scale_tril"].numpy(), k=-1)).max() > 0.0  # correlations are there to lose
+    np.testing.assert_allclose(encoded["scale"], posterior.stddev(), rtol=1e-5, atol=1e-6)

@@ -6,7 +6,7 @@ objects), so a stock ``tensorflow_model_server`` and ``tf.saved_model.load``
 run it without this package:
 
   signature        inputs                                       outputs
-  encode           images, seed                                 loc, scale*, z ~ q(z|x)
+  encode           images, seed                                 loc, scale*, scale_tril**, z ~ q(z|x)
   decode           z                                            probs|mean, logits|scale*
   reconstruct      images                                       reconstruction = mean of p(x | z = E_q[z])
   sample           num_samples, seed                            images = mean of p(x|z), z ~ p(z)
@@ -15,25 +15,34 @@ run it without this package:
 
 ``loc`` is E_q[z] (for an IAF posterior, the flow of its base mean); the
 outputs marked * exist where the distribution has a closed-form standard
-deviation (not for IAF posteriors or discretized logistic likelihoods).
-Conditional VAEs are not exported (their signatures would need labels).
+deviation (not for IAF posteriors or discretized logistic likelihoods);
+``scale_tril`` [batch, latent_dim, latent_dim] (** ) only for a
+full-covariance posterior, whose covariance is scale_tril @ scale_tril^T.
+A conditional VAE (``num_classes > 0``) takes ``labels`` too on every
+signature: int32 [batch], one class in [0, num_classes) per example (per
+drawn image for ``sample``).
 
-``images`` are float32 [batch, H, W, C] in [0, 1]; ``z`` float32
-[batch, latent_dim]. Request-level parameters (``seed``, ``num_samples``,
-``num_importance_samples``) are int vectors whose elements must all be equal:
-one value in the columnar ("inputs") format, the value repeated on every
-instance in the row ("instances") format. Seeds are stateless: the same seed
-gives the same output on every call and after every reload, and equals the
-in-process ``model.sample(n, seed=s)``, ``model.encoder(x).sample(seed=...)``
-and ``model.log_likelihood(x, k, seed=s)``.
+``images`` are float32 [batch, H, W, C] in [0, 1], declared with the model's
+H, W, C (so ``saved_model_cli`` and TF Serving's /metadata show them); ``z``
+float32 [batch, latent_dim]. Request-level parameters (``seed``,
+``num_samples``, ``num_importance_samples``) are int vectors whose elements
+must all be equal: one value in the columnar ("inputs") format, the value
+repeated on every instance in the row ("instances") format. ``seed`` is any
+int64 and all its 64 bits count (``sampling.as_seed``). Seeds are stateless:
+the same seed gives the same output on every call and after every reload,
+and equals the in-process ``model.sample(n, seed=s)``,
+``model.encoder(x).sample(seed=...)`` and ``model.log_likelihood(x, k, seed=s)``.
 
-Every input is checked in the graph; a bad one fails the request with an
-``InvalidArgumentError`` whose message starts with the input's name (TF
-Serving answers 400 with it): wrong shape, NaN/Inf, values outside [0, 1], a
-batch over ``max_batch_size``, unequal or out-of-range parameters.
+Every input is checked in the graph as well as by its declared shape (TF
+Serving's C++ session feeds tensors without checking them against the
+signature); a bad one fails the request with an ``InvalidArgumentError``
+whose message starts with the input's name (TF Serving answers 400 with it):
+wrong shape, NaN/Inf, values outside [0, 1], a batch over ``max_batch_size``,
+unequal or out-of-range parameters, labels out of range or not one per example.
 
 Layout (TF Serving's): ``<export_dir>/<version>/saved_model.pb``,
-``variables/``, ``assets.extra/{model_card.json, flags.txt}``. A version is
+``variables/``, ``assets.extra/{model_card.json, flags.txt,
+tf_serving_warmup_requests}`` (the warm-up records: ``serving_warmup``). A version is
 written under a temporary name and renamed; an existing version is never
 touched.
 """
@@ -48,7 +57,7 @@ import tempfile
 
 import tensorflow as tf
 
-from tfvae import decoders, files, sampling
+from tfvae import decoders, files, sampling, serving_warmup
 
 __all__ = [
     "DEFAULT_SIGNATURE",
@@ -91,15 +100,15 @@ def _has_shape(value: tf.Tensor, trailing: list[int]) -> tf.Tensor:
     return (tf.size(shape) == rank) & tf.reduce_all(tf.equal(padded, trailing))
 
 
-def _request_parameter(values: tf.Tensor, name: str, low: int, high: int) -> tf.Tensor:
-    """The one value of a request-level parameter vector (all elements equal, in [low, high])."""
+def _request_parameter(values: tf.Tensor, name: str, low: int | None = None, high: int | None = None) -> tf.Tensor:
+    """The one value of a request-level parameter vector (all elements equal, in [low, high] if given)."""
     values = _checked(values, _require(tf.size(values) > 0, f"{name}: expected at least one value"))
     first = values[0]
-    return _checked(
-        first,
-        _require(tf.reduce_all(tf.equal(values, first)), f"{name}: all values must be equal; got", values),
-        _require((first >= low) & (first <= high), f"{name}: expected a value in [{low}, {high}]; got", first),
-    )
+    checks = [_require(tf.reduce_all(tf.equal(values, first)), f"{name}: all values must be equal; got", values)]
+    if low is not None:
+        checks.append(_require((first >= low) & (first <= high), f"{name}: expected a value in [{low}, {high}]; got",
+                               first))
+    return _checked(first, *checks)
 
 
 def _stddev_if_closed_form(distribution) -> dict:
@@ -114,7 +123,8 @@ class ServingModule(tf.Module):
     """The exportable form of a trained ``VAE``: variables plus signature functions.
 
     Args:
-      model: a built, unconditional ``tfvae.VAE``.
+      model: a built ``tfvae.VAE``; a conditional one (``num_classes > 0``)
+        gets a ``labels`` input on every signature.
       max_batch_size: largest batch a request may send (default 1024); also
         the largest ``num_samples`` of ``sample``.
       max_importance_samples: largest ``num_importance_samples`` (default 10000).
@@ -122,9 +132,6 @@ class ServingModule(tf.Module):
 
     def __init__(self, model, max_batch_size: int = 1024, max_importance_samples: int = 10000):
         super().__init__(name="tfvae_serving")
-        if model.num_classes:
-            raise ExportError(f"conditional VAEs (num_classes={model.num_classes}) cannot be exported yet: the "
-                              "signatures take no labels")
         if int(max_batch_size) < 1 or int(max_importance_samples) < 1:
             raise ExportError(
                 f"max_batch_size and max_importance_samples must be positive; got {max_batch_size}, "
@@ -134,18 +141,21 @@ class ServingModule(tf.Module):
         # TF1-style (TF Serving) load restores while the functions read the uninitialised originals.
         self.model_variables = [v.value for v in model.variables]
         data_shape = [int(d) for d in model.data_shape]
-        latent_dim = model.latent_dim
+        latent_dim, num_classes = model.latent_dim, int(model.num_classes)
         bernoulli = isinstance(model.decoder, decoders.BernoulliDecoder)
         max_batch = int(max_batch_size)
         shape_text = f"[batch, {', '.join(map(str, data_shape))}]"
 
-        def check_images(images):
-            images = _checked(
-                images,
-                _require(_has_shape(images, data_shape), f"images: expected shape {shape_text}; got", tf.shape(images)),
-                _require(tf.shape(images)[0] <= max_batch,
-                         f"images: batch larger than the maximum of {max_batch} examples; got", tf.shape(images)[0]),
+        def check_batch(value, name, trailing, trailing_text):
+            return _checked(
+                value,
+                _require(_has_shape(value, trailing), f"{name}: expected shape {trailing_text}; got", tf.shape(value)),
+                _require(tf.shape(value)[0] <= max_batch,
+                         f"{name}: batch larger than the maximum of {max_batch} examples; got", tf.shape(value)[0]),
             )
+
+        def check_images(images):
+            images = check_batch(images, "images", data_shape, shape_text)
             images = _checked(
                 images,
                 _require(tf.reduce_all(tf.math.is_finite(images)), "images: values must be finite (found NaN or Inf)"),
@@ -155,57 +165,98 @@ class ServingModule(tf.Module):
             )
             return tf.reshape(images, [-1, *data_shape])
 
+        def check_labels(labels, batch_of):
+            """labels: one int in [0, num_classes) per row of ``batch_of``; None for an unconditional model."""
+            if labels is None:
+                return None
+            return _checked(
+                labels,
+                _require(tf.size(labels) == tf.shape(batch_of)[0],
+                         "labels: expected one label per example; got labels and examples", tf.size(labels),
+                         tf.shape(batch_of)[0]),
+                _require(tf.reduce_all((labels >= 0) & (labels < num_classes)),
+                         f"labels: expected ints in [0, {num_classes}); got", labels),
+            )
+
         def likelihood_outputs(likelihood):
             if bernoulli:
                 return {"probs": likelihood.mean(), "logits": likelihood.distribution.logits}
             return {"mean": likelihood.mean(), **_stddev_if_closed_form(likelihood)}
 
-        images_spec = tf.TensorSpec([None, None, None, None], tf.float32, name="images")
-        seed_spec = tf.TensorSpec([None], tf.int64, name="seed")
-
-        @tf.function(input_signature=[images_spec, seed_spec])
-        def encode(images, seed):
-            seed = _request_parameter(seed, "seed", 0, 2**62)
-            posterior = model.encoder(check_images(images))
-            return {"loc": sampling.posterior_location(posterior), **_stddev_if_closed_form(posterior),
+        def encode(images, seed, labels=None):
+            seed = _request_parameter(seed, "seed")
+            x = check_images(images)
+            posterior = model.posterior(x, check_labels(labels, x))
+            return {"loc": sampling.posterior_location(posterior), **_scale_outputs(posterior),
                     "z": posterior.sample(seed=sampling.as_seed(seed))}
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="z")])
-        def decode(z):
-            z = _checked(
-                z,
-                _require(_has_shape(z, [latent_dim]), f"z: expected shape [batch, {latent_dim}]; got", tf.shape(z)),
-                _require(tf.shape(z)[0] <= max_batch,
-                         f"z: batch larger than the maximum of {max_batch} examples; got", tf.shape(z)[0]),
-            )
+        def decode(z, labels=None):
+            z = check_batch(z, "z", [latent_dim], f"[batch, {latent_dim}]")
             z = _checked(z, _require(tf.reduce_all(tf.math.is_finite(z)), "z: values must be finite (found NaN or Inf)"))
-            return likelihood_outputs(model.decoder(tf.reshape(z, [-1, latent_dim])))
+            z = tf.reshape(z, [-1, latent_dim])
+            return likelihood_outputs(model.likelihood(z, check_labels(labels, z)))
 
-        @tf.function(input_signature=[images_spec])
-        def reconstruct(images):
-            return {"reconstruction": model.reconstruct(check_images(images))}
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="num_samples"), seed_spec])
-        def sample(num_samples, seed):
-            num_samples = _request_parameter(num_samples, "num_samples", 1, max_batch)
-            seed = _request_parameter(seed, "seed", 0, 2**62)
-            z = model.prior.sample(num_samples, seed=sampling.as_seed(seed))
-            return {"images": model.decoder(z).mean()}
-
-        @tf.function(input_signature=[images_spec, tf.TensorSpec([None], tf.int32, name="num_importance_samples"),
-                                      seed_spec])
-        def log_likelihood(images, num_importance_samples, seed):
-            k = _request_parameter(num_importance_samples, "num_importance_samples", 1, int(max_importance_samples))
-            seed = sampling.as_seed(_request_parameter(seed, "seed", 0, 2**62))
+        def reconstruct(images, labels=None):
             x = check_images(images)
-            return {"elbo": model.elbo(x, seed), "iwae_bound": model.iwae_bound(x, k, seed)}
+            return {"reconstruction": model.reconstruct(x, check_labels(labels, x))}
 
-        self.encode, self.decode, self.reconstruct = encode, decode, reconstruct
-        self.sample, self.log_likelihood = sample, log_likelihood
+        def sample(num_samples, seed, labels=None):
+            num_samples = _request_parameter(num_samples, "num_samples", 1, max_batch)
+            seed = _request_parameter(seed, "seed")
+            z = model.prior.sample(num_samples, seed=sampling.as_seed(seed))
+            return {"images": model.likelihood(z, check_labels(labels, z)).mean()}
+
+        def log_likelihood(images, num_importance_samples, seed, labels=None):
+            k = _request_parameter(num_importance_samples, "num_importance_samples", 1, int(max_importance_samples))
+            seed = sampling.as_seed(_request_parameter(seed, "seed"))
+            x = check_images(images)
+            y = check_labels(labels, x)
+            return {"elbo": model.elbo(x, seed, labels=y), "iwae_bound": model.iwae_bound(x, k, seed, labels=y)}
+
+        images = tf.TensorSpec([None, *data_shape], tf.float32, name="images")
+        seed = tf.TensorSpec([None], tf.int64, name="seed")
+        labels = [tf.TensorSpec([None], tf.int32, name="labels")] if num_classes else []
+        z = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
+        num_samples = tf.TensorSpec([None], tf.int32, name="num_samples")
+        num_importance = tf.TensorSpec([None], tf.int32, name="num_importance_samples")
+        self.encode = _signature_function(encode, images, seed, *labels)
+        self.decode = _signature_function(decode, z, *labels)
+        self.reconstruct = _signature_function(reconstruct, images, *labels)
+        self.sample = _signature_function(sample, num_samples, seed, *labels)
+        self.log_likelihood = _signature_function(log_likelihood, images, num_importance, seed, *labels)
 
     def signatures(self) -> dict:
         functions = {name: getattr(self, name) for name in SIGNATURES}
         return {**functions, "serving_default": functions[DEFAULT_SIGNATURE]}
+
+    def signature_inputs(self) -> dict:
+        """{signature: {input: {"dtype", "shape"}}}, the inputs each signature declares (-1: any size)."""
+        described = {}
+        for name, function in self.signatures().items():
+            specs = function.input_signature
+            described[name] = {spec.name: {"dtype": spec.dtype.name,
+                                           "shape": [-1 if d is None else int(d) for d in spec.shape]}
+                               for spec in specs}
+        return described
+
+
+def _signature_function(body, *specs: tf.TensorSpec):
+    """tf.function of ``body`` called with keyword arguments named by ``specs`` (the signature's inputs)."""
+    names = [spec.name for spec in specs]
+
+    def call(*values):
+        return body(**dict(zip(names, values, strict=True)))
+
+    return tf.function(call, input_signature=list(specs))
+
+
+def _scale_outputs(posterior) -> dict:
+    """{"scale": per-dimension stddev} where closed-form, plus {"scale_tril"} for a full-covariance Gaussian."""
+    outputs = _stddev_if_closed_form(posterior)
+    scale = getattr(posterior, "scale", None)
+    if isinstance(scale, tf.linalg.LinearOperatorLowerTriangular):
+        outputs["scale_tril"] = scale.to_dense()
+    return outputs
 
 
 def next_version(export_dir: str) -> int:
@@ -233,7 +284,9 @@ def export_model(
       version: a positive int; default ``next_version(export_dir)``. An
         existing version raises ExportError and is left as it is.
       model_card: JSON-able facts written to ``assets.extra/model_card.json``
-        (data shape, latent size, signatures and limits are added).
+        (the model name -- export_dir's base name, as TF Serving's
+        --model_name would usually be --, data shape, latent size, classes,
+        each signature's inputs and the limits are added).
       extra_files: {file name: text} also written to ``assets.extra/``.
       max_batch_size, max_importance_samples: the request limits (see ServingModule).
     """
@@ -247,6 +300,9 @@ def export_model(
     os.makedirs(export_dir, exist_ok=True)
     card = dict(model_card or {})
     card.update(
+        model_name=os.path.basename(os.path.normpath(export_dir)),
+        num_classes=int(model.num_classes),
+        signature_inputs=module.signature_inputs(),
         data_shape=[int(d) for d in model.data_shape],
         latent_dim=int(model.latent_dim),
         signatures=list(SIGNATURES),
@@ -262,6 +318,8 @@ def export_model(
         extra = {MODEL_CARD: json.dumps(card, indent=1, sort_keys=True), **(extra_files or {})}
         for name, text in extra.items():
             files.write_atomic(os.path.join(tmp, "assets.extra", name), text)
+        serving_warmup.write_warmup_records(os.path.join(tmp, "assets.extra", serving_warmup.WARMUP_FILE),
+                                            serving_warmup.warmup_inputs(module.signature_inputs()))
         os.rename(tmp, final)  # atomic; fails rather than replace if final appeared meanwhile
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

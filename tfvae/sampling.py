@@ -43,17 +43,25 @@ def as_seed(seed) -> tf.Tensor:
     """The [2] int32 stateless seed of ``seed``, tfvae's one seed convention.
 
     None -> fresh randomness (``tfp.random.sanitize_seed``); an int or an
-    integer scalar tensor s -> [s & 0x7FFFFFFF, 0] (its low 31 bits); a [2]
-    integer tensor -> itself as int32.
+    integer scalar tensor s (any 64-bit value) -> [low 32 bits of s, high 32
+    bits of s], each read as a signed int32, so distinct 64-bit seeds give
+    distinct streams and s in [0, 2**31) gives [s, 0]; a [2] integer tensor ->
+    itself as int32.
     """
     if seed is None:
         return tfp.random.sanitize_seed(None)
     if isinstance(seed, int):
-        return tf.constant([seed & 0x7FFFFFFF, 0], tf.int32)
+        if not -(2**63) <= seed < 2**64:
+            raise ValueError(f"seed must fit in 64 bits; got {seed}")
+        halves = [(seed >> shift) & 0xFFFFFFFF for shift in (0, 32)]
+        return tf.constant([h - 2**32 if h >= 2**31 else h for h in halves], tf.int32)
     seed = tf.convert_to_tensor(seed)
     if seed.shape.rank == 0:
-        low_bits = tf.cast(tf.bitwise.bitwise_and(seed, tf.constant(0x7FFFFFFF, seed.dtype)), tf.int32)
-        return tf.stack([low_bits, tf.constant(0, tf.int32)])
+        seed = tf.cast(seed, tf.int64)
+        mask = tf.constant(0xFFFFFFFF, tf.int64)
+        halves = [tf.bitwise.bitwise_and(seed, mask), tf.bitwise.bitwise_and(tf.bitwise.right_shift(seed, 32), mask)]
+        # [0, 2**32) -> the int32 with the same bits
+        return tf.stack([tf.cast(h - tf.cast(h >= 2**31, tf.int64) * 2**32, tf.int32) for h in halves])
     return tf.cast(seed, tf.int32)
 
 
