@@ -1,18 +1,27 @@
 """Sends a request for any tfvae signature to a running TF Serving server and prints the result.
 
+The model's name, shapes, latent size and classes come from its export's
+model card (``--export_dir``, by default the pretrained model this repository
+ships in saved_models/fashion_mnist_mlp), so the defaults match a model the
+server can load right away (saved_models/README.md):
+
   # columnar REST request for reconstructions of 3 Fashion-MNIST test images
-  python scripts/serving_client.py --model_name=mlp --signature=reconstruct --test_images=3
+  python scripts/serving_client.py --signature=reconstruct --test_images=3
   # row format, IWAE scores, and gRPC (pip install -e .[serving])
-  python scripts/serving_client.py --model_name=mlp --signature=log_likelihood --test_images=3 --format=row
-  python scripts/serving_client.py --model_name=mlp --signature=sample --num_samples=4 --protocol=grpc
-  # print the request instead of sending it
-  python scripts/serving_client.py --signature=encode --test_images=1 --dry_run
+  python scripts/serving_client.py --signature=log_likelihood --test_images=3 --format=row
+  python scripts/serving_client.py --signature=sample --num_samples=4 --protocol=grpc
+  # another export; print the request instead of sending it
+  python scripts/serving_client.py --export_dir=saved_models/mine --signature=encode --dry_run
 
 Images come from the first --test_images Fashion-MNIST test images (Debian's
-package; binarized with seed 0 as in training) or from --images_npy (float32
-[batch, H, W, C] in [0, 1]); decode takes --z_npy ([batch, latent_dim]).
+package; binarized with seed 0 as in training; for 28x28x1 models) or from
+--images_npy (float32 [batch, H, W, C] in [0, 1]); decode takes --z_npy
+([batch, latent_dim]) or standard normal draws. A conditional model's
+``labels`` come from --labels, else the test images' labels (sample: the
+classes in turn).
 """
 
+import glob
 import json
 import os
 import sys
@@ -24,11 +33,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from absl import app, flags
 
-from tfvae import cli, serving_requests
+from tfvae import cli, export, serving_requests
 
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_EXPORT_DIR = flags.DEFINE_string(
+    "export_dir", os.path.join(_REPO, "saved_models", "fashion_mnist_mlp"),
+    "The served model's export (its base folder or one version folder): its model card gives the model name, "
+    "shapes, latent size and classes.")
 _SERVER = flags.DEFINE_string("server", "localhost:8501", "host:port of the REST API.")
 _GRPC_SERVER = flags.DEFINE_string("grpc_server", "localhost:8500", "host:port of the gRPC API.")
-_MODEL_NAME = flags.DEFINE_string("model_name", "vae", "The served model's name (--model_name of the server).")
+_MODEL_NAME = flags.DEFINE_string("model_name", None, "The served model's name (default: the model card's).")
 _SIGNATURE = flags.DEFINE_enum("signature", "serving_default", sorted(serving_requests.INPUT_DTYPES),
                                "Signature to call.")
 _PROTOCOL = flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "REST JSON or gRPC.")
@@ -37,44 +51,81 @@ _FORMAT = flags.DEFINE_enum("format", "columnar", ["columnar", "row"], 'REST bod
 _TEST_IMAGES = flags.DEFINE_integer("test_images", 2, "Use the first N Fashion-MNIST test images.", lower_bound=1)
 _IMAGES_NPY = flags.DEFINE_string("images_npy", None, "A .npy file of images instead of --test_images.")
 _Z_NPY = flags.DEFINE_string("z_npy", None, "A .npy file of latents for decode (default: standard normal draws).")
-_LATENT_DIM = flags.DEFINE_integer("latent_dim", 20, "Latent size, for decode without --z_npy.", lower_bound=1)
+_LABELS = flags.DEFINE_list("labels", None, "A conditional model's labels, one per example (default: the test "
+                            "images' labels).")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 4, "sample: images to draw.", lower_bound=1)
 _NUM_IMPORTANCE = flags.DEFINE_integer("num_importance_samples", 1000, "log_likelihood: k.", lower_bound=1)
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of encode, sample and log_likelihood.", lower_bound=0)
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of encode, sample and log_likelihood (any 64-bit int).")
 _TIMEOUT = flags.DEFINE_float("timeout", 30.0, "Seconds to wait for the server.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the request and exit without sending it.")
 
 
-def _images():
-    if _IMAGES_NPY.value:
-        try:
-            return np.load(_IMAGES_NPY.value).astype(np.float32)
-        except (OSError, ValueError) as e:
-            cli.exit_with_error(f"flag --images_npy: cannot read {_IMAGES_NPY.value} ({e})")
+def read_model_card(export_dir):
+    """The model card of ``export_dir`` (a version folder, or the newest version of a base folder)."""
+    path = os.path.join(export_dir, "assets.extra", export.MODEL_CARD)
+    if not os.path.exists(path):
+        versions = sorted(glob.glob(os.path.join(export_dir, "[0-9]*", "assets.extra", export.MODEL_CARD)),
+                          key=lambda p: int(p.split(os.sep)[-3]))
+        if not versions:
+            cli.exit_with_error(f"flag --export_dir: no tfvae export (assets.extra/{export.MODEL_CARD}) in {export_dir}")
+        path = versions[-1]
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        cli.exit_with_error(f"flag --export_dir: cannot read {path} ({e})")
+
+
+def _test_data(card):
     from tfvae import data
 
-    test = data.load_dataset("fashion_mnist").test_images[: _TEST_IMAGES.value]
-    return data.binarize(test, seed=0)
+    if card["data_shape"] != [28, 28, 1]:
+        cli.exit_with_error(f"flag --images_npy: the model takes images of shape {card['data_shape']}, not "
+                            "Fashion-MNIST's [28, 28, 1]; pass them as a .npy file")
+    test = data.load_dataset("fashion_mnist")
+    count = _TEST_IMAGES.value
+    return data.binarize(test.test_images[:count], seed=0), test.test_labels[:count]
 
 
-def request_inputs(signature):
-    """The inputs of one request for ``signature`` from the flags."""
+def _images(card):
+    if _IMAGES_NPY.value:
+        try:
+            return np.load(_IMAGES_NPY.value).astype(np.float32), None
+        except (OSError, ValueError) as e:
+            cli.exit_with_error(f"flag --images_npy: cannot read {_IMAGES_NPY.value} ({e})")
+    return _test_data(card)
+
+
+def request_inputs(signature, card):
+    """The inputs of one request for ``signature`` from the flags and the model card."""
+    labels = None
     if signature == "decode":
-        if _Z_NPY.value:
-            return {"z": np.load(_Z_NPY.value)}
-        return {"z": np.random.default_rng(_SEED.value).normal(size=(_TEST_IMAGES.value, _LATENT_DIM.value))}
-    if signature == "sample":
-        return {"num_samples": _NUM_SAMPLES.value, "seed": _SEED.value}
-    inputs = {"images": _images()}
-    if signature in ("encode", "log_likelihood"):
-        inputs["seed"] = _SEED.value
-    if signature == "log_likelihood":
-        inputs["num_importance_samples"] = _NUM_IMPORTANCE.value
+        z = np.load(_Z_NPY.value) if _Z_NPY.value else np.random.default_rng(_SEED.value).normal(
+            size=(_TEST_IMAGES.value, card["latent_dim"]))
+        inputs, batch = {"z": z}, len(z)
+    elif signature == "sample":
+        inputs, batch = {"num_samples": _NUM_SAMPLES.value, "seed": _SEED.value}, _NUM_SAMPLES.value
+    else:
+        images, labels = _images(card)
+        inputs, batch = {"images": images}, len(images)
+        if signature in ("encode", "log_likelihood"):
+            inputs["seed"] = _SEED.value
+        if signature == "log_likelihood":
+            inputs["num_importance_samples"] = _NUM_IMPORTANCE.value
+    if card.get("num_classes"):
+        if _LABELS.value:
+            labels = [int(v) for v in _LABELS.value]
+        elif signature == "sample":
+            labels = [i % card["num_classes"] for i in range(batch)]  # the classes in turn
+        if labels is None or len(labels) != batch:
+            cli.exit_with_error(f"flag --labels: the model is conditional ({card['num_classes']} classes); give one "
+                                f"label per example ({batch})")
+        inputs["labels"] = labels
     return inputs
 
 
-def send_rest(body):
-    url = f"http://{_SERVER.value}/v1/models/{_MODEL_NAME.value}:predict"
+def send_rest(model_name, body):
+    url = f"http://{_SERVER.value}/v1/models/{model_name}:predict"
     request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=_TIMEOUT.value) as response:
@@ -100,17 +151,19 @@ def send_grpc(request):
 
 def main(argv):
     del argv
+    card = read_model_card(_EXPORT_DIR.value)
+    model_name = _MODEL_NAME.value or card["model_name"]
     signature = _SIGNATURE.value
-    inputs = request_inputs(signature)
+    inputs = request_inputs(signature, card)
     if _PROTOCOL.value == "rest":
         body = serving_requests.rest_request(signature, inputs, row_format=_FORMAT.value == "row")
         if _DRY_RUN.value:
             print(json.dumps(body))
             return
-        result = send_rest(body)
+        result = send_rest(model_name, body)
     else:
         try:
-            request = serving_requests.grpc_request(_MODEL_NAME.value, signature, inputs)
+            request = serving_requests.grpc_request(model_name, signature, inputs)
         except ImportError:
             cli.exit_with_error("flag --protocol=grpc needs tensorflow-serving-api: pip install -e .[serving]")
         if _DRY_RUN.value:

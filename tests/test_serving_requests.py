@@ -1,6 +1,7 @@
 """TF Serving requests (REST row/columnar, gRPC) decode back into inputs that the export answers correctly."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -21,8 +22,13 @@ INPUTS = {
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
-    return tf.saved_model.load(small_export(small_vae(), tmp_path_factory))
+def exported(tmp_path_factory):
+    return small_export(small_vae(), tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    return tf.saved_model.load(exported)
 
 
 def call(loaded, signature, inputs):
@@ -71,12 +77,12 @@ def test_requests_with_wrong_inputs_are_refused_naming_them():
         serving_requests.rest_request("generate", {})
 
 
-def test_client_dry_run_prints_a_request_the_export_answers(loaded, tmp_path):
+def test_client_dry_run_prints_a_request_the_export_answers(exported, loaded, tmp_path):
     images = binary_batch(2, seed=6)
     path = str(tmp_path / "images.npy")
     np.save(path, images)
-    result = run_script("serving_client.py", "--signature=log_likelihood", f"--images_npy={path}", "--format=row",
-                        "--num_importance_samples=20", "--seed=3", "--dry_run")
+    result = run_script("serving_client.py", f"--export_dir={exported}", "--signature=log_likelihood",
+                        f"--images_npy={path}", "--format=row", "--num_importance_samples=20", "--seed=3", "--dry_run")
     assert result.returncode == 0, result.stderr[-2000:]
     signature, decoded = serving_requests.decode_rest_request(json.loads(result.stdout.strip().splitlines()[-1]))
     assert signature == "log_likelihood"
@@ -85,7 +91,22 @@ def test_client_dry_run_prints_a_request_the_export_answers(loaded, tmp_path):
     assert outputs["iwae_bound"].shape == (2,) and np.all(np.isfinite(outputs["iwae_bound"]))
 
 
-def test_client_reports_an_unreachable_server_in_one_line():
-    result = run_script("serving_client.py", "--signature=sample", "--server=127.0.0.1:9", "--timeout=5")
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("serving_client.py: error: flag --server: cannot reach")
+def test_client_takes_model_name_and_latent_size_from_the_model_card(exported):
+    # the base folder (newest version) and the version folder give the same card
+    result = run_script("serving_client.py", f"--export_dir={os.path.dirname(exported)}", "--signature=decode",
+                        "--test_images=3", "--dry_run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    _, decoded = serving_requests.decode_rest_request(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert decoded["z"].shape == (3, LATENT_DIM)
+    unreachable = run_script("serving_client.py", f"--export_dir={exported}", "--signature=sample",
+                             "--server=127.0.0.1:9", "--timeout=5")
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.strip().splitlines()[-1].startswith(
+        "serving_client.py: error: flag --server: cannot reach http://127.0.0.1:9/v1/models/vae:predict")
+
+
+def test_client_without_an_export_says_which_folder_it_read(tmp_path):
+    result = run_script("serving_client.py", f"--export_dir={tmp_path}", "--dry_run")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"serving_client.py: error: flag --export_dir: no tfvae export (assets.extra/model_card.json) in {tmp_path}")

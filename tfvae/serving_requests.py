@@ -7,7 +7,8 @@ REST (``POST /v1/models/<name>:predict``):
 
 In the row format every instance carries every input, so request-level
 parameters (``seed``, ``num_samples``, ``num_importance_samples``) repeat on
-each instance; a signature without batched inputs (``sample``) sends one
+each instance, while ``images``, ``z`` and a conditional model's ``labels``
+give one row per instance; a signature without batched inputs (``sample``) sends one
 instance. gRPC sends a ``tensorflow.serving.PredictRequest`` (package
 ``tensorflow-serving-api``, the ``serving`` extra) with one TensorProto per
 input.
@@ -23,9 +24,11 @@ import numpy as np
 __all__ = [
     "BATCHED_INPUTS",
     "INPUT_DTYPES",
+    "LABELS_DTYPE",
     "decode_grpc_request",
     "decode_rest_request",
     "grpc_request",
+    "input_dtypes",
     "rest_request",
 ]
 
@@ -37,13 +40,19 @@ INPUT_DTYPES = {
     "sample": {"num_samples": np.int32, "seed": np.int64},
     "log_likelihood": {"images": np.float32, "num_importance_samples": np.int32, "seed": np.int64},
 }
-BATCHED_INPUTS = ("images", "z")  # one row per example; every other input is a request-level parameter
+LABELS_DTYPE = np.int32  # the "labels" input every signature of a conditional model adds
+BATCHED_INPUTS = ("images", "z", "labels")  # one row per example; every other input is a request-level parameter
+
+
+def input_dtypes(signature: str, conditional: bool = False) -> dict:
+    """{input: numpy dtype} of ``signature`` (with ``labels`` for a conditional model's export)."""
+    if signature not in INPUT_DTYPES:
+        raise ValueError(f"signature must be one of {sorted(INPUT_DTYPES)}; got {signature!r}")
+    return {**INPUT_DTYPES[signature], **({"labels": LABELS_DTYPE} if conditional else {})}
 
 
 def _typed_inputs(signature: str, inputs: dict) -> dict:
-    if signature not in INPUT_DTYPES:
-        raise ValueError(f"signature must be one of {sorted(INPUT_DTYPES)}; got {signature!r}")
-    expected = INPUT_DTYPES[signature]
+    expected = input_dtypes(signature, conditional="labels" in inputs)
     if sorted(inputs) != sorted(expected):
         raise ValueError(f"signature {signature!r} takes inputs {sorted(expected)}; got {sorted(inputs)}")
     typed = {}
@@ -79,7 +88,7 @@ def rest_request(signature: str, inputs: dict, row_format: bool = False) -> dict
 def decode_rest_request(body: dict) -> tuple[str, dict]:
     """(signature, {input: array}) as TF Serving reads a REST body, typed by the signature."""
     signature = body.get("signature_name", "serving_default")
-    dtypes = INPUT_DTYPES[signature]
+    dtypes = input_dtypes(signature, conditional=True)
     if "inputs" in body:
         return signature, {k: np.asarray(v, dtypes[k]) for k, v in body["inputs"].items()}
     rows = body["instances"]
