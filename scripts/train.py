@@ -1,7 +1,13 @@
 """Trains a VAE: python scripts/train.py --flagfile=scripts/configs/mlp_fashion_mnist.flags --model_dir=runs/a
 
 Rerunning the same command in the same --model_dir resumes exactly from the
-latest checkpoint. The resolved flags are written to <model_dir>/flags.txt;
+latest checkpoint.
+
+Exit codes: 0 done; 1 a fault met while training (bad data, a checkpoint
+that cannot be written or read, a diverged loss), one line on stderr; 2 a bad
+flag or a --model_dir that cannot be used (another run's, or in use by
+another training process); 143 (SIGTERM) or 130 (SIGINT): stopped on that
+signal after writing a checkpoint at the current step -- rerun to resume. The resolved flags are written to <model_dir>/flags.txt;
 --flagfile=<model_dir>/flags.txt --model_dir=<new dir> trains the same run
 again from scratch (with the same --model_dir it resumes).
 """
@@ -13,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
-from tfvae import checkpoints, cli, data, rundir, training
+from tfvae import checkpoints, cli, data, preemption, rundir, training
 
 cli.define_config_flags()
 flags.adopt_module_key_flags(cli)
@@ -31,10 +37,12 @@ def main(argv):
         rundir.RunDirectory(_MODEL_DIR.value).check_can_continue(config)
         results = training.train_and_evaluate(config, _MODEL_DIR.value, verbose=_VERBOSE.value,
                                               flags_text=cli.resolved_flags())
+    except preemption.TrainingPreempted as e:
+        cli.exit_with_error(str(e), code=e.exit_code, kind="stopped")
     except rundir.RunDirectoryError as e:
         cli.exit_with_error(f"flag --model_dir: {e}")
     except OSError as e:
-        cli.exit_with_error(f"flag --model_dir: cannot write {e.filename or _MODEL_DIR.value} ({e.strerror})")
+        cli.exit_with_error(f"flag --model_dir: cannot write {e.filename or _MODEL_DIR.value} ({e.strerror})", code=1)
     except (data.DataError, checkpoints.CheckpointError, training.NonFiniteLossError) as e:
         cli.exit_with_error(str(e), code=1)
     except ValueError as e:  # a setting the parts refuse (factory.check_config), or the data cannot take

@@ -56,6 +56,18 @@ def run_script(name, *args, timeout=600, env=None):
     )
 
 
+def checkpoint_weights(model_dir):
+    """(newest checkpoint path, {variable name: value}) of a run: weights, optimizer state, input position."""
+    import tensorflow as tf
+
+    path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    reader = tf.train.load_checkpoint(path)
+    # Model weights are stored once, under the optimizer's references to them.
+    names = sorted(n for n in reader.get_variable_to_shape_map()
+                   if n.startswith(("optimizer/", "model/", "epoch", "step_in_epoch")))
+    return path, {n: reader.get_tensor(n) for n in names}
+
+
 def last_error_line(result):
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""

@@ -100,7 +100,7 @@ def quiet_logging() -> None:
         logging.set_verbosity(logging.WARNING)
 
 
-def exit_with_error(message: str, code: int = 2) -> None:
-    """Prints ``<script>: error: <message>`` on one line to stderr and exits."""
-    print(f"{os.path.basename(sys.argv[0])}: error: {message}", file=sys.stderr)
+def exit_with_error(message: str, code: int = 2, kind: str = "error") -> None:
+    """Prints ``<script>: <kind>: <message>`` on one line to stderr and exits with ``code``."""
+    print(f"{os.path.basename(sys.argv[0])}: {kind}: {message}", file=sys.stderr)
     sys.exit(code)

@@ -74,6 +74,8 @@ class TrainConfig:
         networks without a GPU, where XLA is slower).
       steps_per_execution: Optimizer steps run inside one compiled call.
       checkpoint_every_steps: Write a checkpoint every N steps (and at the end of every epoch).
+      checkpoint_every_seconds: Also write one when this many seconds have passed since the last (checked
+        after every compiled block of steps_per_execution steps); 0: off.
       max_checkpoints: Checkpoints kept on disk.
       summary_every_steps: Write training scalars to TensorBoard every N steps.
       eval_every_epochs: Evaluate the validation ELBO, KL per dimension, active units and image grids every N
@@ -123,6 +125,7 @@ class TrainConfig:
     jit_compile: str = "auto"
     steps_per_execution: int = 50
     checkpoint_every_steps: int = 2000
+    checkpoint_every_seconds: float = 0.0
     max_checkpoints: int = 3
     summary_every_steps: int = 200
     eval_every_epochs: int = 1
@@ -175,7 +178,7 @@ _POSITIVE = ("latent_dim", "epochs", "batch_size", "steps_per_execution", "check
              "max_checkpoints", "summary_every_steps", "eval_every_epochs", "mixture_components", "flow_steps",
              "samples_per_example", "learning_rate")
 _NON_NEGATIVE = ("train_examples", "clip_global_norm", "validation_examples", "logical_cpu_devices",
-                 "prior_components", "early_stopping_patience")
+                 "prior_components", "early_stopping_patience", "checkpoint_every_seconds")
 
 
 def validate(config: TrainConfig) -> None:

@@ -223,8 +223,16 @@ def _load_keras_download(name: str) -> ImageData:
     import keras
 
     loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[name]
-    (x_train, y_train), (x_test, y_test) = loader.load_data()
     source = f"keras.datasets.{name}"
+    try:
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
+    except Exception as e:  # noqa: BLE001 - Keras raises a bare Exception for a failed download
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DataError(
+            f"dataset {name!r}: no local copy in {DEFAULT_DATA_DIRS[name]} and the {source} download failed "
+            f"({reason}); put the four IDX files (train-images-idx3-ubyte.gz, ...) in a directory and pass "
+            f"--data_dir=DIR{' or apt-get install -y dataset-fashion-mnist' if name == 'fashion_mnist' else ''}, "
+            "or a Keras .npz with --dataset=npz --data_dir=FILE") from None
     return _make(
         {
             "train": (validate_images(x_train, source), y_train),

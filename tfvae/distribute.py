@@ -26,6 +26,7 @@ from tfvae import sampling
 
 __all__ = [
     "STRATEGIES",
+    "any_worker",
     "check_batch_size",
     "clip_across_replicas",
     "global_batch_size",
@@ -98,6 +99,20 @@ def num_workers(strategy) -> int:
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
         return 1
     return max(1, sum(len(tasks) for tasks in resolver.cluster_spec().as_dict().values()))
+
+
+def any_worker(strategy, flags: list[bool]) -> list[bool]:
+    """For each flag, whether it is set on any worker (a sum across workers; all workers must call it).
+
+    On one machine (one worker) the flags are returned as they are, without
+    communication. Used so that every worker stops or saves at the same step.
+    """
+    if num_workers(strategy) == 1:
+        return list(flags)
+    local = [float(flag) for flag in flags]
+    per_replica = strategy.run(lambda: tf.constant(local, tf.float32))
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+    return [bool(value > 0) for value in total.numpy()]
 
 
 def check_batch_size(global_batch: int, num_replicas: int) -> None:

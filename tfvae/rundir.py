@@ -5,6 +5,7 @@
     model.json         the VAE's Keras config (parts and objective), so load_model rebuilds it
     metrics.json       validation metrics at the end of training
     flags.txt          train.py's resolved flags (--flagfile=flags.txt repeats the settings)
+    run.lock           held by the training process while it runs (see runlock.py)
     checkpoints/       tf.train.CheckpointManager's files (see checkpoints.py)
     train/, validation/  TensorBoard logs
     samples/           scripts/sample.py's PNG grids
@@ -30,7 +31,7 @@ __all__ = ["RESUMABLE_CHANGES", "RunDirectory", "RunDirectoryError"]
 # Settings a resumed run may change: none alters the model or the maths (results do not depend on the
 # strategy or the number of replicas for the same global batch).
 RESUMABLE_CHANGES = frozenset({
-    "epochs", "checkpoint_every_steps", "summary_every_steps", "eval_every_epochs", "max_checkpoints",
+    "epochs", "checkpoint_every_steps", "checkpoint_every_seconds", "summary_every_steps", "eval_every_epochs", "max_checkpoints",
     "validation_examples", "steps_per_execution", "strategy", "devices", "logical_cpu_devices",
     "early_stopping_patience",
 })
@@ -54,6 +55,7 @@ class RunDirectory:
         self.train_log_dir = os.path.join(path, "train")
         self.validation_log_dir = os.path.join(path, "validation")
         self.samples_dir = os.path.join(path, "samples")
+        self.lock_path = os.path.join(path, "run.lock")
 
     def scratch_dir(self, task_id: int) -> str:
         """Where non-chief worker ``task_id`` writes its copy of the checkpoints."""

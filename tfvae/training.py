@@ -10,7 +10,9 @@ checkpoint, skips the batches its epoch already consumed and repeats exactly
 the computation an uninterrupted run would do, so the final weights are equal.
 
 A non-finite loss stops training with ``NonFiniteLossError`` naming the step;
-no checkpoint is written after it, so the last good one stays.
+no checkpoint is written after it, so the last good one stays. The chief
+holds the run directory's lock (``runlock``) while it trains; SIGTERM or
+SIGINT ends training with a checkpoint at the current step (``preemption``).
 """
 
 from __future__ import annotations
@@ -19,18 +21,31 @@ import contextlib
 import dataclasses
 import math
 import shutil
+import signal
 import time
 
 import keras
 import tensorflow as tf
 from absl import logging
 
-from tfvae import checkpoints, data, distribute, evaluation, factory, optimizers, pipeline, sampling
+from tfvae import (
+    checkpoints,
+    data,
+    distribute,
+    evaluation,
+    factory,
+    optimizers,
+    pipeline,
+    preemption,
+    runlock,
+    sampling,
+)
 from tfvae.config import TrainConfig, uses_xla
 from tfvae.rundir import RunDirectory
 from tfvae.summaries import Writers
 
 __all__ = [
+    "CheckpointTriggers",
     "NonFiniteLossError",
     "TrainingLoop",
     "build_model_and_optimizer",
@@ -80,41 +95,60 @@ def train_and_evaluate(
     Returns:
       {"elbo", "rate", "distortion"} on the validation images (nats per
       example), plus "step", "epoch" and "stopped_early".
+
+    Raises:
+      runlock.RunLockError: another training process holds ``model_dir``.
+      preemption.TrainingPreempted: SIGTERM or SIGINT stopped training after
+        a checkpoint at the current step (rerun to resume).
+      checkpoints.CheckpointWriteError: a checkpoint could not be written
+        (the previous ones are kept).
+      NonFiniteLossError: the loss diverged (the last good checkpoint is kept).
     """
     strategy = strategy or distribute.make_strategy(config.strategy, config.devices, config.logical_cpu_devices)
     factory.check_config(config)  # after the strategy: a multi-worker one must exist before TensorFlow starts
     distribute.check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
     is_chief, task_id = distribute.worker_role(strategy)
+    run = RunDirectory(model_dir)
+    with contextlib.ExitStack() as held:
+        if is_chief:  # one training process per run directory
+            held.enter_context(runlock.RunLock(run.lock_path))
+        signals = held.enter_context(preemption.SignalWatch())
+        results = _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chief, task_id, signals)
+    if not is_chief:
+        shutil.rmtree(run.scratch_dir(task_id), ignore_errors=True)
+    return results
+
+
+def _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chief, task_id, signals) -> dict:
     dataset = data.prepare_data(config)
-    run = prepare_run_directory(config, model_dir, is_chief, flags_text)
+    prepare_run_directory(config, run, is_chief, flags_text)
     model, state = build_or_restore_state(config, run, strategy, dataset, model, is_chief, task_id)
     loop = TrainingLoop(model, strategy, dataset, config)
     writers = _summary_writers(run, is_chief, config)
     callback_list = make_callbacks(callbacks, model, config, loop.steps_per_epoch, verbose if is_chief else 0)
+    triggers = CheckpointTriggers(config, strategy, signals)
 
     callback_list.on_train_begin()
     validation = {}
     model.stop_training = False
     while int(state.epoch.numpy()) < config.epochs and not model.stop_training:
+        triggers.stop_if_signalled(state)
         epoch = int(state.epoch.numpy())
         callback_list.on_epoch_begin(epoch)
-        logs = run_epoch(loop, state, config, callback_list, writers)
+        logs = run_epoch(loop, state, config, callback_list, writers, triggers)
         if (epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == config.epochs:
             validation = evaluate_and_log(model, dataset, config, writers, state.global_step, loop.xla)
             logs.update({f"val_{name}": value for name, value in validation.items()})
         callback_list.on_epoch_end(epoch, logs)
     results = finish(model, dataset, config, run, state, writers, validation, is_chief, loop.xla)
     callback_list.on_train_end(results)
-    if not is_chief:
-        shutil.rmtree(run.scratch_dir(task_id), ignore_errors=True)
     return results
 
 
 # ================================================================ the steps
-def prepare_run_directory(config: TrainConfig, model_dir: str, is_chief: bool,
+def prepare_run_directory(config: TrainConfig, run: RunDirectory, is_chief: bool,
                           flags_text: str | None = None) -> RunDirectory:
     """Refuses a directory holding another run; the chief (re)writes config.json (and flags.txt)."""
-    run = RunDirectory(model_dir)
     run.check_can_continue(config)
     if is_chief:
         run.write_config(config)
@@ -145,7 +179,7 @@ def build_or_restore_state(config, run: RunDirectory, strategy, dataset, model, 
     save_dir = None if is_chief else run.scratch_dir(task_id)
     with strategy.scope():
         state = checkpoints.TrainingState(model, optimizer, run.checkpoint_dir, config.max_checkpoints, save_dir)
-    restored = state.restore_latest()
+    restored = state.restore_latest(move_aside_damaged=is_chief)
     if restored:
         logging.info("Resuming from %s (step %d)", restored, state.global_step)
     if is_chief:
@@ -153,8 +187,15 @@ def build_or_restore_state(config, run: RunDirectory, strategy, dataset, model, 
     return model, state
 
 
-def run_epoch(loop: TrainingLoop, state, config: TrainConfig, callback_list, writers) -> dict:
-    """Runs the rest of the current epoch block by block; checkpoints, summaries and callbacks between blocks."""
+def run_epoch(loop: TrainingLoop, state, config: TrainConfig, callback_list, writers,
+              triggers: CheckpointTriggers | None = None) -> dict:
+    """Runs the rest of the current epoch block by block; checkpoints, summaries and callbacks between blocks.
+
+    After a block, a checkpoint is written at the step interval, at the end
+    of the epoch, when ``checkpoint_every_seconds`` have passed, and before
+    stopping on a signal (``TrainingPreempted``).
+    """
+    triggers = triggers or CheckpointTriggers(config, loop.strategy)
     epoch, done = int(state.epoch.numpy()), int(state.step_in_epoch.numpy())
     plan = block_plan(state.global_step, loop.steps_per_epoch - done, config.steps_per_execution,
                       config.checkpoint_every_steps)
@@ -178,12 +219,61 @@ def run_epoch(loop: TrainingLoop, state, config: TrainConfig, callback_list, wri
         if step % config.summary_every_steps < num_steps or end_of_epoch:
             writers.training(step, logs, float(loop.model.objective.rate_weight(step)),
                              float(tf.convert_to_tensor(loop.model.optimizer.learning_rate)))
-        if step % config.checkpoint_every_steps == 0 or end_of_epoch:
-            state.save()
+        save, stop = triggers.after_block(step % config.checkpoint_every_steps == 0 or end_of_epoch)
+        if save:
+            triggers.save(state)
+        if stop:
+            triggers.stop(state)
     examples_per_second = (done - start_step) * config.batch_size / max(time.perf_counter() - start_time, 1e-9)
     writers.throughput(state.global_step, examples_per_second)
     logging.info("epoch %d: %s, %.0f examples/s", epoch + 1, logs, examples_per_second)
     return logs
+
+
+class CheckpointTriggers:
+    """When to write a checkpoint beyond the step interval (elapsed time) and when to stop (a signal).
+
+    With several workers the time and signal conditions are agreed across
+    workers after every block (``distribute.any_worker``), so every worker
+    saves and stops at the same step.
+
+    Args:
+      config: the run's settings (``checkpoint_every_seconds``).
+      strategy: the run's strategy.
+      signals: a ``preemption.SignalWatch`` (None: no signal handling).
+    """
+
+    def __init__(self, config: TrainConfig, strategy, signals: preemption.SignalWatch | None = None):
+        self.every_seconds = config.checkpoint_every_seconds
+        self.strategy = strategy
+        self.signals = signals
+        self.last_save = time.monotonic()
+
+    def after_block(self, at_interval: bool) -> tuple[bool, bool]:
+        """(save, stop) after a block; ``at_interval``: the step interval or the epoch end asks for a save."""
+        timed = bool(self.every_seconds) and time.monotonic() - self.last_save >= self.every_seconds
+        signalled = self.signals is not None and self.signals.requested
+        timed, signalled = distribute.any_worker(self.strategy, [timed, signalled])
+        return at_interval or timed or signalled, signalled
+
+    def save(self, state) -> None:
+        state.save()
+        self.last_save = time.monotonic()
+
+    def stop_if_signalled(self, state) -> None:
+        """Between epochs: stops (after saving this step, if not saved yet) when a signal came."""
+        if distribute.any_worker(self.strategy, [self.signals is not None and self.signals.requested])[0]:
+            if state.latest is None or not state.latest.endswith(f"-{state.global_step}"):
+                self.save(state)
+            self.stop(state)
+
+    def stop(self, state) -> None:
+        number = (self.signals.signal_number if self.signals else None) or int(signal.SIGTERM)
+        name = signal.Signals(number).name
+        raise preemption.TrainingPreempted(
+            f"training stopped by {name} at step {state.global_step} (epoch {int(state.epoch.numpy()) + 1}, "
+            f"{int(state.step_in_epoch.numpy())} steps into it); checkpoint {state.latest} written; rerun the same "
+            "command to resume", number)
 
 
 def evaluate_and_log(model, dataset: data.ImageData, config: TrainConfig, writers, step: int, xla: bool) -> dict:
