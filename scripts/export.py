@@ -26,6 +26,9 @@ _VERSION = flags.DEFINE_integer("version", None, "Version to write (default: the
 _MAX_BATCH = flags.DEFINE_integer("max_batch_size", 1024, "Largest batch a request may send.", lower_bound=1)
 _MAX_K = flags.DEFINE_integer(
     "max_importance_samples", 10000, "Largest num_importance_samples a log_likelihood request may ask.", lower_bound=1)
+_REFERENCE_EXAMPLES = flags.DEFINE_integer(
+    "reference_examples", 0, "If > 0, the model card gets the mean ELBO and IWAE bound (k=1000, seed 0) that the "
+    "export's log_likelihood signature gives on the first N test images of the run's data set.", lower_bound=0)
 flags.mark_flag_as_required("model_dir")
 flags.mark_flag_as_required("export_dir")
 
@@ -49,6 +52,19 @@ def model_card(model_dir, model, config) -> dict:
     }
 
 
+def reference_data(config, count):
+    """The first ``count`` test images (and labels) of the run, as evaluation sees them, with how they were made."""
+    from tfvae import data
+
+    prepared = data.prepare_data(config)
+    description = f"the first {count} test images of {config.dataset} in [0, 1]"
+    if prepared.binarize:
+        description += (f", binarized once as in evaluation: numpy.random.default_rng({config.test_binarization_seed})"
+                        ".random(all_test_images.shape, dtype=numpy.float32) < all_test_images / 255")
+    labels = None if prepared.test_labels is None or not config.conditional else prepared.test_labels[:count]
+    return {"images": prepared.test_images[:count], "labels": labels, "description": description}
+
+
 def main(argv):
     del argv
     cli.quiet_logging()
@@ -60,6 +76,7 @@ def main(argv):
             model_card=model_card(_MODEL_DIR.value, model, config),
             extra_files={"flags.txt": flags_text} if flags_text else None,
             max_batch_size=_MAX_BATCH.value, max_importance_samples=_MAX_K.value,
+            reference_data=reference_data(config, _REFERENCE_EXAMPLES.value) if _REFERENCE_EXAMPLES.value else None,
         )
     except export.ExportError as e:
         cli.exit_with_error(f"flag --export_dir/--version: {e}", code=1)

@@ -339,3 +339,54 @@ def test_full_covariance_posteriors_export_their_scale_tril(tmp_path):
     assert np.abs(np.triu(encoded["scale_tril"].numpy(), k=1)).max() == 0.0
     assert np.abs(np.tril(encoded["scale_tril"].numpy(), k=-1)).max() > 0.0  # correlations are there to lose
     np.testing.assert_allclose(encoded["scale"], posterior.stddev(), rtol=1e-5, atol=1e-6)
+
+
+def _read_idx_images(path):
+    """IDX images with numpy alone (independent of tfvae's loader)."""
+    import gzip
+
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    count, height, width = (int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(3))
+    return np.frombuffer(raw, np.uint8, offset=16).reshape(count, height, width, 1)
+
+
+def test_the_shipped_pretrained_export_reproduces_its_model_card_without_tfvae(tmp_path, fashion_mnist_dir):
+    version_dir = os.path.join(REPO, "saved_models", "fashion_mnist_mlp", "1")
+    size = sum(os.path.getsize(os.path.join(folder, name)) for folder, _, names in os.walk(version_dir)
+               for name in names)
+    assert size <= 5 * 2**20
+    with open(os.path.join(version_dir, "assets.extra", "model_card.json")) as f:
+        card = json.load(f)
+    reference = card["reference_metrics"]
+    assert card["model_name"] == "fashion_mnist_mlp" and card["data_shape"] == [28, 28, 1] and card["latent_dim"] == 20
+    assert reference["examples"] == 500 and "default_rng(0)" in reference["images"]
+    pixels = _read_idx_images(os.path.join(fashion_mnist_dir, "t10k-images-idx3-ubyte.gz"))
+    binarized = (np.random.default_rng(0).random(pixels.shape, dtype=np.float32)
+                 < pixels.astype(np.float32) / 255.0).astype(np.float32)
+    inputs = {"log_likelihood/images": binarized[:500],
+              "log_likelihood/num_importance_samples": np.array([reference["num_importance_samples"]], np.int32),
+              "log_likelihood/seed": np.array([reference["seed"]], np.int64)}
+    outputs = _run_probe("tf1", version_dir, inputs, tmp_path)  # the server's way: C++ session, no tfvae, no TFP
+    assert outputs["log_likelihood/elbo"].mean() == pytest.approx(reference["elbo"], abs=1e-3)
+    assert outputs["log_likelihood/iwae_bound"].mean() == pytest.approx(reference["iwae_bound"], abs=1e-3)
+    assert reference["iwae_bound"] > reference["elbo"]
+
+
+def test_the_models_config_in_saved_models_readme_is_a_valid_model_server_config():
+    import re
+
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    with open(os.path.join(REPO, "saved_models", "README.md")) as f:
+        blocks = re.findall(r"```protobuf\n(.*?)```", f.read(), flags=re.S)
+    config = text_format.Parse(blocks[0], model_server_config_pb2.ModelServerConfig())
+    models = {model.name: model for model in config.model_config_list.config}
+    assert sorted(models) == ["conv_fashion_mnist", "fashion_mnist_mlp"]
+    assert list(models["fashion_mnist_mlp"].model_version_policy.specific.versions) == [1, 2]
+    assert dict(models["fashion_mnist_mlp"].version_labels) == {"stable": 1, "canary": 2}
+    assert models["conv_fashion_mnist"].model_version_policy.latest.num_versions == 2
+    # the batching block names BatchingParameters' fields (tensorflow-serving-api does not ship that proto)
+    assert set(re.findall(r"^(\w+) \{ value", blocks[1], flags=re.M)) == {
+        "max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads"}

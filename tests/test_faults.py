@@ -148,8 +148,9 @@ def _damage(path):
 
 
 def test_a_damaged_newest_checkpoint_is_moved_aside_and_training_resumes_exactly_from_the_previous(
-        tmp_path, data_dir, uninterrupted, caplog):
-    model_dir = str(tmp_path / "run")
+        tmp_path, data_dir, uninterrupted, caplog, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model_dir = "run"  # relative, as users pass it
     training.train_and_evaluate(_config(data_dir, epochs=1), model_dir, verbose=0)
     checkpoint_dir = RunDirectory(model_dir).checkpoint_dir
     newest = tf.train.latest_checkpoint(checkpoint_dir)

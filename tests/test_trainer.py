@@ -137,8 +137,8 @@ def test_a_run_directory_of_the_previous_layout_names_the_version_that_wrote_it(
 LAYERS = {  # module -> what it may not import (upward in the house)
     "model parts": ({"serialisable", "flows", "networks", "encoders", "decoders", "priors", "pixel_distributions",
                      "sampling", "objectives", "schedules", "losses", "model"},
-                    {"training", "rundir", "checkpoints", "loading", "export", "serving_requests", "cli", "factory",
-                     "config", "summaries", "evaluation"}),
+                    {"training", "rundir", "runlock", "preemption", "checkpoints", "loading", "export",
+                     "serving_requests", "serving_warmup", "cli", "factory", "config", "summaries", "evaluation"}),
 }
 
 

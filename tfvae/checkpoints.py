@@ -95,8 +95,7 @@ class TrainingState:
         except Exception:  # noqa: BLE001 - a damaged index: fall back to the files themselves
             state = None
         if state is not None and state.all_model_checkpoint_paths:
-            paths = [p if os.path.isabs(p) else os.path.join(self.directory, p)
-                     for p in state.all_model_checkpoint_paths]
+            paths = list(state.all_model_checkpoint_paths)  # relative ones already joined to the directory
         else:
             paths = [name[: -len(".index")] for name in glob.glob(os.path.join(self.directory, f"{_PREFIX}-*.index"))]
         return sorted(set(paths), key=_checkpoint_number, reverse=True)
