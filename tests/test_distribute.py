@@ -104,7 +104,7 @@ def data_dir(tmp_path_factory):
     return write_idx_dataset(str(tmp_path_factory.mktemp("idx")), num_train=192, num_test=32)
 
 
-@pytest.mark.parametrize("clip, jit", [(0.0, "on"), (0.5, "on"), (0.0, "off")])
+@pytest.mark.parametrize("clip, jit", [(0.0, "on"), (0.5, "off")])
 def test_mirrored_on_2_and_4_logical_cpus_matches_one_device(tmp_path, data_dir, clip, jit):
     one = _run(tmp_path, "one", data_dir=data_dir, clip=clip, jit=jit)
     assert len(one["loss"]) >= 6 and one["loss"][-1] < one["loss"][0]  # it trains
