@@ -14,7 +14,18 @@ import dataclasses
 import json
 import re
 
-from tfvae import decoders, distribute, encoders, losses, networks, objectives, optimizers, priors, schedules
+from tfvae import (
+    decoders,
+    distribute,
+    encoders,
+    losses,
+    networks,
+    objectives,
+    optimizers,
+    priors,
+    resnet,
+    schedules,
+)
 
 __all__ = ["CHOICES", "JIT_COMPILE_MODES", "TrainConfig", "field_help", "uses_xla", "validate"]
 
@@ -43,8 +54,13 @@ class TrainConfig:
       flow_steps: Steps of the flow prior or of the IAF posterior.
       flow_hidden_units: Hidden widths of each flow step's network (MADE or coupling), e.g. 256,256.
       conditional: Conditional VAE: feed the one-hot labels to encoder and decoder (needs labelled data).
-      architecture: Encoder/decoder networks: mlp or conv.
-      hidden_units: Hidden layer widths (mlp) or conv filters (conv), encoder side first, e.g. 400 or 32,64.
+      architecture: Encoder/decoder networks: mlp, conv (stride-2 convolutions) or resnet (residual blocks
+        per resolution, halving it per level).
+      hidden_units: Hidden layer widths (mlp) or channels per level (conv, resnet), encoder side first, e.g. 400
+        or 32,64.
+      blocks_per_level: resnet: residual blocks at each resolution (0: only the resampling convolutions).
+      normalization: resnet: none, layer or group normalisation inside the residual blocks (no batch norm: it
+        would make an example's loss depend on its batch, and so on the number of replicas).
       activation: Activation of the hidden layers (a Keras name).
       latent_dim: Size of the latent z.
       epochs: Passes over the training data (a resumed run continues to this total).
@@ -101,6 +117,8 @@ class TrainConfig:
     conditional: bool = False
     architecture: str = "mlp"
     hidden_units: tuple[int, ...] = (400,)
+    blocks_per_level: int = 2
+    normalization: str = "none"
     activation: str = "relu"
     latent_dim: int = 20
     epochs: int = 10
@@ -166,6 +184,7 @@ CHOICES = {
     "prior": priors.PRIORS,
     "flow": priors.PRIOR_FLOWS,
     "architecture": networks.ARCHITECTURES,
+    "normalization": resnet.NORMALIZATIONS,
     "kl_schedule": schedules.SCHEDULES,
     "kl_method": objectives.KL_METHODS,
     "objective": losses.OBJECTIVES,
@@ -178,7 +197,7 @@ _POSITIVE = ("latent_dim", "epochs", "batch_size", "steps_per_execution", "check
              "max_checkpoints", "summary_every_steps", "eval_every_epochs", "mixture_components", "flow_steps",
              "samples_per_example", "learning_rate")
 _NON_NEGATIVE = ("train_examples", "clip_global_norm", "validation_examples", "logical_cpu_devices",
-                 "prior_components", "early_stopping_patience", "checkpoint_every_seconds")
+                 "prior_components", "early_stopping_patience", "checkpoint_every_seconds", "blocks_per_level")
 
 
 def validate(config: TrainConfig) -> None:
@@ -223,4 +242,4 @@ def uses_xla(config: TrainConfig, gpu_available: bool) -> bool:
     """
     if config.jit_compile != "auto":
         return config.jit_compile == "on"
-    return config.architecture != "conv" or gpu_available
+    return config.architecture not in networks.CONVOLUTIONAL or gpu_available

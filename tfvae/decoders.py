@@ -65,7 +65,7 @@ class _Decoder(keras.layers.Layer):
     num_params = 1
 
     def __init__(self, data_shape, architecture="mlp", hidden_units=(400,), activation="relu", condition_dim=0,
-                 **kwargs):
+                 blocks_per_level=2, normalization="none", **kwargs):
         super().__init__(**kwargs)
         if int(condition_dim) < 0:
             raise ValueError(f"condition_dim must be >= 0; got {condition_dim}")
@@ -74,22 +74,19 @@ class _Decoder(keras.layers.Layer):
             raise ValueError(
                 f"data_shape must be (height, width, channels) of positive ints; got {list(data_shape)}"
             )
-        networks.validate_architecture(architecture, hidden_units)
+        networks.validate_architecture(architecture, hidden_units, blocks_per_level, normalization)
+        self.blocks_per_level, self.normalization = int(blocks_per_level), normalization
         self.data_shape = [int(d) for d in data_shape]
         self.architecture = architecture
         self.hidden_units = [int(u) for u in hidden_units]
         self.activation = activation
-        if architecture == "mlp":
-            self.trunk = networks.mlp_trunk(
-                list(reversed(self.hidden_units)), activation, name="decoder_trunk"
-            )
+        self.trunk = networks.decoder_trunk(architecture, self.data_shape, self.hidden_units, activation,
+                                            "decoder_trunk", self.blocks_per_level, normalization)
+        if architecture not in networks.CONVOLUTIONAL:
             self.head = keras.layers.Dense(
                 math.prod(self.data_shape) * self.num_params, dtype="float32", name="likelihood_params"
             )
         else:
-            self.trunk = networks.conv_decoder_trunk(
-                self.data_shape, self.hidden_units, activation, name="decoder_trunk"
-            )
             self.head = keras.layers.Conv2D(
                 self.data_shape[-1] * self.num_params, 3, padding="same", dtype="float32",
                 name="likelihood_params",
@@ -130,6 +127,8 @@ class _Decoder(keras.layers.Layer):
             hidden_units=self.hidden_units,
             activation=self.activation,
             condition_dim=self.condition_dim,
+            blocks_per_level=self.blocks_per_level,
+            normalization=self.normalization,
         )
         return config
 
@@ -143,8 +142,10 @@ class BernoulliDecoder(_Decoder):
 
     Args:
       data_shape: (height, width, channels) of x.
-      architecture, hidden_units, activation: the trunk; hidden_units is listed
-        encoder-side first, so the same list builds mirrored networks.
+      architecture, hidden_units, activation: the trunk ("mlp", "conv" or
+        "resnet"); hidden_units is listed encoder-side first, so the same list
+        builds mirrored networks.
+      blocks_per_level, normalization: resnet only (see GaussianEncoder).
     """
 
     def call(self, z, condition=None):

@@ -55,13 +55,16 @@ class GaussianEncoder(keras.layers.Layer):
 
     Args:
       latent_dim: size of z (positive int).
-      architecture: "mlp" (Dense trunk) or "conv" (strided convolutions).
-      hidden_units: layer widths (mlp) or filter counts (conv), input side first.
+      architecture: "mlp" (Dense trunk), "conv" (strided convolutions) or
+        "resnet" (residual blocks per resolution, ``tfvae.resnet``).
+      hidden_units: layer widths (mlp) or channels per level (conv, resnet), input side first.
       activation: Keras activation name for the trunk.
       scale_floor: lower bound added to the softplus scale (default 1e-4), which
         keeps log q(z|x) finite.
       covariance: "diagonal" (default) or "full".
       condition_dim: size of the one-hot condition of a conditional VAE (0: none).
+      blocks_per_level, normalization: resnet only: residual blocks per
+        resolution (default 2) and "none", "layer" or "group" normalisation.
 
     Example:
       encoder = GaussianEncoder(latent_dim=20, hidden_units=[400])
@@ -79,6 +82,8 @@ class GaussianEncoder(keras.layers.Layer):
         scale_floor=1e-4,
         covariance="diagonal",
         condition_dim=0,
+        blocks_per_level=2,
+        normalization="none",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -90,7 +95,8 @@ class GaussianEncoder(keras.layers.Layer):
             raise ValueError(f"covariance must be one of {COVARIANCES}; got {covariance!r}")
         if int(condition_dim) < 0:
             raise ValueError(f"condition_dim must be >= 0; got {condition_dim}")
-        networks.validate_architecture(architecture, hidden_units)
+        networks.validate_architecture(architecture, hidden_units, blocks_per_level, normalization)
+        self.blocks_per_level, self.normalization = int(blocks_per_level), normalization
         self.covariance = covariance
         self.condition_dim = int(condition_dim)
         self.latent_dim = int(latent_dim)
@@ -98,10 +104,8 @@ class GaussianEncoder(keras.layers.Layer):
         self.hidden_units = [int(u) for u in hidden_units]
         self.activation = activation
         self.scale_floor = float(scale_floor)
-        build_trunk = (
-            networks.mlp_trunk if architecture == "mlp" else networks.conv_encoder_trunk
-        )
-        self.trunk = build_trunk(self.hidden_units, activation, name="encoder_trunk")
+        self.trunk = networks.encoder_trunk(architecture, self.hidden_units, activation, "encoder_trunk",
+                                            self.blocks_per_level, normalization)
         d = self.latent_dim
         num_scale_params = d if covariance == "diagonal" else d * (d + 1) // 2
         self.head = keras.layers.Dense(d + num_scale_params, dtype="float32", name="posterior_params")
@@ -142,6 +146,8 @@ class GaussianEncoder(keras.layers.Layer):
             scale_floor=self.scale_floor,
             covariance=self.covariance,
             condition_dim=self.condition_dim,
+            blocks_per_level=self.blocks_per_level,
+            normalization=self.normalization,
         )
         return config
 

@@ -90,7 +90,8 @@ def _prior(config: TrainConfig, data_shape):
 
 def _vae(config: TrainConfig, data_shape, num_classes: int) -> VAE:
     network = dict(architecture=config.architecture, hidden_units=config.hidden_units,
-                   activation=config.activation, condition_dim=num_classes)
+                   activation=config.activation, condition_dim=num_classes,
+                   blocks_per_level=config.blocks_per_level, normalization=config.normalization)
     return VAE(
         encoder=_encoder(config, network),
         decoder=_decoder(config, data_shape, network),

@@ -8,6 +8,9 @@ parameters; this module only builds the deterministic trunks:
     size, then Flatten.
   * ``conv_decoder_trunk``: Dense -> Reshape to a coarse grid -> transposed
     convolutions that double it back to the data's height and width.
+  * ``architecture="resnet"``: residual blocks per resolution (``tfvae.resnet``).
+
+``encoder_trunk`` and ``decoder_trunk`` build the trunk an architecture names.
 """
 
 from __future__ import annotations
@@ -16,18 +19,25 @@ from collections.abc import Sequence
 
 import keras
 
+from tfvae import resnet
+
 __all__ = [
     "ARCHITECTURES",
+    "CONVOLUTIONAL",
     "conv_decoder_trunk",
     "conv_encoder_trunk",
+    "decoder_trunk",
+    "encoder_trunk",
     "mlp_trunk",
     "validate_architecture",
 ]
 
-ARCHITECTURES = ("mlp", "conv")
+ARCHITECTURES = ("mlp", "conv", "resnet")
+CONVOLUTIONAL = ("conv", "resnet")  # image-shaped trunks: a convolutional likelihood head
 
 
-def validate_architecture(architecture: str, hidden_units: Sequence[int]) -> None:
+def validate_architecture(architecture: str, hidden_units: Sequence[int], blocks_per_level: int = 2,
+                          normalization: str = "none") -> None:
     """Raises a one-line ValueError for an unknown architecture or bad sizes."""
     if architecture not in ARCHITECTURES:
         raise ValueError(
@@ -37,6 +47,30 @@ def validate_architecture(architecture: str, hidden_units: Sequence[int]) -> Non
         raise ValueError(
             f"hidden_units must be a non-empty list of positive ints; got {list(hidden_units)}"
         )
+    if isinstance(blocks_per_level, bool) or int(blocks_per_level) != blocks_per_level or blocks_per_level < 0:
+        raise ValueError(f"blocks_per_level must be an int >= 0; got {blocks_per_level!r}")
+    if normalization not in resnet.NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {resnet.NORMALIZATIONS}; got {normalization!r}")
+
+
+def encoder_trunk(architecture: str, hidden_units: Sequence[int], activation: str, name: str,
+                  blocks_per_level: int = 2, normalization: str = "none") -> keras.Sequential:
+    """x -> flat features, by ``architecture`` (blocks_per_level and normalization: resnet only)."""
+    if architecture == "mlp":
+        return mlp_trunk(hidden_units, activation, name)
+    if architecture == "conv":
+        return conv_encoder_trunk(hidden_units, activation, name)
+    return resnet.resnet_encoder_trunk(hidden_units, activation, name, blocks_per_level, normalization)
+
+
+def decoder_trunk(architecture: str, data_shape: Sequence[int], hidden_units: Sequence[int], activation: str,
+                  name: str, blocks_per_level: int = 2, normalization: str = "none") -> keras.Sequential:
+    """z -> features: flat for mlp (widths reversed), [B, H, W, c] for the convolutional architectures."""
+    if architecture == "mlp":
+        return mlp_trunk(list(reversed(hidden_units)), activation, name)
+    if architecture == "conv":
+        return conv_decoder_trunk(data_shape, hidden_units, activation, name)
+    return resnet.resnet_decoder_trunk(data_shape, hidden_units, activation, name, blocks_per_level, normalization)
 
 
 def mlp_trunk(hidden_units: Sequence[int], activation: str, name: str) -> keras.Sequential:
