@@ -51,9 +51,9 @@ def test_each_family_flag_builds_its_parts_trains_and_reloads(tmp_path, tiny_idx
     labels = prepared.test_labels
     reloaded = evaluation.elbo_metrics(model, prepared.test_images, labels)
     assert reloaded["elbo"] == pytest.approx(results["elbo"], rel=1e-4, abs=1e-3)
-    # E[IWAE_20] >= ELBO: 50 independent estimates of each per test image, compared within standard errors.
-    x = np.tile(prepared.test_images, [50, 1, 1, 1])
-    y = None if labels is None else np.tile(labels, 50)
+    # E[IWAE_20] >= ELBO: 25 independent estimates of each per test image, compared within standard errors.
+    x = np.tile(prepared.test_images, [25, 1, 1, 1])
+    y = None if labels is None else np.tile(labels, 25)
     gap = (model.log_likelihood(x, num_samples=20, seed=2, labels=y) - model.elbo(x, seed=1, labels=y)).numpy()
     assert gap.mean() > -4 * gap.std() / np.sqrt(len(gap)), (gap.mean(), gap.std())
 
