@@ -48,7 +48,7 @@ def test_training_on_real_fashion_mnist_improves_held_out_elbo_widely(tmp_path, 
 
 
 def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, fashion_mnist_dir):
-    flags = ["--train_examples=2000", "--batch_size=40", "--hidden_units=64", "--latent_dim=8", "--epochs=4",
+    flags = ["--train_examples=1200", "--batch_size=40", "--hidden_units=64", "--latent_dim=8", "--epochs=4",
              "--validation_examples=200", "--steps_per_execution=7", "--checkpoint_every_steps=25", "--verbose=0"]
     full = run_script("train.py", f"--model_dir={tmp_path / 'full'}", *flags)
     assert full.returncode == 0, full.stderr[-2000:]
@@ -71,13 +71,13 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, fas
             process.kill()
             process.wait()
     interrupted_at, _ = checkpoint_weights(str(killed_dir))
-    assert not interrupted_at.endswith("ckpt-200"), "the run finished before it was killed"
+    assert not interrupted_at.endswith("ckpt-120"), "the run finished before it was killed"
 
     resumed = run_script("train.py", f"--flagfile={killed_dir / 'flags.txt'}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     full_path, full_weights = checkpoint_weights(str(tmp_path / "full"))
     resumed_path, resumed_weights = checkpoint_weights(str(killed_dir))
-    assert os.path.basename(full_path) == os.path.basename(resumed_path) == "ckpt-200"
+    assert os.path.basename(full_path) == os.path.basename(resumed_path) == "ckpt-120"
     assert full_weights.keys() == resumed_weights.keys() and len(full_weights) >= 8
     for name in full_weights:
         np.testing.assert_array_equal(resumed_weights[name], full_weights[name], err_msg=name)
