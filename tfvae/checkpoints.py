@@ -174,7 +174,7 @@ class TrainingState:
         except (OSError, tf.errors.OpError) as e:
             prefix = os.path.join(self.save_dir, f"{_PREFIX}-{step}")
             for leftover in glob.glob(glob.escape(prefix) + ".*") + glob.glob(glob.escape(prefix) + "_temp*"):
-                shutil.rmtree(leftover, ignore_errors=True) if os.path.isdir(leftover) else _remove(leftover)
+                _delete(leftover)
             raise CheckpointWriteError(
                 f"{prefix}: cannot write the checkpoint of step {step} ({_first_line(e)}); the previous checkpoint "
                 f"{self.latest} is kept: free space (or make the directory writable) and rerun to resume from it"
@@ -190,8 +190,12 @@ def _checkpoint_number(path: str) -> int:
     return int(match.group(1)) if match else -1
 
 
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+def _delete(path: str) -> None:
+    """Removes a file or folder left by a failed write; what cannot be removed stays."""
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.remove(path)
+        except OSError:
+            pass

@@ -54,10 +54,6 @@ class SignalWatch:
     def requested(self) -> bool:
         return self.signal_number is not None
 
-    @property
-    def signal_name(self) -> str:
-        return signal.Signals(self.signal_number).name if self.signal_number else ""
-
     def _handle(self, signal_number, frame) -> None:
         del frame
         if self.signal_number is None:

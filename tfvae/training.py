@@ -252,9 +252,11 @@ class CheckpointTriggers:
     def after_block(self, at_interval: bool) -> tuple[bool, bool]:
         """(save, stop) after a block; ``at_interval``: the step interval or the epoch end asks for a save."""
         timed = bool(self.every_seconds) and time.monotonic() - self.last_save >= self.every_seconds
-        signalled = self.signals is not None and self.signals.requested
-        timed, signalled = distribute.any_worker(self.strategy, [timed, signalled])
+        timed, signalled = distribute.any_worker(self.strategy, [timed, self._signalled_here()])
         return at_interval or timed or signalled, signalled
+
+    def _signalled_here(self) -> bool:
+        return self.signals is not None and self.signals.requested
 
     def save(self, state) -> None:
         state.save()
@@ -262,7 +264,7 @@ class CheckpointTriggers:
 
     def stop_if_signalled(self, state) -> None:
         """Between epochs: stops (after saving this step, if not saved yet) when a signal came."""
-        if distribute.any_worker(self.strategy, [self.signals is not None and self.signals.requested])[0]:
+        if distribute.any_worker(self.strategy, [self._signalled_here()])[0]:
             if state.latest is None or not state.latest.endswith(f"-{state.global_step}"):
                 self.save(state)
             self.stop(state)
