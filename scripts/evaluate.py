@@ -3,8 +3,11 @@
   python scripts/evaluate.py --model_dir=runs/mlp
 
 Reports elbo, rate, distortion, log_likelihood (the IWAE bound with
---num_importance_samples, nats per example), bits_per_dim, active_units and
-num_examples. The test data is the run's own (from its config.json), or the
+--num_importance_samples, nats per example) and log_likelihood_stderr (the
+standard error of that mean over the evaluated examples: with --max_examples,
+how far the full test set's figure may lie), bits_per_dim, active_units (a
+hierarchical VAE's also per layer, with its rate per layer), num_examples and
+seconds. The test data is the run's own (from its config.json), or the
 IDX/npz/image data named by --dataset/--data_dir; Bernoulli models get the
 test set binarized once with the run's --test_binarization_seed.
 """

@@ -119,7 +119,9 @@ def test_mirrored_on_2_and_4_logical_cpus_matches_one_device(tmp_path, data_dir,
     {"prior": "vamp", "prior_components": 6, "free_bits": 0.2, "free_bits_group_size": 2, "kl_schedule": "cyclical",
      "kl_warmup_steps": 3, "kl_cycle_steps": 5},
     {"conditional": True, "prior": "flow", "flow_steps": 1, "flow_hidden_units": [8], "posterior": "full"},
-], ids=["mixture-iaf-iwae", "vamp-freebits-cyclical", "conditional-flow-full"])
+    {"latent_dims": [6, 4, 2], "ladder_units": 8, "prior": "vamp", "prior_components": 4, "free_bits": 0.1,
+     "free_bits_group_size": 2, "gradient_spike_factor": 3.0},
+], ids=["mixture-iaf-iwae", "vamp-freebits-cyclical", "conditional-flow-full", "hierarchical-vamp-freebits-guard"])
 def test_model_families_train_the_same_on_one_device_and_two_replicas(tmp_path, data_dir, overrides):
     one = _run(tmp_path, "one", data_dir=data_dir, overrides=overrides)
     assert one["loss"][-1] < one["loss"][0]

@@ -1,6 +1,6 @@
 """tfvae: variational autoencoders for Keras 3 and TensorFlow Probability."""
 
-from tfvae import data, distribute, evaluation, export, losses, schedules
+from tfvae import data, distribute, evaluation, export, hierarchical, losses, schedules
 from tfvae.config import TrainConfig
 from tfvae.decoders import (
     BernoulliDecoder,
@@ -11,6 +11,7 @@ from tfvae.decoders import (
 )
 from tfvae.encoders import GaussianEncoder, IAFEncoder
 from tfvae.flows import MADE, CouplingNetwork
+from tfvae.hierarchical import HierarchicalPrior, TopDownEncoder
 from tfvae.loading import load_model
 from tfvae.losses import ELBO, IWAE
 from tfvae.model import VAE
@@ -31,10 +32,12 @@ __all__ = [
     "FlowPrior",
     "GaussianDecoder",
     "GaussianEncoder",
+    "HierarchicalPrior",
     "IAFEncoder",
     "IWAE",
     "MixtureOfGaussiansPrior",
     "StandardNormalPrior",
+    "TopDownEncoder",
     "TrainConfig",
     "VAE",
     "VampPrior",
@@ -42,6 +45,7 @@ __all__ = [
     "distribute",
     "evaluation",
     "export",
+    "hierarchical",
     "__version__",
     "load_model",
     "losses",

@@ -62,7 +62,12 @@ class TrainConfig:
       normalization: resnet: none, layer or group normalisation inside the residual blocks (no batch norm: it
         would make an example's loss depend on its batch, and so on the number of replicas).
       activation: Activation of the hidden layers (a Keras name).
-      latent_dim: Size of the latent z.
+      latent_dim: Size of the latent z (with --latent_dims: set to their total).
+      latent_dims: Sizes of the stochastic layers of a hierarchical VAE with top-down inference, bottom (next
+        to x) to top, e.g. 32,16 (empty or one entry: a single layer of --latent_dim); --prior is the top
+        layer's, and the posterior must be diagonal.
+      ladder_units: Width of the dense bottom-up and top-down layers between the stochastic layers of a
+        hierarchical VAE.
       epochs: Passes over the training data (a resumed run continues to this total).
       batch_size: Global batch size: examples per optimizer step over all replicas.
       learning_rate: Adam learning rate.
@@ -78,6 +83,9 @@ class TrainConfig:
       objective: Training objective: elbo or iwae (importance weighted bound with --samples_per_example).
       samples_per_example: Posterior samples per example of the iwae objective (k).
       clip_global_norm: Clip the (all-replica) gradient to this global norm (0 = no clipping).
+      gradient_spike_factor: Guard against gradient spikes: clip an update whose (all-replica) gradient norm
+        exceeds this factor times the running mean of recent updates' norms to that level, and count it
+        (train/gradient_spikes: the fraction of steps); 0 = off, else > 1.
       seed: Seed of the data order, binarization, initialization and sampling noise.
       strategy: tf.distribute strategy: default, one_device, mirrored (all local GPUs, or --devices, or the
         logical CPUs), multi_worker_mirrored (cluster from TF_CONFIG or Slurm) or tpu (a Cloud TPU found by
@@ -121,6 +129,8 @@ class TrainConfig:
     normalization: str = "none"
     activation: str = "relu"
     latent_dim: int = 20
+    latent_dims: tuple[int, ...] = ()
+    ladder_units: int = 256
     epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 1e-3
@@ -135,6 +145,7 @@ class TrainConfig:
     objective: str = "elbo"
     samples_per_example: int = 1
     clip_global_norm: float = 0.0
+    gradient_spike_factor: float = 0.0
     seed: int = 0
     strategy: str = "default"
     devices: tuple[str, ...] = ()
@@ -155,6 +166,9 @@ class TrainConfig:
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
         self.flow_hidden_units = tuple(int(u) for u in self.flow_hidden_units)
         self.devices = tuple(str(d) for d in self.devices)
+        self.latent_dims = tuple(int(d) for d in self.latent_dims)
+        if self.latent_dims:
+            self.latent_dim = sum(self.latent_dims)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -193,10 +207,10 @@ CHOICES = {
     "strategy": distribute.STRATEGIES,
     "jit_compile": JIT_COMPILE_MODES,
 }
-_POSITIVE = ("latent_dim", "epochs", "batch_size", "steps_per_execution", "checkpoint_every_steps",
+_POSITIVE = ("latent_dim", "ladder_units", "epochs", "batch_size", "steps_per_execution", "checkpoint_every_steps",
              "max_checkpoints", "summary_every_steps", "eval_every_epochs", "mixture_components", "flow_steps",
              "samples_per_example", "learning_rate")
-_NON_NEGATIVE = ("train_examples", "clip_global_norm", "validation_examples", "logical_cpu_devices",
+_NON_NEGATIVE = ("train_examples", "clip_global_norm", "gradient_spike_factor", "validation_examples", "logical_cpu_devices",
                  "prior_components", "early_stopping_patience", "checkpoint_every_seconds", "blocks_per_level")
 
 
@@ -217,9 +231,14 @@ def validate(config: TrainConfig) -> None:
     for name in _NON_NEGATIVE:
         if not getattr(config, name) >= 0:
             raise ValueError(f"{name} must be >= 0; got {getattr(config, name)}")
-    if config.precision == "mixed_float16" and config.clip_global_norm:
-        raise ValueError("clip_global_norm must be 0 with precision=mixed_float16 (its gradients are loss-scaled); "
-                         f"got {config.clip_global_norm}")
+    for name in ("clip_global_norm", "gradient_spike_factor"):
+        if config.precision == "mixed_float16" and getattr(config, name):
+            raise ValueError(f"{name} must be 0 with precision=mixed_float16 (its gradients are loss-scaled); "
+                             f"got {getattr(config, name)}")
+    if 0 < config.gradient_spike_factor <= 1:
+        raise ValueError(f"gradient_spike_factor must be 0 (off) or > 1; got {config.gradient_spike_factor}")
+    if config.latent_dims and min(config.latent_dims) <= 0:
+        raise ValueError(f"latent_dims must be positive ints; got {list(config.latent_dims)}")
     for name in ("hidden_units", "flow_hidden_units"):
         units = getattr(config, name)
         if not units or min(units) <= 0:

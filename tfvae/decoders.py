@@ -37,7 +37,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import networks
+from tfvae import hierarchical, networks
 from tfvae.pixel_distributions import DiscretizedLogisticMixture
 
 tfd = tfp.distributions
@@ -102,9 +102,10 @@ class _Decoder(keras.layers.Layer):
 
         Any number of leading batch dimensions is accepted (e.g. [k, B, D]
         from ``q.sample(k)``): they are flattened for the network and restored.
+        A hierarchical VAE's list of latents is concatenated first.
         A condition [B, C] broadcasts against z's leading dimensions.
         """
-        z = tf.convert_to_tensor(z)
+        z = tf.convert_to_tensor(hierarchical.concat_latents(z))
         inputs = tf.reshape(z, [-1, z.shape[-1]])
         if self.condition_dim:
             if condition is None:

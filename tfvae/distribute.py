@@ -131,19 +131,23 @@ def global_batch_size(local_batch: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.shape(local_batch)[0] * num_replicas, tf.float32)
 
 
-def clip_across_replicas(grads, clip_norm: float):
-    """Clips the all-replica gradient sum to ``clip_norm`` by global norm; returns this replica's share.
+def clip_across_replicas(grads, clip_norm):
+    """Clips the all-replica gradient sum to ``clip_norm`` by global norm; returns (this replica's share, norm).
 
     The optimizer sums what each replica passes it, so each replica passes
     clipped_sum / R; the clipping therefore means the same on 1 or R replicas.
+    ``clip_norm`` may be a scalar tensor (+inf: no clipping); ``norm`` is the
+    global norm of the unclipped sum.
     """
     _, num_replicas = sampling.replica_position()
     if num_replicas > 1:
         grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
-    grads, _ = tf.clip_by_global_norm(grads, clip_norm)
+    norm = tf.linalg.global_norm(grads)
+    scale = tf.where(norm > clip_norm, clip_norm / norm, 1.0)  # exactly 1 when not clipping, also for +inf
+    grads = [None if g is None else g * scale for g in grads]
     if num_replicas > 1:
         grads = [g / num_replicas for g in grads]
-    return grads
+    return grads, norm
 
 
 def _local_devices(kind: str) -> list[str]:

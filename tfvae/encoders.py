@@ -186,7 +186,7 @@ class IAFEncoder(GaussianEncoder):
                                                name="flow_context")
         self.made = [flows.MADE(self.latent_dim, self.flow_hidden_units, name=f"iaf_made_{i}")
                      for i in range(self.num_flows)]
-        flows.track_for_checkpoint(self, "made", self.made)
+        networks.track_for_checkpoint(self, "made", self.made)
 
     def build(self, input_shape):
         super().build(input_shape)

@@ -23,6 +23,8 @@ __all__ = [
     "elbo_metrics",
     "evaluate_model",
     "iwae_log_likelihood",
+    "iwae_log_likelihoods",
+    "standard_error",
     "kl_per_dimension",
 ]
 
@@ -38,18 +40,33 @@ def _batches(images: np.ndarray, labels: np.ndarray | None, batch_size: int):
 
 def elbo_metrics(model, images: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 500, seed: int = 1,
                  jit_compile: bool = True) -> dict:
-    """Mean elbo, rate and distortion over ``images`` (float [0, 1] or uint8); labels for a conditional VAE."""
+    """Mean elbo, rate and distortion (and a hierarchical VAE's rate_z_l per layer) over ``images``.
+
+    ``images`` are float [0, 1] or uint8; labels for a conditional VAE.
+    """
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def batch_sums(x, y, step):
         terms = model.elbo_terms(x, sampling.step_seed(seed, step, salt=2), labels=y)
         return {k: tf.reduce_sum(v) for k, v in terms.items()}
 
-    totals = {"elbo": 0.0, "rate": 0.0, "distortion": 0.0}
+    totals = {}
     for step, x, y in _batches(images, labels, batch_size):
         for k, v in batch_sums(x, y, tf.constant(step, tf.int64)).items():
-            totals[k] += float(v)
+            totals[k] = totals.get(k, 0.0) + float(v)
     return {k: v / len(images) for k, v in totals.items()}
+
+
+def iwae_log_likelihoods(
+    model, images: np.ndarray, num_samples: int = 5000, batch_size: int = 100, seed: int = 3,
+    labels: np.ndarray | None = None,
+) -> np.ndarray:
+    """The importance-weighted bound IWAE_k(x) <= log p(x) of each of ``images`` (log p(x|y) with labels), [N]."""
+    bounds = []
+    for step, x, y in _batches(images, labels, batch_size):
+        seed_b = sampling.step_seed(seed, step, salt=3)
+        bounds.append(model.log_likelihood(x, num_samples=num_samples, seed=seed_b, labels=y).numpy())
+    return np.concatenate(bounds).astype(np.float64)
 
 
 def iwae_log_likelihood(
@@ -57,24 +74,36 @@ def iwae_log_likelihood(
     labels: np.ndarray | None = None,
 ) -> float:
     """Mean importance-weighted bound log p(x) >= IWAE_k over ``images`` (log p(x|y) with labels)."""
-    total = 0.0
-    for step, x, y in _batches(images, labels, batch_size):
-        seed_b = sampling.step_seed(seed, step, salt=3)
-        total += float(tf.reduce_sum(model.log_likelihood(x, num_samples=num_samples, seed=seed_b, labels=y)))
-    return total / len(images)
+    return float(iwae_log_likelihoods(model, images, num_samples, batch_size, seed, labels).mean())
 
 
-def active_units(model, images: np.ndarray, batch_size: int = 500, labels: np.ndarray | None = None) -> int:
+def standard_error(values: np.ndarray) -> float:
+    """Standard error of the mean of ``values``: sample std (ddof=1) / sqrt(N); 0 for one value."""
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def _latent_locations(model, images, batch_size, labels) -> list[np.ndarray]:
+    """Each layer's posterior location over ``images``: [N, D_l] per layer (one for a single-layer VAE)."""
+    batches = []
+    for _, x, y in _batches(images, labels, batch_size):
+        location = sampling.posterior_location(model.posterior(x, y))
+        batches.append([t.numpy() for t in (location if isinstance(location, (list, tuple)) else [location])])
+    return [np.concatenate(layer) for layer in zip(*batches, strict=True)]
+
+
+def active_units(model, images: np.ndarray, batch_size: int = 500, labels: np.ndarray | None = None,
+                 per_layer: bool = False):
     """Number of latent dimensions i with Cov_x(E_q[z_i | x]) > 0.01 (Burda et al. 2015).
 
     Cov_x is the variance over ``images`` (a variance, not a standard
     deviation); the location is E_q[z], or for a flow posterior the flow
-    applied to its base mean (``sampling.posterior_location``).
+    applied to its base mean (``sampling.posterior_location``); for a
+    hierarchical VAE each layer's location given the locations above it.
+    ``per_layer=True`` returns {name: count} over ``model.latent_names``.
     """
-    means = np.concatenate([
-        sampling.posterior_location(model.posterior(x, y)).numpy() for _, x, y in _batches(images, labels, batch_size)
-    ])
-    return int((means.astype(np.float64).var(axis=0) > ACTIVE_UNIT_THRESHOLD).sum())
+    counts = [int((layer.astype(np.float64).var(axis=0) > ACTIVE_UNIT_THRESHOLD).sum())
+              for layer in _latent_locations(model, images, batch_size, labels)]
+    return dict(zip(model.latent_names, counts, strict=True)) if per_layer else sum(counts)
 
 
 def kl_per_dimension(model, images: np.ndarray, batch_size: int = 500,
@@ -104,14 +133,24 @@ def evaluate_model(
     model, images: np.ndarray, num_importance_samples: int = 5000, batch_size: int = 100, jit_compile: bool = True,
     labels: np.ndarray | None = None,
 ) -> dict:
-    """All test figures for ``images`` (already binarized where the likelihood needs it)."""
+    """All test figures for ``images`` (already binarized where the likelihood needs it).
+
+    ``log_likelihood_stderr`` is the standard error of the mean bound over
+    the examples (how much it could move on another sample of test images of
+    this size); a hierarchical VAE adds active units per layer.
+    """
     metrics = elbo_metrics(model, images, labels, jit_compile=jit_compile)
-    log_likelihood = iwae_log_likelihood(model, images, num_importance_samples, batch_size, labels=labels)
+    bounds = iwae_log_likelihoods(model, images, num_importance_samples, batch_size, labels=labels)
+    log_likelihood = float(bounds.mean())
+    units = active_units(model, images, labels=labels, per_layer=True)
     metrics.update(
         log_likelihood=log_likelihood,
+        log_likelihood_stderr=standard_error(bounds),
         num_importance_samples=int(num_importance_samples),
         bits_per_dim=bits_per_dim(log_likelihood, images.shape[1:]),
-        active_units=active_units(model, images, labels=labels),
+        active_units=sum(units.values()),
         num_examples=int(len(images)),
     )
+    if len(units) > 1:
+        metrics.update({f"active_units_{name}": count for name, count in units.items()})
     return metrics

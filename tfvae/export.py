@@ -13,7 +13,9 @@ run it without this package:
   log_likelihood   images, num_importance_samples, seed         elbo, iwae_bound   (nats per example)
   serving_default  = reconstruct
 
-``loc`` is E_q[z] (for an IAF posterior, the flow of its base mean); the
+``loc`` is E_q[z] (for an IAF posterior, the flow of its base mean; for a
+hierarchical VAE each layer's mean given the means above it, concatenated
+top layer first, with each layer's ``loc_z_l`` and ``scale_z_l`` as well); the
 outputs marked * exist where the distribution has a closed-form standard
 deviation (not for IAF posteriors or discretized logistic likelihoods);
 ``scale_tril`` [batch, latent_dim, latent_dim] (** ) only for a
@@ -57,7 +59,7 @@ import tempfile
 
 import tensorflow as tf
 
-from tfvae import decoders, files, sampling, serving_warmup
+from tfvae import decoders, files, hierarchical, sampling, serving_warmup
 
 __all__ = [
     "DEFAULT_SIGNATURE",
@@ -188,8 +190,10 @@ class ServingModule(tf.Module):
             seed = _request_parameter(seed, "seed")
             x = check_images(images)
             posterior = model.posterior(x, check_labels(labels, x))
-            return {"loc": sampling.posterior_location(posterior), **_scale_outputs(posterior),
-                    "z": posterior.sample(seed=sampling.as_seed(seed))}
+            z = hierarchical.concat_latents(posterior.sample(seed=sampling.as_seed(seed)))
+            if sampling.is_joint(posterior):
+                return {**_layer_outputs(posterior, model.latent_names), "z": z}
+            return {"loc": sampling.posterior_location(posterior), **_scale_outputs(posterior), "z": z}
 
         def decode(z, labels=None):
             z = check_batch(z, "z", [latent_dim], f"[batch, {latent_dim}]")
@@ -257,6 +261,20 @@ def _scale_outputs(posterior) -> dict:
     scale = getattr(posterior, "scale", None)
     if isinstance(scale, tf.linalg.LinearOperatorLowerTriangular):
         outputs["scale_tril"] = scale.to_dense()
+    return outputs
+
+
+def _layer_outputs(posterior, names) -> dict:
+    """A joint posterior's loc and scale, concatenated, and per layer (loc_z_l, scale_z_l).
+
+    Each layer's parameters are those of q(z_l | z_>l, x) with the layers
+    above at their locations (the path ``sampling.posterior_location`` takes).
+    """
+    layers, locations = sampling.walk_joint(
+        posterior, lambda i, distribution, is_root: sampling.posterior_location(distribution))
+    outputs = {"loc": tf.concat(locations, -1), "scale": tf.concat([q.stddev() for q in layers], -1)}
+    for name, q, location in zip(names, layers, locations, strict=True):
+        outputs.update({f"loc_{name}": location, f"scale_{name}": q.stddev()})
     return outputs
 
 
@@ -333,6 +351,8 @@ def export_model(
         signature_inputs=module.signature_inputs(),
         data_shape=[int(d) for d in model.data_shape],
         latent_dim=int(model.latent_dim),
+        latent_dims=model.latent_dims,
+        latent_names=model.latent_names,
         signatures=list(SIGNATURES),
         serving_default=DEFAULT_SIGNATURE,
         max_batch_size=int(max_batch_size),

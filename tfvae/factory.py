@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import keras
 
-from tfvae import decoders, losses, priors, schedules
+from tfvae import decoders, hierarchical, losses, priors, schedules
 from tfvae.config import TrainConfig, validate
 from tfvae.encoders import GaussianEncoder, IAFEncoder
 from tfvae.model import VAE
 
-__all__ = ["build_model", "build_objective", "check_config"]
+__all__ = ["build_model", "build_objective", "check_config", "latent_layers"]
 
 DEFAULT_PRIOR_COMPONENTS = {"mixture": 10, "vamp": 500}
 
@@ -26,12 +26,18 @@ def build_objective(config: TrainConfig) -> losses.Objective:
         if config.free_bits:
             raise ValueError(f"free_bits must be 0 with objective=iwae; got {config.free_bits}")
         return losses.IWAE(config.samples_per_example, beta=config.beta, kl_weight=kl_weight)
-    if config.free_bits and config.free_bits_group_size < config.latent_dim and (
+    top_size = latent_layers(config)[-1]  # below the top, a hierarchy's layers are diagonal Gaussians
+    if config.free_bits and config.free_bits_group_size < top_size and (
             config.posterior != "diagonal" or config.prior != "standard_normal"):
-        raise ValueError("free_bits_group_size must equal latent_dim unless posterior=diagonal and "
-                         "prior=standard_normal (per-dimension KL needs both to factorise); got "
-                         f"{config.free_bits_group_size}")
+        raise ValueError(f"free_bits_group_size must be at least the (top) latent size {top_size} unless "
+                         "posterior=diagonal and prior=standard_normal (per-dimension KL needs both to factorise); "
+                         f"got {config.free_bits_group_size}")
     return losses.ELBO(config.beta, kl_weight, config.free_bits, config.free_bits_group_size, config.kl_method)
+
+
+def latent_layers(config: TrainConfig) -> tuple[int, ...]:
+    """The stochastic layers' sizes, bottom to top: --latent_dims, or (latent_dim,) for one layer."""
+    return config.latent_dims or (config.latent_dim,)
 
 
 def build_model(config: TrainConfig, data_shape, num_classes: int = 0) -> VAE:
@@ -62,6 +68,15 @@ def check_config(config: TrainConfig, data_shape=(28, 28, 1)) -> None:
 
 
 def _encoder(config: TrainConfig, network: dict):
+    layers = latent_layers(config)
+    if len(layers) > 1:
+        if config.posterior != "diagonal":
+            raise ValueError(f"posterior must be diagonal with several --latent_dims (each layer's conditional is a "
+                             f"diagonal Gaussian); got {config.posterior!r}")
+        if network["condition_dim"]:
+            raise ValueError("conditional must be off with several --latent_dims (a hierarchical VAE takes no labels)")
+        network = {k: v for k, v in network.items() if k != "condition_dim"}
+        return hierarchical.TopDownEncoder(layers, ladder_units=config.ladder_units, **network)
     if config.posterior == "iaf":
         return IAFEncoder(config.latent_dim, num_flows=config.flow_steps,
                           flow_hidden_units=config.flow_hidden_units, **network)
@@ -85,7 +100,9 @@ def _prior(config: TrainConfig, data_shape):
         "vamp": {"num_pseudo_inputs": components},
         "flow": {"flow": config.flow, "num_steps": config.flow_steps, "hidden_units": config.flow_hidden_units},
     }[config.prior]
-    return priors.make_prior(config.prior, config.latent_dim, data_shape, **kwargs)
+    layers = latent_layers(config)
+    top = priors.make_prior(config.prior, layers[-1], data_shape, **kwargs)
+    return hierarchical.HierarchicalPrior(top, layers) if len(layers) > 1 else top
 
 
 def _vae(config: TrainConfig, data_shape, num_classes: int) -> VAE:

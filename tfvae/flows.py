@@ -35,24 +35,14 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae import networks
+
 tfb = tfp.bijectors
 
-__all__ = ["FLOWS", "CouplingNetwork", "MADE", "flow_chain", "track_for_checkpoint"]
+__all__ = ["FLOWS", "CouplingNetwork", "MADE", "flow_chain"]
 
 FLOWS = ("maf", "real_nvp", "iaf")
 LOG_SCALE_CLAMP = 3.0
-
-
-def track_for_checkpoint(layer: keras.layers.Layer, prefix: str, items) -> None:
-    """Gives each element of a list of layers or variables an attribute of ``layer`` of its own.
-
-    ``tf.train.Checkpoint`` does not see into Keras 3's list attributes, so
-    without this a checkpoint reaches their weights only through the
-    optimizer, and a model restored without one (``tfvae.load_model``) keeps
-    its initial values. Keras tracks each object once either way.
-    """
-    for i, item in enumerate(items):
-        setattr(layer, f"{prefix}_{i}", item)
 
 
 def _clamp(raw_log_scale: tf.Tensor) -> tf.Tensor:
@@ -114,8 +104,8 @@ class MADE(keras.layers.Layer):
             init = "zeros" if last else "glorot_uniform"
             self.kernels.append(self.add_weight(name=f"kernel_{i}", shape=(fan_in, fan_out), initializer=init))
             self.biases.append(self.add_weight(name=f"bias_{i}", shape=(fan_out,), initializer="zeros"))
-        track_for_checkpoint(self, "kernel", self.kernels)
-        track_for_checkpoint(self, "bias", self.biases)
+        networks.track_for_checkpoint(self, "kernel", self.kernels)
+        networks.track_for_checkpoint(self, "bias", self.biases)
         if context_shape is not None:
             self.context_layer = keras.layers.Dense(self.hidden_units[0], use_bias=False, name="context",
                                                     dtype=self.dtype_policy)
@@ -160,7 +150,7 @@ class CouplingNetwork(keras.layers.Layer):
         self.activation = activation
         self.hidden = [keras.layers.Dense(u, activation=activation, dtype=self.dtype_policy) for u in self.hidden_units]
         self.out = keras.layers.Dense(2 * self.output_units, kernel_initializer="zeros", dtype=self.dtype_policy)
-        track_for_checkpoint(self, "hidden", self.hidden)
+        networks.track_for_checkpoint(self, "hidden", self.hidden)
 
     def build(self, input_shape):
         shape = tuple(input_shape)

@@ -8,7 +8,8 @@ under "tfvae"), so it travels with the model through ``.keras`` files and
 
   ELBO(beta, kl_weight, free_bits, free_bits_group_size, kl_method):
     loss_i = distortion_i + w_t * rate_i,      w_t = beta * kl_weight(t)
-    (rate_i replaced by sum_g max(free_bits, KL_{i,g}) when free_bits > 0)
+    (rate_i replaced by sum_g max(free_bits, KL_{i,g}) when free_bits > 0;
+    within each layer of a hierarchical VAE)
   IWAE(num_samples, beta, kl_weight):
     loss_i = -log (1/k) sum_j exp(log p(x_i|z_j) - w_t (log q(z_j|x_i) - log p(z_j))),
     the negative importance weighted bound for w_t = 1.
@@ -103,7 +104,10 @@ class ELBO(Objective):
       kl_weight: a schedule of the step (``tfvae.schedules``; default
         ``Constant()``), any callable of the step, or a number.
       free_bits: KL floor in nats per group and example (0: none).
-      free_bits_group_size: latent dimensions per free-bits group (default 1).
+      free_bits_group_size: latent dimensions per free-bits group (default 1;
+        at least latent_dim: one group). A hierarchical VAE applies the floor
+        within each layer, so a size of at least its largest layer gives free
+        bits per layer.
       kl_method: "auto" (analytic where TFP registers it, else Monte Carlo),
         "analytic" or "monte_carlo".
 
@@ -122,17 +126,16 @@ class ELBO(Objective):
         self.kl_method = kl_method
 
     def check_latent_dim(self, latent_dim: int) -> None:
-        if self.free_bits and latent_dim % self.free_bits_group_size:
-            raise ValueError(f"free_bits_group_size must divide latent_dim ({latent_dim}); "
-                             f"got {self.free_bits_group_size}")
+        if self.free_bits:
+            objectives.check_group_size(self.free_bits_group_size, latent_dim)
 
     def loss(self, model, x, seed, step, labels=None):
         sample = model.sample_terms(x, seed, 1, labels, kl_method=self.kl_method)
         terms = _elbo_terms(sample)
         rate = sample.rate
         if self.free_bits:
-            rate = objectives.free_bits_rate(sample.approx_posterior, sample.prior, rate, self.free_bits,
-                                             self.free_bits_group_size)
+            rate = objectives.free_bits_rate(sample.approx_posterior, sample.prior, sample.layer_rates or rate,
+                                             self.free_bits, self.free_bits_group_size, z=sample.z)
         return terms, terms["distortion"] + self.rate_weight(step) * rate
 
     def get_config(self) -> dict:

@@ -48,14 +48,18 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import distribute, losses, objectives, sampling
+from tfvae import distribute, gradient_guard, hierarchical, losses, objectives, sampling
 
 tfd = tfp.distributions
 
 __all__ = ["VAE", "LatentSample"]
 
-LatentSample = collections.namedtuple("LatentSample", ["approx_posterior", "prior", "z", "log_likelihood", "rate"])
-LatentSample.__doc__ = """k posterior samples of a batch: q, p(z), z [k, B, D], log p(x|z_j) [k, B] and the rate [B]."""
+LatentSample = collections.namedtuple("LatentSample", ["approx_posterior", "prior", "z", "log_likelihood", "rate",
+                                                       "layer_rates"], defaults=[None])
+LatentSample.__doc__ = """k posterior samples of a batch: q, p(z), z [k, B, D], log p(x|z_j) [k, B] and the rate [B].
+
+For a hierarchical VAE z is the list of layers [k, B, D_l] in the joint's
+order and ``layer_rates`` the list of their rates [B] (else None)."""
 
 # Arguments VAE took before the objective became a part (tfvae <= 0.2), with where they live now.
 _MOVED_ARGUMENTS = {
@@ -134,15 +138,18 @@ class VAE(keras.Model):
         self.prior_layer = prior
         self.objective = losses.get(objective)
         self.num_classes = int(num_classes)
-        if hasattr(prior, "latent_dim"):
-            self.objective.check_latent_dim(int(prior.latent_dim))
+        for size in getattr(prior, "latent_dims", [getattr(prior, "latent_dim", None)]):
+            if size is not None:
+                self.objective.check_latent_dim(int(size))
         self.data_shape = None
         self.seed = 0
         self.clip_global_norm = None
+        self.gradient_spike_factor = None
         self.elbo_tracker = keras.metrics.Mean(name="elbo")
         self.rate_tracker = keras.metrics.Mean(name="rate")
         self.distortion_tracker = keras.metrics.Mean(name="distortion")
         self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.spike_tracker = keras.metrics.Mean(name="gradient_spikes")  # reported with gradient_spike_factor
 
     # ----------------------------------------------------------------- parts
     @property
@@ -158,6 +165,16 @@ class VAE(keras.Model):
             return int(self.prior_layer.latent_dim)
         return int(self.prior.event_shape[-1])
 
+    @property
+    def latent_dims(self) -> list[int]:
+        """The sizes of the stochastic layers, bottom to top ([latent_dim] for a single-layer VAE)."""
+        return [int(d) for d in getattr(self.prior_layer, "latent_dims", [self.latent_dim])]
+
+    @property
+    def latent_names(self) -> list[str]:
+        """The latents' names in the joint's order, top first (["z"] for a single-layer VAE)."""
+        return hierarchical.layer_names(self.latent_dims) if len(self.latent_dims) > 1 else ["z"]
+
     def build(self, input_shape):
         """Builds the parts for data of shape input_shape[1:] (a user's layer by one call on zeros)."""
         if isinstance(input_shape, (tuple, list)) and input_shape and isinstance(input_shape[0], (tuple, list)):
@@ -165,7 +182,8 @@ class VAE(keras.Model):
         self.data_shape = tuple(int(d) for d in input_shape[1:])
         if not self.prior_layer.built:
             self.prior_layer.build(None)
-        self.objective.check_latent_dim(self.latent_dim)
+        for size in self.latent_dims:
+            self.objective.check_latent_dim(size)
         condition = tf.zeros([1, self.num_classes]) if self.num_classes else None
         for part, shape in ((self.encoder, (None, *self.data_shape)), (self.decoder, (None, self.latent_dim))):
             if part.built:
@@ -203,7 +221,7 @@ class VAE(keras.Model):
 
     def _decode_folded(self, z, labels):
         """(p(x|z) over the N = prod(leading dims) latents of z, leading shape of z)."""
-        z = tf.convert_to_tensor(z, tf.float32)
+        z = tf.convert_to_tensor(hierarchical.concat_latents(z), tf.float32)
         leading = tf.shape(z)[:-1]
         flat_z = tf.reshape(z, [-1, self.latent_dim])
         condition = self.condition(labels)
@@ -218,9 +236,10 @@ class VAE(keras.Model):
 
         With sample dimensions the decoder's distribution is wrapped in
         ``tfd.BatchReshape``; its ``log_prob`` then takes x broadcast to the
-        full batch shape (``data_log_prob`` does that for you).
+        full batch shape (``data_log_prob`` does that for you). A hierarchical
+        VAE's z is the list of its layers (concatenated for the decoder).
         """
-        z = tf.convert_to_tensor(z, tf.float32)
+        z = tf.convert_to_tensor(hierarchical.concat_latents(z), tf.float32)
         if self._decodes_sample_dimensions():
             condition = self.condition(labels)
             return self.decoder(z) if condition is None else self.decoder(z, condition=condition)
@@ -249,6 +268,9 @@ class VAE(keras.Model):
         approx_posterior, prior = self.posterior(x, labels), self.prior  # a VampPrior runs the encoder: once
         z = sampling.sample_posterior(approx_posterior, sampling.as_seed(seed), num_samples)
         log_likelihood = self.data_log_prob(x, z, labels)
+        if sampling.is_joint(approx_posterior):
+            layer_rates = objectives.layer_rates(approx_posterior, prior, z, kl_method)
+            return LatentSample(approx_posterior, prior, z, log_likelihood, tf.add_n(layer_rates), layer_rates)
         rate = objectives.rate(approx_posterior, prior, z, kl_method)
         return LatentSample(approx_posterior, prior, z, log_likelihood, rate)
 
@@ -257,11 +279,16 @@ class VAE(keras.Model):
 
         distortion = -mean_j log p(x | z_j), z_j ~ q(z|x) reparameterised;
         rate = KL(q(z|x) || p(z)), analytic or Monte Carlo per ``kl_method``;
-        elbo = -(distortion + rate).
+        elbo = -(distortion + rate). A hierarchical VAE adds each layer's
+        rate as ``rate_z_l`` (their sum is ``rate``).
         """
         sample = self.sample_terms(x, seed, num_samples, labels, kl_method)
         distortion = -tf.reduce_mean(sample.log_likelihood, axis=0)
-        return {"distortion": distortion, "rate": sample.rate, "elbo": -(distortion + sample.rate)}
+        terms = {"distortion": distortion, "rate": sample.rate, "elbo": -(distortion + sample.rate)}
+        if sample.layer_rates:
+            terms.update({f"rate_{name}": layer_rate
+                          for name, layer_rate in zip(self.latent_names, sample.layer_rates, strict=True)})
+        return terms
 
     def elbo(self, x, seed=None, labels=None) -> tf.Tensor:
         """Single-sample ELBO estimate per example, [B] nats."""
@@ -329,7 +356,8 @@ class VAE(keras.Model):
         return self.likelihood(z, labels).mean()
 
     # -------------------------------------------------------------- training
-    def compile(self, optimizer="adam", seed: int = 0, clip_global_norm: float | None = None, **kwargs):
+    def compile(self, optimizer="adam", seed: int = 0, clip_global_norm: float | None = None,
+                gradient_spike_factor: float | None = None, **kwargs):
         """keras.Model.compile, plus the training mechanics that do not change the model.
 
         Args:
@@ -339,6 +367,12 @@ class VAE(keras.Model):
           clip_global_norm: if set, the all-replica gradient sum is clipped to
             this global norm before the update, so it means the same on 1 or
             N replicas (Keras' own ``global_clipnorm`` clips each replica's part).
+          gradient_spike_factor: if set (> 1), a guard against gradient
+            spikes (``tfvae.gradient_guard``): an update whose all-replica
+            gradient norm exceeds factor times the running mean of recent
+            updates' norms is clipped to that level and counted (the
+            ``gradient_spikes`` metric: the fraction of the epoch's steps).
+            Its state (``model.gradient_guard``) is checkpointed with the model.
           **kwargs: the rest of keras.Model.compile (not ``loss``: the
             objective is the model's ``objective``).
         """
@@ -348,12 +382,17 @@ class VAE(keras.Model):
             raise ValueError(f"clip_global_norm must be > 0 or None; got {clip_global_norm}")
         self.seed = int(seed)
         self.clip_global_norm = None if clip_global_norm is None else float(clip_global_norm)
+        self.gradient_spike_factor = None
+        if gradient_spike_factor is not None:
+            self.gradient_guard = gradient_guard.GradientSpikeGuard(gradient_spike_factor)
+            self.gradient_spike_factor = self.gradient_guard.factor
         super().compile(optimizer=optimizer, **kwargs)
 
     def get_compile_config(self):
         config = super().get_compile_config()
         if config is not None:
-            config.update(seed=self.seed, clip_global_norm=self.clip_global_norm)
+            config.update(seed=self.seed, clip_global_norm=self.clip_global_norm,
+                          gradient_spike_factor=self.gradient_spike_factor)
         return config
 
     def compile_from_config(self, config):
@@ -363,7 +402,8 @@ class VAE(keras.Model):
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.elbo_tracker, self.rate_tracker, self.distortion_tracker]
+        trackers = [self.loss_tracker, self.elbo_tracker, self.rate_tracker, self.distortion_tracker]
+        return trackers + ([self.spike_tracker] if self.gradient_spike_factor else [])
 
     def _update_trackers(self, terms, loss):
         self.loss_tracker.update_state(loss)
@@ -413,11 +453,22 @@ class VAE(keras.Model):
 
     def apply_gradients_across_replicas(self, terms, loss, grads):
         """Sums the replicas' gradients (clipping the sum if asked), applies them, updates the metrics."""
-        if self.clip_global_norm is not None:
-            grads = distribute.clip_across_replicas(grads, self.clip_global_norm)
+        if self.gradient_spike_factor:
+            grads = self._guard_against_spikes(grads)
+        elif self.clip_global_norm is not None:
+            grads, _ = distribute.clip_across_replicas(grads, self.clip_global_norm)
         self.optimizer.apply(grads, self.trainable_variables)
         _, num_replicas = sampling.replica_position()
         self._update_trackers(terms, loss * tf.cast(num_replicas, tf.float32))
+
+    def _guard_against_spikes(self, grads):
+        """Clips the all-replica gradient to min(clip_global_norm, the guard's limit); counts a spike."""
+        spike_limit = self.gradient_guard.limit()
+        limit = spike_limit if self.clip_global_norm is None else tf.minimum(spike_limit, self.clip_global_norm)
+        grads, norm = distribute.clip_across_replicas(grads, limit)
+        self.gradient_guard.record(norm, limit)
+        self.spike_tracker.update_state(tf.cast(norm > spike_limit, tf.float32))
+        return grads
 
     def test_step(self, data):
         x = tf.cast(_features(data), tf.float32)

@@ -28,6 +28,7 @@ __all__ = [
     "conv_encoder_trunk",
     "decoder_trunk",
     "encoder_trunk",
+    "track_for_checkpoint",
     "mlp_trunk",
     "validate_architecture",
 ]
@@ -119,3 +120,15 @@ def conv_decoder_trunk(
         for u in reversed_units
     ]
     return keras.Sequential(layers, name=name)
+
+
+def track_for_checkpoint(layer: keras.layers.Layer, prefix: str, items) -> None:
+    """Gives each element of a list of layers or variables an attribute of ``layer`` of its own.
+
+    ``tf.train.Checkpoint`` does not see into Keras 3's list attributes, so
+    without this a checkpoint reaches their weights only through the
+    optimizer, and a model restored without one (``tfvae.load_model``) keeps
+    its initial values. Keras tracks each object once either way.
+    """
+    for i, item in enumerate(items):
+        setattr(layer, f"{prefix}_{i}", item)

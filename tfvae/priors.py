@@ -28,7 +28,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import flows
+from tfvae import flows, networks
 
 tfd = tfp.distributions
 
@@ -216,7 +216,7 @@ class FlowPrior(_Prior):
         else:
             self.networks = [flows.CouplingNetwork(d - d // 2, self.hidden_units, name=f"coupling_{i}")
                              for i in range(self.num_steps)]
-        flows.track_for_checkpoint(self, "network", self.networks)
+        networks.track_for_checkpoint(self, "network", self.networks)
 
     def build(self, input_shape=None):
         d = self.latent_dim

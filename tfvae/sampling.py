@@ -10,6 +10,11 @@ is a transformed standard normal (diagonal and full-covariance Gaussians,
 flows), z = bijector.forward(eps) is the reparameterised sample. Other
 posteriors fall back to ``q.sample`` with the replica id folded into the seed,
 which is still deterministic but depends on the number of replicas.
+
+A hierarchical posterior (a ``tfd.JointDistributionCoroutine``, e.g.
+``tfvae.TopDownEncoder``'s) is sampled layer by layer in its order: layer i
+draws its noise like a single posterior from fold_in(seed, i), so it is
+replica-invariant too (``walk_joint``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import tensorflow_probability as tfp
 
 tfd = tfp.distributions
 
-__all__ = ["as_seed", "posterior_location", "replica_position", "rng_algorithm", "sample_posterior", "step_seed"]
+__all__ = ["as_seed", "is_joint", "posterior_location", "replica_position", "rng_algorithm", "sample_posterior",
+           "step_seed", "walk_joint"]
 
 
 def rng_algorithm() -> str:
@@ -114,36 +120,88 @@ def _is_standard_normal_base(distribution: tfd.Distribution) -> bool:
     return loc is not None and scale is not None and (loc == 0).all() and (scale == 1).all()
 
 
-def sample_posterior(
-    approx_posterior: tfd.Distribution, seed: tf.Tensor, num_samples: int = 1
-) -> tf.Tensor:
-    """Draws z ~ q(z|x) with shape [num_samples, B_local, latent_dim].
+def is_joint(distribution) -> bool:
+    """Whether ``distribution`` is a joint distribution over a list of latents (a hierarchical VAE's)."""
+    return isinstance(distribution, tfd.JointDistributionCoroutine)
 
-    The draw for global example i depends only on (seed, i), not on how the
-    global batch is split across replicas.
+
+def walk_joint(joint: tfd.JointDistributionCoroutine, choose) -> tuple[list, list]:
+    """Runs ``joint``'s model with values of our choosing: ([distribution_i], [value_i]) in its order.
+
+    ``choose(i, distribution_i, is_root)`` returns the value of variable i;
+    distribution_i is its conditional given the values chosen before it. This
+    evaluates conditionals at given latents (``choose`` returns them) or draws
+    them with our own noise, which ``joint.sample`` cannot.
+    """
+    distributions, values = [], []
+    generator = joint.model()
+    try:
+        node = next(generator)
+        while True:
+            is_root = isinstance(node, tfd.JointDistributionCoroutine.Root)
+            distribution = node.distribution if is_root else node
+            value = choose(len(values), distribution, is_root)
+            distributions.append(distribution)
+            values.append(value)
+            node = generator.send(value)
+    except StopIteration:
+        pass
+    return distributions, values
+
+
+def _draw(distribution: tfd.Distribution, seed: tf.Tensor, sample_shape: list) -> tf.Tensor:
+    """z ~ distribution with shape [*sample_shape, *batch_shape, D], replica-invariant where it can be.
+
+    The last batch dimension is this replica's share of the global batch;
+    the noise is drawn for the global batch and this replica's rows kept.
     """
     replica_id, num_replicas = replica_position()
-    bijectors = standard_normal_bijectors(approx_posterior)
-    if bijectors is not None:
-        event_size = approx_posterior.event_shape[-1]
-        local_batch = approx_posterior.batch_shape[0]
-        if local_batch is None:
-            local_batch = approx_posterior.batch_shape_tensor()[0]
-        eps = tf.random.stateless_normal(
-            [num_samples, local_batch * num_replicas, event_size], seed=seed, alg=rng_algorithm()
-        )
-        start = replica_id * local_batch
-        z = eps[:, start : start + local_batch]
-        for bijector in bijectors:  # each bijector caches z -> forward(z), so log_prob needs no inverse
-            z = bijector.forward(z)
-        return z
-    replica_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, replica_id), tf.int32)
-    return approx_posterior.sample(num_samples, seed=replica_seed)
+    bijectors = standard_normal_bijectors(distribution)
+    if bijectors is None:
+        replica_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, replica_id), tf.int32)
+        return distribution.sample(sample_shape, seed=replica_seed)
+    event_size = distribution.event_shape[-1]
+    batch_shape = distribution.batch_shape
+    if batch_shape.is_fully_defined():
+        outer, local_batch = list(batch_shape[:-1]), batch_shape[-1]
+    else:
+        batch_shape = distribution.batch_shape_tensor()
+        outer, local_batch = tf.unstack(batch_shape[:-1], num=len(distribution.batch_shape) - 1), batch_shape[-1]
+    eps = tf.random.stateless_normal(
+        tf.stack([*sample_shape, *outer, local_batch * num_replicas, event_size]), seed=seed, alg=rng_algorithm())
+    start = replica_id * local_batch
+    z = eps[..., start : start + local_batch, :]
+    for bijector in bijectors:  # each bijector caches z -> forward(z), so log_prob needs no inverse
+        z = bijector.forward(z)
+    return z
+
+
+def sample_posterior(
+    approx_posterior: tfd.Distribution, seed: tf.Tensor, num_samples: int = 1
+) -> tf.Tensor | list:
+    """Draws z ~ q(z|x) with shape [num_samples, B_local, latent_dim] (a list of them for a joint posterior).
+
+    The draw for global example i depends only on (seed, i), not on how the
+    global batch is split across replicas. A joint posterior draws its root
+    layer with ``num_samples`` and each later layer once per sample of the
+    layers above it, layer i from fold_in(seed, i).
+    """
+    if is_joint(approx_posterior):
+        def choose(i, distribution, is_root):
+            layer_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, i), tf.int32)
+            return _draw(distribution, layer_seed, [num_samples] if is_root else [])
+
+        return walk_joint(approx_posterior, choose)[1]
+    return _draw(approx_posterior, seed, [num_samples])
 
 
 def posterior_location(approx_posterior: tfd.Distribution) -> tf.Tensor:
     """A representative latent of q: its mean where TFP has it in closed form,
-    else the base mean pushed through the flow, b_n(...b_1(E[base]))."""
+    else the base mean pushed through the flow, b_n(...b_1(E[base])). For a
+    joint (hierarchical) posterior, the list of each layer's location given
+    the locations above it."""
+    if is_joint(approx_posterior):
+        return walk_joint(approx_posterior, lambda i, distribution, is_root: posterior_location(distribution))[1]
     try:
         return approx_posterior.mean()
     except NotImplementedError:

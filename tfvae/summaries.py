@@ -4,7 +4,9 @@
                examples_per_second
   validation/  elbo, rate, distortion; active_units; kl_per_dimension (a histogram over the
                latent dimensions, diagonal Gaussian posterior and prior only); reconstructions
-               and prior_samples image grids
+               and prior_samples image grids; a hierarchical VAE's rate_z_l and active_units_z_l
+               per layer
+  train/gradient_spikes  the fraction of steps the gradient spike guard clipped (when on)
   HParams      the run's TrainConfig, in the HParams dashboard
 
 Only the chief of a multi-worker job writes; the others get no-op writers.

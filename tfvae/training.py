@@ -167,7 +167,7 @@ def build_model_and_optimizer(config: TrainConfig, dataset: data.ImageData, stra
         optimizer = optimizers.make_optimizer(config.learning_rate, config.learning_rate_decay, steps,
                                               config.precision)
         model.compile(optimizer=optimizer, seed=config.seed, clip_global_norm=config.clip_global_norm or None,
-                      jit_compile=False)
+                      gradient_spike_factor=config.gradient_spike_factor or None, jit_compile=False)
         optimizer.build(model.trainable_variables)
     return model, optimizer
 
@@ -279,11 +279,17 @@ class CheckpointTriggers:
 
 
 def evaluate_and_log(model, dataset: data.ImageData, config: TrainConfig, writers, step: int, xla: bool) -> dict:
-    """Validation ELBO terms and loss (-elbo), active units and KL per dimension, written to TensorBoard."""
+    """Validation ELBO terms and loss (-elbo), active units and KL per dimension, written to TensorBoard.
+
+    A hierarchical VAE's rate and active units are also given per layer (rate_z_l, active_units_z_l).
+    """
     images, labels = _validation_split(dataset, config)
     metrics = evaluation.elbo_metrics(model, images, labels, jit_compile=xla)
     metrics["loss"] = -metrics["elbo"]
-    metrics["active_units"] = evaluation.active_units(model, images, labels=labels)
+    units = evaluation.active_units(model, images, labels=labels, per_layer=True)
+    metrics["active_units"] = sum(units.values())
+    if len(units) > 1:
+        metrics.update({f"active_units_{name}": count for name, count in units.items()})
     writers.validation_metrics(step, metrics, evaluation.kl_per_dimension(model, images, labels=labels))
     writers.validation_images(step, model, images, labels, config.seed)
     return metrics
