@@ -30,6 +30,7 @@ ROWS = {
     "flow": "--prior=flow",
     "iaf": "--posterior=iaf",
     "iwae": "--objective=iwae --samples_per_example=5",
+    "hierarchical": "--latent_dims=32,16 --kl_warmup_steps=10000 --gradient_spike_factor=10",
 }
 BASE_FLAGFILE = "scripts/configs/families.flags"
 

@@ -57,7 +57,7 @@ def test_auto_xla_skips_convolutions_on_cpu_only():
 
 @pytest.mark.parametrize("field, value, message", [
     ("beta", -1.0, "beta must be >= 0"),
-    ("free_bits_group_size", 3, r"free_bits_group_size must divide latent_dim \(20\); got 3"),
+    ("free_bits_group_size", 3, r"free_bits_group_size must divide latent_dim \(20\) or be at least it; got 3"),
     ("kl_cycle_steps", 5, "kl_cycle_steps must be >= kl_warmup_steps > 0"),
 ])
 def test_rules_between_fields_are_checked_by_the_parts_that_own_them(field, value, message):

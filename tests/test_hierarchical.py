@@ -307,3 +307,29 @@ def test_layerwise_replica_invariant_sampler_draws_from_the_joint_posterior(line
     assert np.all(np.abs(ours.mean(0) - reference.mean(0)) < 5 * spread * np.sqrt(2 / n))
     np.testing.assert_allclose(np.corrcoef(ours.T), np.corrcoef(reference.T), atol=0.03)
     np.testing.assert_allclose(ours.std(0), spread, rtol=0.03)
+
+
+@pytest.mark.parametrize("architecture, hidden_units", [("conv", (8, 16)), ("resnet", (8, 16))])
+def test_convolutional_trunks_feed_the_ladder_and_the_conv_decoder_takes_the_latent_list(architecture, hidden_units):
+    config = TrainConfig(latent_dims=(6, 3), architecture=architecture, hidden_units=hidden_units, ladder_units=8,
+                         blocks_per_level=1, likelihood="discretized_logistic", mixture_components=2)
+    model = factory.build_model(config, (12, 12, 3))
+    model.build((None, 12, 12, 3))
+    x = tf.round(tf.random.stateless_uniform([2, 12, 12, 3], seed=[1, 2]) * 255.0) / 255.0
+    z = model.posterior(x).sample(seed=[3, 4])
+    direct = model.decoder(z).log_prob(x)  # the decoder concatenates the list itself
+    np.testing.assert_allclose(direct.numpy(), model.data_log_prob(x, z).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(direct.numpy(), model.decoder(hierarchical.concat_latents(z)).log_prob(x).numpy(),
+                               rtol=1e-6)
+    assert np.all(np.isfinite(model.log_likelihood(x, num_samples=20, seed=5).numpy()))
+
+
+def test_iwae_objective_on_a_hierarchy_is_the_negative_bound_of_the_joint_log_weights(linear_hierarchy):
+    h = linear_hierarchy
+    model = tfvae.VAE(h.encoder, h.model.decoder, h.model.prior_layer, objective=tfvae.IWAE(num_samples=7))
+    x, seed = tf.constant(h.x, tf.float32), tf.constant([5, 6])
+    _, loss = model.objective.loss(model, x, seed, step=0)
+    sample = model.sample_terms(x, seed, 7)
+    log_w = (sample.log_likelihood + sample.prior.log_prob(sample.z) - sample.approx_posterior.log_prob(sample.z))
+    by_hand = np.log(np.mean(np.exp(log_w.numpy().astype(np.float64)), axis=0))
+    np.testing.assert_allclose(-loss.numpy(), by_hand, rtol=1e-5, atol=1e-4)

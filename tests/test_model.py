@@ -165,7 +165,7 @@ def test_same_seed_gives_the_same_samples_and_elbo():
     (lambda: tfvae.schedules.Cyclical(cycle_steps=5, warmup_steps=10), "kl_cycle_steps must be >= kl_warmup_steps"),
     (lambda: tfvae.schedules.Linear(-3), "kl_warmup_steps must be an int >= 0; got -3"),
     (lambda: make_model(objective=tfvae.ELBO(free_bits=1.0, free_bits_group_size=2)),
-     r"free_bits_group_size must divide latent_dim \(3\); got 2"),
+     r"free_bits_group_size must divide latent_dim \(3\) or be at least it; got 2"),
     (lambda: make_model(objective="kl"), "objective must be one of"),
     (lambda: make_model().compile(clip_global_norm=0.0), "clip_global_norm must be > 0"),
 ])

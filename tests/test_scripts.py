@@ -27,6 +27,10 @@ def test_benchmark_prints_throughputs_ratios_memory_and_evaluation_time(fashion_
     assert [float(ratio) for name, _, ratio in rates if name == "tfvae"] == [1.0, 1.0]
     assert re.search(r"peak memory \(max RSS\): \d+ MiB", result.stdout)
     assert re.search(r"IWAE bound k=10 over 10000 test images: \d+ s \(measured on 20, extrapolated\)", result.stdout)
+    pass_rate, decoder_rate, ratio = re.search(
+        r"IWAE pass (\d+) latent samples/s; bare decoder forward \+ log p\(x\|z\) (\d+)/s; ratio ([\d.]+)",
+        result.stdout).groups()
+    assert abs(int(pass_rate) / int(decoder_rate) - float(ratio)) < 0.01 and float(ratio) > 0
 
 
 def test_benchmark_distribute_prints_a_row_per_device_count(fashion_mnist_dir):
@@ -41,16 +45,17 @@ def test_benchmark_distribute_prints_a_row_per_device_count(fashion_mnist_dir):
 
 def test_benchmark_families_trains_evaluates_and_tabulates_each_row(tmp_path, fashion_mnist_dir):
     workdir = tmp_path / "families"
-    result = run_script("benchmark_families.py", *TINY_TRAINING, f"--workdir={workdir}", "--rows=gaussian,iwae",
+    result = run_script("benchmark_families.py", *TINY_TRAINING, f"--workdir={workdir}", "--rows=gaussian,iwae,hierarchical",
                         "--epochs=1", "--eval_examples=20", "--num_importance_samples=10", timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
-    lines = [line for line in result.stdout.splitlines() if line.startswith("| gaussian") or line.startswith("| iwae")]
-    assert len(lines) == 2, result.stdout
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("| gaussian", "| iwae", "| hierarchical"))]
+    assert len(lines) == 3, result.stdout
     saved = json.loads((workdir / "families.json").read_text())
-    assert set(saved) == {"gaussian", "iwae"}
+    assert set(saved) == {"gaussian", "iwae", "hierarchical"}
     for metrics in saved.values():
         assert metrics["num_examples"] == 20 and metrics["log_likelihood"] >= metrics["elbo"] - 5.0
     assert tfvae.load_model(str(workdir / "iwae")).objective == tfvae.IWAE(num_samples=5)
+    assert tfvae.load_model(str(workdir / "hierarchical")).latent_dims == [32, 16]
 
 
 def test_benchmark_serving_prints_latency_and_throughput_per_signature(tmp_path):

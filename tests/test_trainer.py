@@ -136,7 +136,8 @@ def test_a_run_directory_of_the_previous_layout_names_the_version_that_wrote_it(
 # --------------------------------------------------------------- layering
 LAYERS = {  # module -> what it may not import (upward in the house)
     "model parts": ({"serialisable", "flows", "networks", "encoders", "decoders", "priors", "pixel_distributions",
-                     "sampling", "objectives", "schedules", "losses", "model"},
+                     "sampling", "objectives", "schedules", "losses", "model", "hierarchical", "gradient_guard",
+                     "resnet"},
                     {"training", "rundir", "runlock", "preemption", "checkpoints", "loading", "export",
                      "serving_requests", "serving_warmup", "cli", "factory", "config", "summaries", "evaluation"}),
 }
