@@ -82,7 +82,12 @@ def _parse(row_flags: str, base) -> dict:
     for item in row_flags.split():
         name, value = item[2:].split("=", 1)
         default = getattr(base, name)
-        values[name] = type(default)(value) if not isinstance(default, bool) else value == "true"
+        if isinstance(default, bool):
+            values[name] = value == "true"
+        elif isinstance(default, tuple):  # a list flag, e.g. --latent_dims=32,16 (TrainConfig types its items)
+            values[name] = tuple(value.split(","))
+        else:
+            values[name] = type(default)(value)
     return values
 
 

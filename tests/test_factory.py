@@ -136,6 +136,8 @@ def test_conditional_run_evaluates_and_draws_pictures_through_the_scripts(tmp_pa
     (["--kl_schedule=cyclical", "--kl_warmup_steps=10", "--kl_cycle_steps=5"], "flag --kl_cycle_steps must be >="),
     (["--objective=iwae", "--free_bits=1"], "flag --free_bits must be 0 with objective=iwae"),
     (["--flow_hidden_units=8,x"], "flag --flow_hidden_units: expected comma-separated positive ints"),
+    (["--latent_dims=8,a"], "flag --latent_dims: expected comma-separated positive ints; got 8,a"),
+    (["--latent_dims=8,4", "--posterior=iaf"], "flag --posterior must be diagonal with several --latent_dims"),
 ])
 def test_bad_family_flags_give_one_line_errors(tmp_path, tiny_idx_dir, flags, message):
     result = run_script("train.py", "--dataset=idx", f"--data_dir={tiny_idx_dir}", f"--model_dir={tmp_path / 'run'}",

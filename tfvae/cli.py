@@ -51,7 +51,7 @@ def config_from_flags() -> TrainConfig:
     values = {}
     for field in dataclasses.fields(TrainConfig):
         value = flags.FLAGS[field.name].value
-        if field.name in ("hidden_units", "flow_hidden_units"):
+        if str(field.type) == "tuple[int, ...]":  # hidden_units, flow_hidden_units, latent_dims
             try:
                 value = tuple(int(v) for v in value)
             except ValueError:
