@@ -6,21 +6,24 @@ import time
 import keras
 import tensorflow as tf
 
-from tfvae import factory, pipeline, training
+from tfvae import factory, loops, pipeline, training
 
 
 def tfvae_contender(config, prepared, strategy=None):
-    """tfvae's own compiled training blocks (training.TrainingLoop), as train_and_evaluate runs them."""
+    """tfvae's own compiled training blocks (``loops.make_training_loop``), as train_and_evaluate runs them.
+
+    ``prepared``: the run's ``data.ImageData`` (the in-memory loop) or ``streaming.StreamData`` (the streaming one).
+    """
     strategy = strategy or tf.distribute.get_strategy()
     model, _ = training.build_model_and_optimizer(config, prepared, strategy)
-    loop = training.TrainingLoop(model, strategy, prepared, config)
+    loop = loops.make_training_loop(model, strategy, prepared, config)
     spe = min(config.steps_per_execution, loop.steps_per_epoch)  # a block never spans two epochs
     plan = [spe] * (loop.steps_per_epoch // spe)
-    iterator = iter(loop.index_blocks(0, plan, skip_steps=loop.steps_per_epoch - sum(plan), repeat=True))
+    iterator = iter(loop.epoch_input(0, plan, skip_steps=loop.steps_per_epoch - sum(plan), repeat=True))
 
     def run(num_steps):
         for _ in range(max(1, num_steps // spe)):
-            logs = loop.run_block(iterator)
+            logs = loop.run_block(iterator, spe)
         return logs["loss"]
 
     return run

@@ -8,8 +8,10 @@ standard error of that mean over the evaluated examples: with --max_examples,
 how far the full test set's figure may lie), bits_per_dim, active_units (a
 hierarchical VAE's also per layer, with its rate per layer), num_examples and
 seconds. The test data is the run's own (from its config.json), or the
-IDX/npz/image data named by --dataset/--data_dir; Bernoulli models get the
-test set binarized once with the run's --test_binarization_seed.
+data named by --dataset/--data_dir; Bernoulli models get the test set
+binarized once with the run's --test_binarization_seed. A run that streamed
+its training split (--input_mode) streams the test split too, in batches, so
+any size evaluates in bounded memory.
 """
 
 import dataclasses
@@ -42,9 +44,8 @@ def main(argv):
         prepared = data.prepare_data(config, _DATA_DIR.value)
     except data.DataError as e:
         cli.exit_with_error(str(e), code=1)
-    test_images = prepared.test_images[: _MAX_EXAMPLES.value or None]
-    test_labels = None if prepared.test_labels is None else prepared.test_labels[: len(test_images)]
-    if test_images.shape[1:] != tuple(model.data_shape):
+    test_images, test_labels = prepared.test_split(config.test_binarization_seed, _MAX_EXAMPLES.value)
+    if tuple(test_images.shape[1:]) != tuple(model.data_shape):
         cli.exit_with_error(
             f"flag --data_dir: test images have shape {list(test_images.shape[1:])}, the model expects "
             f"{list(model.data_shape)}", code=1)

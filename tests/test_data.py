@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from conftest import write_idx, write_idx_dataset
 
 from tfvae import data
@@ -108,39 +107,6 @@ def test_npz_without_test_split_or_with_label_mismatch_is_rejected(tmp_path):
                       y_train=np.zeros(2))
     with pytest.raises(data.DataError, match="y_train has 2 labels for 3 images"):
         data.load_dataset("npz", path)
-
-
-def _write_png(path, array):
-    tf.io.write_file(str(path), tf.io.encode_png(tf.constant(array, tf.uint8)))
-
-
-def test_image_folder_with_train_and_test_subfolders(tmp_path):
-    for split, n in (("train", 5), ("test", 2)):
-        os.makedirs(tmp_path / split)
-        for i in range(n):
-            _write_png(tmp_path / split / f"{i}.png", np.full((6, 6, 1), i * 40, np.uint8))
-    loaded = data.load_dataset("image_folder", str(tmp_path))
-    assert loaded.train_images.shape == (5, 6, 6, 1) and loaded.test_images.shape == (2, 6, 6, 1)
-    assert loaded.train_images[3].max() == 120
-
-
-def test_flat_image_folder_holds_out_the_last_tenth(tmp_path):
-    for i in range(20):
-        _write_png(tmp_path / f"img{i:02d}.png", np.full((4, 4, 3), i, np.uint8))
-    loaded = data.load_dataset("image_folder", str(tmp_path))
-    assert len(loaded.train_images) == 18 and len(loaded.test_images) == 2
-    assert loaded.test_images[0].max() == 18
-
-
-def test_image_folder_with_mixed_sizes_or_a_corrupt_file_is_rejected(tmp_path):
-    _write_png(tmp_path / "a.png", np.zeros((4, 4, 1), np.uint8))
-    _write_png(tmp_path / "b.png", np.zeros((5, 4, 1), np.uint8))
-    with pytest.raises(data.DataError, match=r"b.png: image shape differs"):
-        data.load_dataset("image_folder", str(tmp_path))
-    os.remove(tmp_path / "b.png")
-    (tmp_path / "c.png").write_bytes(b"\x89PNG broken")
-    with pytest.raises(data.DataError, match=r"c.png: cannot decode image"):
-        data.load_dataset("image_folder", str(tmp_path))
 
 
 def test_fixed_binarization_is_reproducible_and_unbiased():

@@ -129,6 +129,28 @@ def test_model_families_train_the_same_on_one_device_and_two_replicas(tmp_path, 
                                     overrides=overrides))
 
 
+@pytest.fixture(scope="module")
+def tfrecord_dir(tmp_path_factory, data_dir):
+    """The same examples as data_dir, as 4 TFRecord training shards (labels kept)."""
+    from tfvae import conversion
+
+    folder = str(tmp_path_factory.mktemp("tfrecord") / "shards")
+    conversion.write_tfrecords("idx", data_dir, folder, num_shards=4)
+    return folder
+
+
+def _streamed(tfrecord_dir, **overrides):
+    return {"dataset": "tfrecord", "data_dir": tfrecord_dir, "input_mode": "stream", "shuffle_buffer": 40, **overrides}
+
+
+def test_streamed_training_is_the_same_on_one_device_and_two_replicas(tmp_path, data_dir, tfrecord_dir):
+    overrides = _streamed(tfrecord_dir, conditional=True)
+    one = _run(tmp_path, "one", data_dir=data_dir, overrides=overrides)
+    assert one["loss"][-1] < one["loss"][0]
+    _assert_same_training(one, _run(tmp_path, "mirrored2", data_dir=data_dir, strategy="mirrored", cpus=2,
+                                    overrides=overrides))
+
+
 def _cluster(ports):
     workers = [f"127.0.0.1:{p}" for p in ports]
     return [{"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}} for i in range(len(workers))]
@@ -146,6 +168,19 @@ def test_two_workers_on_loopback_end_equal_to_each_other_and_to_two_local_replic
             np.testing.assert_array_equal(chief[k], other[k], err_msg=k)
     _assert_same_training(mirrored, chief)
     assert not os.path.exists(os.path.join(model_dir, ".worker-1"))  # the other worker's scratch copy is gone
+
+
+def test_two_streaming_workers_on_loopback_train_on_their_own_shards_and_end_equal(tmp_path, data_dir,
+                                                                                tfrecord_dir):
+    model_dir = str(tmp_path / "multi")
+    outs = [str(tmp_path / f"worker{i}.npz") for i in range(2)]
+    _wait([_start(data_dir, model_dir, outs[i], "multi_worker_mirrored", tf_config=config,
+                  overrides=_streamed(tfrecord_dir)) for i, config in enumerate(_cluster(_free_ports(2)))])
+    chief, other = (dict(np.load(o)) for o in outs)
+    assert chief["loss"][-1] < chief["loss"][0]
+    for k in chief:
+        if k.startswith("weight_"):
+            np.testing.assert_array_equal(chief[k], other[k], err_msg=k)
 
 
 def _checkpoints(model_dir):

@@ -15,6 +15,7 @@ import json
 import re
 
 from tfvae import (
+    data,
     decoders,
     distribute,
     encoders,
@@ -25,6 +26,7 @@ from tfvae import (
     priors,
     resnet,
     schedules,
+    sources,
 )
 
 __all__ = ["CHOICES", "JIT_COMPILE_MODES", "TrainConfig", "field_help", "uses_xla", "validate"]
@@ -40,7 +42,19 @@ class TrainConfig:
       dataset: Data set: fashion_mnist (Debian's IDX files, else a keras.datasets download), mnist, idx (IDX
         files in --data_dir), npz (Keras-style .npz at --data_dir) or image_folder.
       data_dir: Where the data is: a directory of IDX files or images, or an .npz file.
-      train_examples: Use only the first N training images (0 = all).
+      train_examples: Use only the first N training images (0 = all; data held in memory only).
+      input_mode: How training reads its data: memory (decoded once and held on the device), stream (read from
+        the files as it is needed, in bounded memory: image_folder and tfrecord data) or auto (memory when the
+        decoded training split fits in --memory_budget_mb, else stream).
+      memory_budget_mb: --input_mode=auto: the most decoded training data, in MiB, to hold in memory.
+      shuffle_buffer: Streaming: encoded records in the shuffle buffer (1 = read order; the shards' order is
+        still drawn anew every epoch).
+      skip_bad_records: Leave out records and image files that do not decode (every record is decoded once up
+        front; they are counted and logged); off: such a record stops the run, naming its file and index.
+      image_size: Resize the images of image_folder and tfrecord data to H,W (a centred crop to that aspect ratio
+        first, as Keras' crop_to_aspect_ratio); empty = as stored (then all must be alike).
+      channels: Channels to decode images to: 1, 3 or 4 (converted), or 0 = as stored (then all must be alike).
+      validation_split: Test fraction of an image folder without train/ and test/ subfolders (drawn with --seed).
       likelihood: p(x|z): bernoulli (dynamically binarized data), continuous_bernoulli or gaussian (intensities
         in [0, 1]), discretized_logistic (mixture) or categorical (256-way) (8-bit pixels).
       gaussian_scale: Scale of a gaussian likelihood: fixed, learned (one global) or per_pixel.
@@ -113,6 +127,13 @@ class TrainConfig:
     dataset: str = "fashion_mnist"
     data_dir: str | None = None
     train_examples: int = 0
+    input_mode: str = "auto"
+    memory_budget_mb: int = 2048
+    shuffle_buffer: int = 10000
+    skip_bad_records: bool = False
+    image_size: tuple[int, ...] = ()
+    channels: int = 0
+    validation_split: float = 0.1
     likelihood: str = "bernoulli"
     gaussian_scale: str = "learned"
     mixture_components: int = 5
@@ -167,6 +188,7 @@ class TrainConfig:
         self.flow_hidden_units = tuple(int(u) for u in self.flow_hidden_units)
         self.devices = tuple(str(d) for d in self.devices)
         self.latent_dims = tuple(int(d) for d in self.latent_dims)
+        self.image_size = tuple(int(d) for d in self.image_size)
         if self.latent_dims:
             self.latent_dim = sum(self.latent_dims)
 
@@ -206,8 +228,9 @@ CHOICES = {
     "precision": optimizers.PRECISIONS,
     "strategy": distribute.STRATEGIES,
     "jit_compile": JIT_COMPILE_MODES,
+    "input_mode": data.INPUT_MODES,
 }
-_POSITIVE = ("latent_dim", "ladder_units", "epochs", "batch_size", "steps_per_execution", "checkpoint_every_steps",
+_POSITIVE = ("memory_budget_mb", "shuffle_buffer", "latent_dim", "ladder_units", "epochs", "batch_size", "steps_per_execution", "checkpoint_every_steps",
              "max_checkpoints", "summary_every_steps", "eval_every_epochs", "mixture_components", "flow_steps",
              "samples_per_example", "learning_rate")
 _NON_NEGATIVE = ("train_examples", "clip_global_norm", "gradient_spike_factor", "validation_examples", "logical_cpu_devices",
@@ -237,6 +260,12 @@ def validate(config: TrainConfig) -> None:
                              f"got {getattr(config, name)}")
     if 0 < config.gradient_spike_factor <= 1:
         raise ValueError(f"gradient_spike_factor must be 0 (off) or > 1; got {config.gradient_spike_factor}")
+    if config.channels not in sources.CHANNELS:
+        raise ValueError(f"channels must be one of {sources.CHANNELS} (0: as stored); got {config.channels}")
+    if config.image_size and (len(config.image_size) != 2 or min(config.image_size) <= 0):
+        raise ValueError(f"image_size must be empty or two positive ints H,W; got {list(config.image_size)}")
+    if not 0.0 < config.validation_split < 1.0:
+        raise ValueError(f"validation_split must lie in (0, 1); got {config.validation_split}")
     if config.latent_dims and min(config.latent_dims) <= 0:
         raise ValueError(f"latent_dims must be positive ints; got {list(config.latent_dims)}")
     for name in ("hidden_units", "flow_hidden_units"):

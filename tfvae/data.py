@@ -1,9 +1,11 @@
-"""Loading and validating image data sets into memory.
+"""A run's data: loaded into memory, or streamed from files when it does not fit.
 
 Every loader returns an ``ImageData`` whose images are uint8 in [0, 255] (or
-float32 in [0, 1]) with shape [N, height, width, channels]. Bad data raises
-``DataError`` (a ValueError) with one line naming the file and the problem,
-before any training step.
+float32 in [0, 1]) with shape [N, height, width, channels]; ``prepare_data``
+returns a ``streaming.StreamData`` instead when the training split of a data
+set of files is streamed (``input_mode``). Bad data raises ``DataError`` (a
+ValueError) with one line naming the file (and record) and the problem,
+before any training step where it can be found up front.
 
 Sources:
   * a directory of MNIST-format IDX files, gzipped or not
@@ -12,8 +14,10 @@ Sources:
     package is the default;
   * a Keras-style ``.npz`` with ``x_train``, ``x_test`` (``y_train``, ``y_test``
     optional);
-  * a folder of PNG/JPEG images, with ``train/`` and ``test/`` subfolders or
-    flat (then the last 10% of the sorted file names is the test split);
+  * a folder of image files with ``train/`` and ``test/`` subfolders or one
+    pool split by a seeded ``validation_split``, class subfolders giving
+    labels (``tfvae.image_folders``);
+  * TFRecord shards of encoded images (``tfvae.records``);
   * ``keras.datasets`` downloads (mnist, fashion_mnist) when no local copy is
     found and the machine has internet.
 """
@@ -26,13 +30,22 @@ import gzip
 import os
 
 import numpy as np
+from absl import logging
+
+from tfvae import image_folders, records, sources, streaming
+from tfvae.errors import DataError
+from tfvae.pixels import binarize, to_unit_interval
 
 __all__ = [
     "DATASETS",
     "DEFAULT_DATA_DIRS",
+    "INPUT_MODES",
+    "STREAMABLE",
     "DataError",
     "ImageData",
     "binarize",
+    "example_sources",
+    "input_mode",
     "load_dataset",
     "prepare_data",
     "load_idx_directory",
@@ -41,7 +54,9 @@ __all__ = [
     "read_idx",
 ]
 
-DATASETS = ("fashion_mnist", "mnist", "idx", "npz", "image_folder")
+DATASETS = ("fashion_mnist", "mnist", "idx", "npz", "image_folder", "tfrecord")
+STREAMABLE = ("image_folder", "tfrecord")
+INPUT_MODES = ("auto", "memory", "stream")
 DEFAULT_DATA_DIRS = {
     "fashion_mnist": "/usr/share/datasets/fashion-mnist",
     "mnist": "/usr/share/datasets/mnist",
@@ -54,11 +69,6 @@ _IDX_DTYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-class DataError(ValueError):
-    """A data file or array is unusable; the message names it and the problem."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,10 +88,25 @@ class ImageData:
     test_labels: np.ndarray | None = None
     binarize: bool = False
     num_classes: int = 0
+    bad_records: tuple = ()
 
     @property
     def data_shape(self) -> tuple[int, int, int]:
         return tuple(int(d) for d in self.train_images.shape[1:])
+
+    @property
+    def num_train_examples(self) -> int:
+        return len(self.train_images)
+
+    def test_split(self, test_binarization_seed: int = 0, max_examples: int = 0):
+        """(test images, test labels or None), the first ``max_examples`` (0: all), as ``evaluation`` takes them.
+
+        The images are already prepared (``prepare_data``); the seed is used
+        by ``streaming.StreamData.test_split`` only.
+        """
+        del test_binarization_seed
+        images = self.test_images[: max_examples or None]
+        return images, None if self.test_labels is None else self.test_labels[: len(images)]
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -172,51 +197,18 @@ def load_npz(path: str) -> ImageData:
     return _make(arrays, path)
 
 
-def _decode_image(path: str) -> np.ndarray:
-    import tensorflow as tf
-
-    try:
-        return tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
-    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
-        raise DataError(f"{path}: cannot decode image ({e.message.splitlines()[0]})") from None
-
-
-def _read_image_files(paths: list[str], directory: str) -> np.ndarray:
-    images = [_decode_image(p) for p in paths]
-    shapes = {img.shape for img in images}
-    if len(shapes) > 1:
-        first = images[0].shape
-        odd = next(p for p, img in zip(paths, images, strict=True) if img.shape != first)
-        raise DataError(f"{odd}: image shape differs from {paths[0]} ({first}); resize all images alike")
-    return np.stack(images)
-
-
-def load_image_folder(directory: str, test_fraction: float = 0.1) -> ImageData:
-    """Loads PNG/JPEG files from ``train/`` and ``test/`` or from one flat folder."""
-    if not os.path.isdir(directory):
-        raise DataError(f"{directory}: image folder does not exist")
-
-    def list_images(folder):
-        return sorted(
-            os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(_IMAGE_SUFFIXES)
-        )
-
-    if os.path.isdir(os.path.join(directory, "train")) and os.path.isdir(os.path.join(directory, "test")):
-        splits = {s: list_images(os.path.join(directory, s)) for s in ("train", "test")}
-    else:
-        files = list_images(directory)
-        num_test = max(1, int(round(len(files) * test_fraction))) if len(files) > 1 else 0
-        splits = {"train": files[: len(files) - num_test], "test": files[len(files) - num_test :]}
-    for split, paths in splits.items():
-        if not paths:
-            raise DataError(f"{directory}: no PNG/JPEG images for the {split} split")
-    everything = _read_image_files(splits["train"] + splits["test"], directory)
-    num_train = len(splits["train"])
-    arrays = {
-        "train": (validate_images(everything[:num_train], directory), None),
-        "test": (validate_images(everything[num_train:], directory), None),
-    }
+def load_image_folder(directory: str, channels: int = 0, image_size=(), validation_split: float = 0.1,
+                      seed: int = 0) -> ImageData:
+    """Decodes an image folder (layouts in ``tfvae.image_folders``) into memory; labels from class folders."""
+    splits = image_folders.list_image_folder(directory, validation_split, seed)
+    arrays = {split: _decode_source(sources.image_folder_source(files, channels, image_size, f"{directory} ({split})"))
+              for split, files in splits.items()}
     return _make(arrays, directory)
+
+
+def _decode_source(source, skipped=frozenset()) -> tuple[np.ndarray, np.ndarray | None]:
+    images, labels = source.to_arrays(skipped)
+    return validate_images(images, source.name), labels
 
 
 def _load_keras_download(name: str) -> ImageData:
@@ -242,15 +234,19 @@ def _load_keras_download(name: str) -> ImageData:
     )
 
 
-def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None) -> ImageData:
-    """Loads a data set by name.
+def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, channels: int = 0, image_size=(),
+                 validation_split: float = 0.1, seed: int = 0) -> ImageData:
+    """Loads a data set into memory by name.
 
     Args:
       dataset: "fashion_mnist" or "mnist" (IDX files in ``data_dir``, else the
         Debian package's directory, else a ``keras.datasets`` download), "idx"
-        (IDX files in ``data_dir``), "npz" (``data_dir`` is the .npz file) or
-        "image_folder" (``data_dir`` holds the images).
-      data_dir: where the data is; required for idx, npz and image_folder.
+        (IDX files in ``data_dir``), "npz" (``data_dir`` is the .npz file),
+        "image_folder" (``data_dir`` holds the images, ``tfvae.image_folders``)
+        or "tfrecord" (``data_dir`` holds the shards, ``tfvae.records``).
+      data_dir: where the data is; required for all but fashion_mnist and mnist.
+      channels, image_size: decoding of image files and records (``tfvae.sources``).
+      validation_split, seed: the test split of an image folder without train/ and test/.
     """
     if dataset not in DATASETS:
         raise DataError(f"dataset must be one of {DATASETS}; got {dataset!r}")
@@ -260,12 +256,33 @@ def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None) ->
             return load_idx_directory(directory)
         return _load_keras_download(dataset)
     if not data_dir:
-        raise DataError(f"dataset {dataset!r} needs a data_dir (a path); got none")
+        raise DataError(f"flag --data_dir: dataset {dataset!r} needs a data_dir (a path); got none")
     if dataset == "idx":
         return load_idx_directory(data_dir)
     if dataset == "npz":
         return load_npz(data_dir)
-    return load_image_folder(data_dir)
+    found = example_sources(dataset, data_dir, channels, image_size, validation_split, seed)
+    return _make({split: _decode_source(source) for split, source in found.items()}, data_dir)
+
+
+def example_sources(dataset: str, data_dir: str, channels: int = 0, image_size=(), validation_split: float = 0.1,
+                    seed: int = 0, require_label: bool = False) -> dict[str, sources.ExampleSource]:
+    """{"train", "test"}: the example sources of a data set read from files as needed (``STREAMABLE``)."""
+    if dataset not in STREAMABLE:
+        raise ValueError(f"dataset must be one of {STREAMABLE} to be streamed; got {dataset!r}")
+    if not data_dir:
+        raise DataError(f"flag --data_dir: dataset {dataset!r} needs a data_dir (a path); got none")
+    if dataset == "tfrecord":
+        found = {split: sources.tfrecord_source(data_dir, split, channels, image_size, require_label)
+                 for split in records.SPLITS}
+    else:
+        found = {split: sources.image_folder_source(files, channels, image_size, f"{data_dir} ({split})")
+                 for split, files in image_folders.list_image_folder(data_dir, validation_split, seed).items()}
+    train, test = found["train"], found["test"]
+    if train.data_shape != test.data_shape:
+        raise DataError(f"{data_dir}: train images {list(train.data_shape)} and test images "
+                        f"{list(test.data_shape)} have different shapes; pass --image_size and --channels")
+    return found
 
 
 def validate_images(images: np.ndarray, source: str) -> np.ndarray:
@@ -308,44 +325,95 @@ def _make(arrays: dict, source: str) -> ImageData:
     return ImageData(train_images, test_images, source, train_labels, test_labels)
 
 
-def to_unit_interval(images: np.ndarray) -> np.ndarray:
-    """uint8 [0, 255] -> float32 [0, 1]; float32 input is returned as is."""
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) / 255.0
-    return images.astype(np.float32, copy=False)
+def input_mode(config, train_source: sources.ExampleSource) -> str:
+    """"memory" or "stream": ``config.input_mode``, with auto = memory when the decoded training
+    split fits in ``config.memory_budget_mb`` MiB."""
+    if config.input_mode != "auto":
+        return config.input_mode
+    return "memory" if train_source.decoded_bytes <= config.memory_budget_mb * 2**20 else "stream"
 
 
-def binarize(images: np.ndarray, seed: int) -> np.ndarray:
-    """Fixed binarization x_b ~ Bernoulli(x / 255), float32 in {0, 1}, from ``seed``."""
-    probs = to_unit_interval(images)
-    return (np.random.default_rng(seed).random(probs.shape, dtype=np.float32) < probs).astype(np.float32)
-
-
-def prepare_data(config, data_dir: str | None = None) -> ImageData:
+def prepare_data(config, data_dir: str | None = None) -> ImageData | streaming.StreamData:
     """The data of a training run, ready for training and evaluation.
 
-    Loads ``config.dataset`` (from ``data_dir``, else ``config.data_dir``),
-    keeps the first ``config.train_examples`` training images (0: all),
-    binarizes the test set once with ``config.test_binarization_seed`` for a
-    Bernoulli likelihood (the training set is binarized dynamically, per step)
-    and keeps int labels for a ``config.conditional`` run (DataError if the
-    data has none). ``config`` is a ``TrainConfig``.
+    Loads ``config.dataset`` (from ``data_dir``, else ``config.data_dir``):
+    into memory (``ImageData``), or, for a data set of files whose decoded
+    training split is streamed (``input_mode``), as ``streaming.StreamData``.
+    Keeps the first ``config.train_examples`` training images (0: all; in
+    memory only), binarizes the test set once with
+    ``config.test_binarization_seed`` for a Bernoulli likelihood (the
+    training set is binarized dynamically, per step) and keeps int labels for
+    a ``config.conditional`` run (DataError if the data has none). With
+    ``config.skip_bad_records`` every record is decoded once up front and
+    those that do not decode are left out, logged and counted
+    (``bad_records``); without it, such a record stops the run naming it.
+    ``config`` is a ``TrainConfig``.
     """
-    loaded = load_dataset(config.dataset, data_dir or config.data_dir)
-    train_images, train_labels, test_labels, num_classes = loaded.train_images, None, None, 0
-    if config.conditional:
-        if loaded.train_labels is None or loaded.test_labels is None:
-            raise DataError(f"{loaded.source}: no labels for both splits; a conditional VAE (--conditional) needs "
-                            "them (IDX *-labels-idx1-ubyte files, or y_train/y_test in an .npz)")
-        train_labels, test_labels = (np.asarray(y, np.int32).reshape(-1) for y in (loaded.train_labels,
-                                                                                    loaded.test_labels))
-        if min(train_labels.min(), test_labels.min()) < 0:
-            raise DataError(f"{loaded.source}: labels must be ints >= 0 for --conditional; found negative ones")
-        num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    directory = data_dir or config.data_dir
+    if config.dataset not in STREAMABLE:
+        if config.input_mode == "stream":
+            raise ValueError(f"input_mode must be memory or auto for dataset {config.dataset!r}, which is read into "
+                             f"memory whole; got 'stream' (scripts/make_tfrecords.py writes it as TFRecord shards, "
+                             f"which stream)")
+        return _ready(config, load_dataset(config.dataset, directory))
+    found = example_sources(config.dataset, directory, config.channels, config.image_size, config.validation_split,
+                            config.seed, require_label=config.conditional)
+    bad = _bad_records(found) if config.skip_bad_records else ()
+    if input_mode(config, found["train"]) == "memory":
+        loaded = _make({split: _decode_source(source, source.record_ids(bad)) for split, source in found.items()},
+                       directory)
+        return dataclasses.replace(_ready(config, loaded), bad_records=bad)
+    return _stream(config, found, bad, directory)
+
+
+def _bad_records(found: dict) -> tuple[sources.BadRecord, ...]:
+    bad = tuple(r for split in ("train", "test") for r in sources.find_bad_records(found[split]))
+    if bad:
+        logging.warning("skipping %d records that do not decode (--skip_bad_records), e.g. %s", len(bad), bad[0])
+    return bad
+
+
+def _labels_or_error(loaded, config) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+    """(train labels, test labels, num_classes) of a conditional run; (None, None, 0) otherwise."""
+    if not config.conditional:
+        return None, None, 0
+    if loaded.train_labels is None or loaded.test_labels is None:
+        raise DataError(f"{loaded.source}: no labels for both splits; a conditional VAE (--conditional) needs "
+                        "them (IDX *-labels-idx1-ubyte files, y_train/y_test in an .npz, class folders of an image "
+                        "folder, or a label in every TFRecord)")
+    train_labels, test_labels = (np.asarray(y, np.int32).reshape(-1) for y in (loaded.train_labels,
+                                                                                loaded.test_labels))
+    if min(train_labels.min(), test_labels.min()) < 0:
+        raise DataError(f"{loaded.source}: labels must be ints >= 0 for --conditional; found negative ones")
+    return train_labels, test_labels, int(max(train_labels.max(), test_labels.max())) + 1
+
+
+def _test_images(config, images: np.ndarray) -> tuple[np.ndarray, bool]:
+    binarized = config.likelihood == "bernoulli"
+    return (binarize(images, config.test_binarization_seed) if binarized else to_unit_interval(images)), binarized
+
+
+def _ready(config, loaded: ImageData) -> ImageData:
+    train_labels, test_labels, num_classes = _labels_or_error(loaded, config)
+    train_images = loaded.train_images
     if config.train_examples:
         train_images = train_images[: config.train_examples]
         train_labels = None if train_labels is None else train_labels[: config.train_examples]
-    binarized = config.likelihood == "bernoulli"
-    test_images = (binarize(loaded.test_images, config.test_binarization_seed) if binarized
-                   else to_unit_interval(loaded.test_images))
+    test_images, binarized = _test_images(config, loaded.test_images)
     return ImageData(train_images, test_images, loaded.source, train_labels, test_labels, binarized, num_classes)
+
+
+def _stream(config, found: dict, bad: tuple, directory: str) -> streaming.StreamData:
+    """The streamed training split, with the validation examples decoded into memory."""
+    train, test = found["train"], found["test"]
+    if config.train_examples:
+        raise ValueError(f"train_examples must be 0 when the training split is streamed (input_mode {config.input_mode}"
+                         f", {train.decoded_bytes / 2**20:.0f} MiB decoded); got {config.train_examples}")
+    if config.conditional and not (train.has_labels and test.has_labels):
+        raise DataError(f"{directory}: no labels for both splits; a conditional VAE (--conditional) needs them")
+    count = config.validation_examples or None
+    images, labels = test.to_arrays(test.record_ids(bad), limit=count)
+    test_images, binarized = _test_images(config, validate_images(images, test.name))
+    num_classes = max(train.max_label, test.max_label) + 1 if config.conditional else 0
+    return streaming.StreamData(train, test, test_images, labels if config.conditional else None, directory,
+                                binarized, num_classes, bad)

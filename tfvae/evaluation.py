@@ -4,7 +4,10 @@
   active_units  = #{i : Cov_x(E_q[z_i | x]) > 0.01}   (Burda et al. 2015)
 
 All figures are means over the test examples, in nats per example unless the
-name says otherwise.
+name says otherwise. Test images are a float array [N, H, W, C] (with an
+optional labels array), or a ``streaming.TestSplit`` read in batches (its
+labels come with its batches), so a test split of any size is evaluated in
+bounded memory.
 """
 
 from __future__ import annotations
@@ -31,8 +34,12 @@ __all__ = [
 ACTIVE_UNIT_THRESHOLD = 0.01
 
 
-def _batches(images: np.ndarray, labels: np.ndarray | None, batch_size: int):
-    """(step, x, labels of x or None) over ``images`` in order."""
+def _batches(images, labels: np.ndarray | None, batch_size: int):
+    """(step, x, labels of x or None) over ``images`` in order: an array, or a ``streaming.TestSplit``."""
+    if hasattr(images, "batches"):
+        for step, (x, y) in enumerate(images.batches(batch_size)):
+            yield step, tf.constant(x), None if y is None else tf.constant(y)
+        return
     for step, x in enumerate(pipeline.eval_batches(images, batch_size)):
         y = None if labels is None else tf.constant(labels[step * batch_size : (step + 1) * batch_size])
         yield step, x, y

@@ -34,13 +34,14 @@ from tfvae import (
     distribute,
     evaluation,
     factory,
+    loops,
     optimizers,
-    pipeline,
     preemption,
     runlock,
-    sampling,
 )
-from tfvae.config import TrainConfig, uses_xla
+from tfvae.config import TrainConfig
+from tfvae.errors import DataError
+from tfvae.loops import TrainingLoop, xla_enabled
 from tfvae.rundir import RunDirectory
 from tfvae.summaries import Writers
 
@@ -57,11 +58,6 @@ __all__ = [
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
-
-
-def xla_enabled(config: TrainConfig) -> bool:
-    """Whether this machine runs ``config``'s steps under XLA (see config.uses_xla)."""
-    return uses_xla(config, gpu_available=bool(tf.config.list_physical_devices("GPU")))
 
 
 # ================================================================ the recipe
@@ -123,7 +119,7 @@ def _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chie
     dataset = data.prepare_data(config)
     prepare_run_directory(config, run, is_chief, flags_text)
     model, state = build_or_restore_state(config, run, strategy, dataset, model, is_chief, task_id)
-    loop = TrainingLoop(model, strategy, dataset, config)
+    loop = loops.make_training_loop(model, strategy, dataset, config)
     writers = _summary_writers(run, is_chief, config)
     callback_list = make_callbacks(callbacks, model, config, loop.steps_per_epoch, verbose if is_chief else 0)
     triggers = CheckpointTriggers(config, strategy, signals)
@@ -158,9 +154,12 @@ def prepare_run_directory(config: TrainConfig, run: RunDirectory, is_chief: bool
 
 
 def build_model_and_optimizer(config: TrainConfig, dataset: data.ImageData, strategy, model=None):
-    """(built and compiled model, built optimizer) under ``strategy``'s scope, weights seeded by config.seed."""
+    """(built and compiled model, built optimizer) under ``strategy``'s scope, weights seeded by config.seed.
+
+    ``dataset`` is the run's ``data.ImageData`` or ``streaming.StreamData``.
+    """
     keras.utils.set_random_seed(config.seed)  # weight initialization
-    steps = pipeline.steps_per_epoch(len(dataset.train_images), config.batch_size) * config.epochs
+    steps = loops.steps_per_epoch(dataset, config.batch_size, distribute.num_workers(strategy)) * config.epochs
     with strategy.scope():
         model = model or factory.build_model(config, dataset.data_shape, dataset.num_classes)
         model.build((None, *dataset.data_shape))
@@ -199,12 +198,15 @@ def run_epoch(loop: TrainingLoop, state, config: TrainConfig, callback_list, wri
     epoch, done = int(state.epoch.numpy()), int(state.step_in_epoch.numpy())
     plan = block_plan(state.global_step, loop.steps_per_epoch - done, config.steps_per_execution,
                       config.checkpoint_every_steps)
-    iterator = iter(loop.index_blocks(epoch, plan, skip_steps=done))
+    iterator = iter(loop.epoch_input(epoch, plan, skip_steps=done))
     loop.reset_metrics()
     start_time, start_step, logs = time.perf_counter(), done, {}
     for num_steps in plan:
         callback_list.on_train_batch_begin(done)
-        logs = loop.run_block(iterator)
+        try:
+            logs = loop.run_block(iterator, num_steps)
+        except DataError as e:  # a streamed record that does not decode
+            raise DataError(f"{e}; training stopped and the last good checkpoint {state.latest} is kept") from None
         step = state.global_step
         callback_list.on_train_batch_end(done + num_steps - 1, logs)
         if not math.isfinite(logs["loss"]):
@@ -305,6 +307,8 @@ def finish(model, dataset, config, run: RunDirectory, state, writers, validation
     results = {name: validation[name] for name in ("elbo", "rate", "distortion")}
     results.update(step=state.global_step, epoch=int(state.epoch.numpy()),
                    stopped_early=bool(model.stop_training and int(state.epoch.numpy()) < config.epochs))
+    if config.skip_bad_records:
+        results["skipped_records"] = len(dataset.bad_records)
     if is_chief:
         run.write_metrics(results)
     return results
@@ -342,130 +346,3 @@ def _summary_writers(run: RunDirectory, is_chief: bool, config: TrainConfig) -> 
     writers = Writers(run.train_log_dir, run.validation_log_dir, enabled=is_chief)
     writers.hparams(dataclasses.asdict(config))
     return writers
-
-
-# ============================================================ the hot loop
-class TrainingLoop:
-    """Compiled blocks of training steps over a run's data; the hot loop of ``train_and_evaluate``.
-
-    The training images stay on the device (a variable); a ``tf.data``
-    pipeline streams only index blocks (``pipeline.train_index_blocks``), and
-    one call of ``run_block`` runs K steps: with one replica, gather,
-    binarization and K whole train steps fused in one (XLA) while loop; with
-    several, a loop of ``strategy.run`` calls whose replica-local part
-    (gather, binarization, loss and gradients) is compiled while the
-    all-reduce and the update run outside XLA (tf.distribute cannot
-    synchronise inside a compiled function). Both draw the same noise for the
-    same global example and step.
-
-    Args:
-      model: a built, compiled VAE (``build_model_and_optimizer``).
-      strategy: the strategy it was built under.
-      dataset: the run's ``data.ImageData`` (``data.prepare_data``).
-      config: the run's settings (batch size, seed, steps per call, XLA).
-
-    Example (what scripts/benchmark.py times):
-      model, _ = training.build_model_and_optimizer(config, dataset, strategy)
-      loop = training.TrainingLoop(model, strategy, dataset, config)
-      iterator = iter(loop.index_blocks(epoch=0, plan=[50] * 10))
-      logs = loop.run_block(iterator)        # 50 steps; {"loss", "elbo", "rate", "distortion"}
-    """
-
-    def __init__(self, model, strategy, dataset: data.ImageData, config: TrainConfig):
-        self.model, self.strategy, self.config = model, strategy, config
-        self.num_examples = len(dataset.train_images)
-        self.steps_per_epoch = pipeline.steps_per_epoch(self.num_examples, config.batch_size)
-        self.xla = xla_enabled(config)
-        # Each worker holds the data itself: multi-worker strategies would broadcast a variable made in their
-        # scope from the chief (and cannot broadcast uint8); one machine's replicas get a copy each.
-        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        with contextlib.nullcontext() if multi_worker else strategy.scope():
-            self.images = tf.Variable(dataset.train_images, trainable=False, name="train_images")
-            self.labels = None if dataset.train_labels is None else tf.Variable(
-                dataset.train_labels, trainable=False, name="train_labels")
-        self.binarize = dataset.binarize
-        if strategy.num_replicas_in_sync == 1:
-            self._run_block = self._fused_block_function()
-        else:
-            self._run_block = self._replicated_block_function()
-
-    def index_blocks(self, epoch: int, plan: list[int], skip_steps: int = 0, repeat: bool = False):
-        """The (distributed) dataset of index blocks of ``epoch`` for the given block plan."""
-        def dataset_fn(num_replicas, replica_ids):
-            blocks = pipeline.train_index_blocks(self.num_examples, self.config.batch_size, self.config.seed, epoch,
-                                                 plan, num_replicas, replica_ids, skip_steps)
-            return blocks.repeat() if repeat else blocks
-
-        if self.strategy.num_replicas_in_sync == 1:
-            return dataset_fn(num_replicas=1, replica_ids=(0,))
-        return self.strategy.distribute_datasets_from_function(
-            lambda ctx: dataset_fn(num_replicas=ctx.num_replicas_in_sync, replica_ids=_local_replica_ids(ctx)))
-
-    def run_block(self, iterator) -> dict:
-        """Runs the next index block's steps; returns the epoch's running metrics as floats."""
-        return {name: float(value) for name, value in self._run_block(iterator).items()}
-
-    def reset_metrics(self) -> None:
-        for metric in self.model.metrics:
-            metric.reset_state()
-
-    def _local_batch(self, indices_row):
-        """(x, labels or None) of this replica's rows."""
-        replica_id, num_replicas = sampling.replica_position()
-        x = pipeline.to_float(tf.gather(self.images, indices_row))
-        if self.binarize:
-            x = pipeline.binarize_batch(x, self.config.seed, self.model.optimizer.iterations, replica_id, num_replicas)
-        return x, None if self.labels is None else tf.gather(self.labels, indices_row)
-
-    def _fused_block_function(self):
-        model, strategy = self.model, self.strategy
-
-        def train_block(indices, count):
-            def one_step(i):
-                x, y = self._local_batch(indices[i])
-                logs = model.train_step(x if y is None else (x, y))
-                with tf.control_dependencies([logs["loss"]]):
-                    return i + 1
-
-            tf.while_loop(lambda i: i < count, one_step, [tf.constant(0)], parallel_iterations=1)
-
-        compiled_block = tf.function(train_block, jit_compile=self.xla)
-
-        @tf.function
-        def run_block(iterator):
-            indices, count = next(iterator)
-            strategy.run(compiled_block, args=(indices, count))
-            return {m.name: m.result() for m in model.metrics}
-
-        return run_block
-
-    def _replicated_block_function(self):
-        model, strategy = self.model, self.strategy
-        compiled_gradients = tf.function(
-            lambda indices_row: model.compute_loss_and_gradients(*self._local_batch(indices_row)), jit_compile=self.xla)
-
-        def replica_step(indices, i):
-            model.apply_gradients_across_replicas(*compiled_gradients(indices[i]))
-
-        def local_metric_sums():
-            return {m.name: tf.stack([tf.identity(m.total), tf.identity(m.count)]) for m in model.metrics}
-
-        @tf.function
-        def run_block(iterator):
-            indices, count = next(iterator)
-            for i in tf.range(strategy.experimental_local_results(count)[0]):
-                strategy.run(replica_step, args=(indices, i))
-            # Reduce the metrics' (total, count) explicitly: Keras metric variables are not reliably
-            # aggregated across workers (keras-team/keras#20585), and a ratio of sums is exact either way.
-            sums = strategy.run(local_metric_sums)
-            reduced = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-                       for name, value in sums.items()}
-            return {name: value[0] / value[1] for name, value in reduced.items()}
-
-        return run_block
-
-
-def _local_replica_ids(ctx):
-    per_worker = ctx.num_replicas_in_sync // ctx.num_input_pipelines
-    first = ctx.input_pipeline_id * per_worker
-    return tuple(range(first, first + per_worker))
