@@ -37,6 +37,7 @@ from tfvae import cli, conversion, data, records, training
 cli.define_config_flags()
 _STEPS = flags.DEFINE_integer("benchmark_steps", 400, "Training steps timed per contender and round.", lower_bound=10)
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Rounds; the median is reported.", lower_bound=1)
+_THROUGHPUT = flags.DEFINE_bool("throughput", True, "Compare streamed and in-memory training throughput.")
 _CONV = flags.DEFINE_bool("include_conv", True, "Also benchmark the default conv VAE.")
 _TFRECORD_DIR = flags.DEFINE_string("tfrecord_dir", None, "Fashion-MNIST TFRecord shards (default: written to a "
                                     "temporary directory).")
@@ -120,6 +121,15 @@ def main(argv):
     config = cli.config_from_flags()
     if _CHILD.value:
         return measure_rss(config, _CHILD.value)
+    if _THROUGHPUT.value:
+        compare_throughput(config)
+    if _MEMORY_SETS.value:
+        print("\npeak memory, streaming (random 64x64x3 PNG records):")
+        memory_sets(_MEMORY_SETS.value)
+    print(f"\nCPU: {_cpu_model()}")
+
+
+def compare_throughput(config):
     tfrecord_dir, temporary = _TFRECORD_DIR.value, None
     if not tfrecord_dir:
         temporary = tempfile.mkdtemp(prefix="tfvae_fashion_mnist_tfrecord_")
@@ -134,10 +144,6 @@ def main(argv):
     finally:
         if temporary:
             shutil.rmtree(temporary, ignore_errors=True)
-    if _MEMORY_SETS.value:
-        print("\npeak memory, streaming (random 64x64x3 PNG records):")
-        memory_sets(_MEMORY_SETS.value)
-    print(f"\nCPU: {_cpu_model()}")
 
 
 def _cpu_model():

@@ -5,6 +5,9 @@
 Files: prior_samples.png (means of p(x|z), z ~ p(z)), reconstructions.png
 (columns alternate test input and reconstruction), latent_traversal.png (one
 row per latent dimension, z_i swept over [-3, 3] around a test image's code).
+A model of vectors (tabular data, examples [D]) writes arrays instead:
+prior_samples.npy/.csv [num_samples, D] and reconstructions.npy/.csv
+[num_samples, D] (of the first test examples, in order).
 """
 
 import os
@@ -37,6 +40,13 @@ def main(argv):
     labels = None if prepared.test_labels is None else prepared.test_labels[:count]
     # A conditional model draws its prior samples class by class: label i % num_classes for sample i.
     sample_labels = np.arange(count) % model.num_classes if model.num_classes else None
+    if len(model.data_shape) != 3:
+        arrays = {"prior_samples": model.sample(count, seed=_SEED.value, labels=sample_labels).numpy(),
+                  "reconstructions": model.reconstruct(x, labels=labels).numpy()}
+        for name, values in arrays.items():
+            for path in images.write_array(os.path.join(output_dir, name), values):
+                print(path)
+        return
     grids = {
         "prior_samples.png": images.image_grid(model.sample(count, seed=_SEED.value, labels=sample_labels)),
         "reconstructions.png": images.image_grid(images.side_by_side(x, model.reconstruct(x, labels=labels)), 16),

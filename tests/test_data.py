@@ -87,10 +87,10 @@ def test_npz_round_trip_accepts_floats_in_unit_interval(tmp_path):
 
 
 @pytest.mark.parametrize("x_train, message", [
-    (np.full((3, 4, 4), 300), r"x_train\]: integer images must lie in \[0, 255\]; got values in \[300, 300\]"),
-    (np.full((3, 4, 4), 1.5, np.float32), r"float images must lie in \[0, 1\]"),
+    (np.full((3, 4, 4), 300), r"x_train\]: integer data must lie in \[0, 255\]; got values in \[300, 300\]"),
+    (np.full((3, 4, 4), 1.5, np.float32), r"float data must lie in \[0, 1\]"),
     (np.full((3, 4, 4), np.nan, np.float32), "NaN or infinite"),
-    (np.zeros((3, 4)), "rank 3 .* or 4"),
+    (np.zeros((3, 4, 4, 1, 1)), r"rank 2 \[N, D\] \(vectors\), 3 .* or 4"),
     (np.zeros((0, 4, 4)), "empty"),
 ])
 def test_bad_npz_arrays_are_rejected_naming_the_array(tmp_path, x_train, message):

@@ -40,8 +40,10 @@ class TrainConfig:
 
     Attributes:
       dataset: Data set: fashion_mnist (Debian's IDX files, else a keras.datasets download), mnist, idx (IDX
-        files in --data_dir), npz (Keras-style .npz at --data_dir) or image_folder.
-      data_dir: Where the data is: a directory of IDX files or images, or an .npz file.
+        files in --data_dir), npz (Keras-style .npz at --data_dir), image_folder (image files, class subfolders
+        give labels), tfrecord (train-*.tfrecord and test-*.tfrecord shards of PNG/JPEG records, written by
+        scripts/make_tfrecords.py) or csv (vectors: train.csv and test.csv in --data_dir, or one .csv file).
+      data_dir: Where the data is: a directory of IDX files, images, shards or CSV files, or an .npz or .csv file.
       train_examples: Use only the first N training images (0 = all; data held in memory only).
       input_mode: How training reads its data: memory (decoded once and held on the device), stream (read from
         the files as it is needed, in bounded memory: image_folder and tfrecord data) or auto (memory when the

@@ -18,6 +18,7 @@ Sources:
     pool split by a seeded ``validation_split``, class subfolders giving
     labels (``tfvae.image_folders``);
   * TFRecord shards of encoded images (``tfvae.records``);
+  * CSV files of vectors [N, D] (tabular data, for MLP models);
   * ``keras.datasets`` downloads (mnist, fashion_mnist) when no local copy is
     found and the machine has internet.
 """
@@ -30,6 +31,7 @@ import gzip
 import os
 
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
 from tfvae import image_folders, records, sources, streaming
@@ -45,16 +47,19 @@ __all__ = [
     "ImageData",
     "binarize",
     "example_sources",
+    "from_python",
     "input_mode",
     "load_dataset",
     "prepare_data",
     "load_idx_directory",
     "load_image_folder",
+    "load_csv",
     "load_npz",
+    "read_csv",
     "read_idx",
 ]
 
-DATASETS = ("fashion_mnist", "mnist", "idx", "npz", "image_folder", "tfrecord")
+DATASETS = ("fashion_mnist", "mnist", "idx", "npz", "image_folder", "tfrecord", "csv")
 STREAMABLE = ("image_folder", "tfrecord")
 INPUT_MODES = ("auto", "memory", "stream")
 DEFAULT_DATA_DIRS = {
@@ -197,6 +202,61 @@ def load_npz(path: str) -> ImageData:
     return _make(arrays, path)
 
 
+LABEL_COLUMN = "label"
+
+
+def read_csv(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(values [N, D], labels [N] or None) of a CSV file of numbers, one example per row.
+
+    An optional first row of column names; a column named ``label`` holds
+    int labels and is not a feature. Values are floats in [0, 1], or, when
+    every value is a whole number and some exceed 1, 8-bit values in [0, 255].
+    """
+    try:
+        with open(path) as f:
+            first = f.readline()
+        names = [n.strip() for n in first.split(",")]
+        try:
+            [float(n) for n in names]
+            header = None
+        except ValueError:
+            header = names
+        values = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, ndmin=2, dtype=np.float64)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read CSV file ({e.strerror})") from None
+    except ValueError as e:
+        raise DataError(f"{path}: not a CSV file of numbers ({str(e).splitlines()[0]})") from None
+    labels = None
+    if header and LABEL_COLUMN in header:
+        column = header.index(LABEL_COLUMN)
+        labels, values = values[:, column], np.delete(values, column, axis=1)
+        if not np.all(labels == np.round(labels)):
+            raise DataError(f"{path}: column {LABEL_COLUMN!r} must hold whole numbers")
+        labels = labels.astype(np.int64)
+    if values.shape[1] == 0:
+        raise DataError(f"{path}: no feature columns (only {LABEL_COLUMN!r})")
+    if np.all(values == np.round(values)) and values.max(initial=0) > 1:
+        values = values.astype(np.int64)
+    return values, labels
+
+
+def load_csv(path: str, validation_split: float = 0.1, seed: int = 0) -> ImageData:
+    """Vectors [N, D] from ``path``/train.csv and ``path``/test.csv, or from one .csv file whose
+    ``validation_split`` of rows (drawn with ``seed``) is the test split (``read_csv``)."""
+    if os.path.isdir(path):
+        arrays = {split: read_csv(os.path.join(path, f"{split}.csv")) for split in ("train", "test")}
+    else:
+        values, labels = read_csv(path)
+        if len(values) < 2:
+            raise DataError(f"{path}: needs at least 2 rows to split into train and test; found {len(values)}")
+        order = np.random.default_rng(seed).permutation(len(values))
+        held = max(1, int(round(len(values) * validation_split)))
+        parts = {"train": np.sort(order[held:]), "test": np.sort(order[:held])}
+        arrays = {split: (values[rows], None if labels is None else labels[rows]) for split, rows in parts.items()}
+    return _make({split: (validate_images(values, f"{path} ({split})"), labels)
+                  for split, (values, labels) in arrays.items()}, path)
+
+
 def load_image_folder(directory: str, channels: int = 0, image_size=(), validation_split: float = 0.1,
                       seed: int = 0) -> ImageData:
     """Decodes an image folder (layouts in ``tfvae.image_folders``) into memory; labels from class folders."""
@@ -242,12 +302,16 @@ def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, ch
       dataset: "fashion_mnist" or "mnist" (IDX files in ``data_dir``, else the
         Debian package's directory, else a ``keras.datasets`` download), "idx"
         (IDX files in ``data_dir``), "npz" (``data_dir`` is the .npz file),
-        "image_folder" (``data_dir`` holds the images, ``tfvae.image_folders``)
-        or "tfrecord" (``data_dir`` holds the shards, ``tfvae.records``).
+        "image_folder" (``data_dir`` holds the images, ``tfvae.image_folders``),
+        "tfrecord" (``data_dir`` holds the shards, ``tfvae.records``) or "csv"
+        (vectors: ``data_dir`` holds train.csv and test.csv, or is one .csv file).
       data_dir: where the data is; required for all but fashion_mnist and mnist.
       channels, image_size: decoding of image files and records (``tfvae.sources``).
-      validation_split, seed: the test split of an image folder without train/ and test/.
+      validation_split, seed: the test split of an image folder without train/ and test/, or of one .csv.
     """
+    if dataset == PYTHON_DATASET:
+        raise DataError(f"dataset {PYTHON_DATASET!r}: this run's data was given from Python "
+                        "(train_and_evaluate(train_data=...)); pass --dataset and --data_dir to read data from files")
     if dataset not in DATASETS:
         raise DataError(f"dataset must be one of {DATASETS}; got {dataset!r}")
     if dataset in DEFAULT_DATA_DIRS:
@@ -261,6 +325,8 @@ def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, ch
         return load_idx_directory(data_dir)
     if dataset == "npz":
         return load_npz(data_dir)
+    if dataset == "csv":
+        return load_csv(data_dir, validation_split, seed)
     found = example_sources(dataset, data_dir, channels, image_size, validation_split, seed)
     return _make({split: _decode_source(source) for split, source in found.items()}, data_dir)
 
@@ -286,33 +352,36 @@ def example_sources(dataset: str, data_dir: str, channels: int = 0, image_size=(
 
 
 def validate_images(images: np.ndarray, source: str) -> np.ndarray:
-    """Checks rank, size and value range; returns [N, H, W, C] uint8 or float32.
+    """Checks rank, size and value range; returns [N, H, W, C] images or [N, D] vectors, uint8 or float32.
 
     Accepted: integer arrays in [0, 255] (stored as uint8) and float arrays in
-    [0, 1] with no NaN; rank 3 [N, H, W] (a channel axis is added) or rank 4.
+    [0, 1] with no NaN; rank 4 [N, H, W, C], rank 3 [N, H, W] (a channel axis
+    is added) or rank 2 [N, D] (vectors: tabular data, for MLP models).
     """
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., np.newaxis]
-    if images.ndim != 4:
-        raise DataError(f"{source}: images must have rank 3 [N, H, W] or 4 [N, H, W, C]; got shape {list(images.shape)}")
+    if images.ndim not in (2, 4):
+        raise DataError(f"{source}: data must have rank 2 [N, D] (vectors), 3 [N, H, W] or 4 [N, H, W, C]; got "
+                        f"shape {list(images.shape)}")
     if images.shape[0] == 0:
-        raise DataError(f"{source}: the data set is empty (0 images)")
+        raise DataError(f"{source}: the data set is empty (0 examples)")
     if min(images.shape[1:]) == 0:
-        raise DataError(f"{source}: images have an empty dimension; shape {list(images.shape)}")
+        raise DataError(f"{source}: examples have an empty dimension; shape {list(images.shape)}")
     if np.issubdtype(images.dtype, np.floating):
         if not np.isfinite(images).all():
-            raise DataError(f"{source}: images contain NaN or infinite values")
+            raise DataError(f"{source}: data contain NaN or infinite values")
         low, high = float(images.min()), float(images.max())
         if low < 0.0 or high > 1.0:
-            raise DataError(f"{source}: float images must lie in [0, 1]; got values in [{low:g}, {high:g}]")
+            raise DataError(f"{source}: float data must lie in [0, 1] (scale each column or channel to it); got "
+                            f"values in [{low:g}, {high:g}]")
         return images.astype(np.float32, copy=False)
     if np.issubdtype(images.dtype, np.integer) or images.dtype == np.bool_:
         low, high = int(images.min()), int(images.max())
         if low < 0 or high > 255:
-            raise DataError(f"{source}: integer images must lie in [0, 255]; got values in [{low}, {high}]")
+            raise DataError(f"{source}: integer data must lie in [0, 255]; got values in [{low}, {high}]")
         return images.astype(np.uint8, copy=False)
-    raise DataError(f"{source}: images must be integer or float arrays; got dtype {images.dtype}")
+    raise DataError(f"{source}: data must be integer or float arrays; got dtype {images.dtype}")
 
 
 def _make(arrays: dict, source: str) -> ImageData:
@@ -323,6 +392,66 @@ def _make(arrays: dict, source: str) -> ImageData:
             f"{list(test_images.shape[1:])} have different shapes"
         )
     return ImageData(train_images, test_images, source, train_labels, test_labels)
+
+
+PYTHON_DATASET = "python"
+
+
+def from_python(config, train_data, validation_data=None) -> ImageData | streaming.StreamData:
+    """The data of a run given from Python (``train_and_evaluate(train_data=...)``), ready like ``prepare_data``'s.
+
+    Args:
+      config: the run's TrainConfig (likelihood, labels, input mode, seeds).
+      train_data: images as a NumPy array [N, H, W(, C)] (uint8 in [0, 255] or
+        float in [0, 1]), an (images, labels) tuple, or a ``tf.data.Dataset``
+        of unbatched images or (image, label) pairs (read once per epoch in
+        its own order, then shuffled in the ``shuffle_buffer``; held in memory
+        when ``input_mode`` says so, else streamed).
+      validation_data: the same kinds, for validation and evaluation; None
+        holds out ``config.validation_split`` of an array's examples
+        (drawn with ``config.seed``); a dataset needs validation_data.
+    """
+    if isinstance(train_data, tf.data.Dataset) or isinstance(validation_data, tf.data.Dataset):
+        if validation_data is None:
+            raise ValueError("validation_data must be given with a tf.data.Dataset as train_data; got None")
+        found = {split: sources.dataset_source(_as_dataset(value, name), name)
+                 for split, value, name in (("train", train_data, "train_data"),
+                                            ("test", validation_data, "validation_data"))}
+        if found["train"].data_shape != found["test"].data_shape:
+            raise DataError(f"train_data images {list(found['train'].data_shape)} and validation_data images "
+                            f"{list(found['test'].data_shape)} have different shapes")
+        if input_mode(config, found["train"]) == "memory":
+            return _ready(config, _make({split: _decode_source(source) for split, source in found.items()},
+                                        "train_data"))
+        return _stream(config, found, (), "train_data")
+    images, labels = _images_and_labels(train_data, "train_data")
+    if validation_data is None:
+        order = np.random.default_rng(config.seed).permutation(len(images))
+        held = max(1, int(round(len(images) * config.validation_split)))
+        train, test = np.sort(order[held:]), np.sort(order[:held])
+        splits = {"train": (images[train], None if labels is None else labels[train]),
+                  "test": (images[test], None if labels is None else labels[test])}
+    else:
+        splits = {"train": (images, labels), "test": _images_and_labels(validation_data, "validation_data")}
+    return _ready(config, _make(splits, "train_data"))
+
+
+def _images_and_labels(value, name: str):
+    images, labels = value if isinstance(value, tuple) and len(value) == 2 else (value, None)
+    images = validate_images(images, name)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+            raise DataError(f"{name}: labels must be {len(images)} ints, one per image; got an array of shape "
+                            f"{list(labels.shape)} and dtype {labels.dtype}")
+    return images, labels
+
+
+def _as_dataset(value, name: str) -> tf.data.Dataset:
+    if isinstance(value, tf.data.Dataset):
+        return value
+    images, labels = _images_and_labels(value, name)
+    return tf.data.Dataset.from_tensor_slices(images if labels is None else (images, labels))
 
 
 def input_mode(config, train_source: sources.ExampleSource) -> str:

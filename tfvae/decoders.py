@@ -63,6 +63,7 @@ class _Decoder(keras.layers.Layer):
     accepts_sample_dimensions = True  # z [..., N, D] -> batch [..., N] (see tfvae/model.py)
 
     num_params = 1
+    takes_vectors = True  # data_shape (D,) works with an mlp trunk; pixel likelihoods set False
 
     def __init__(self, data_shape, architecture="mlp", hidden_units=(400,), activation="relu", condition_dim=0,
                  blocks_per_level=2, normalization="none", **kwargs):
@@ -70,9 +71,15 @@ class _Decoder(keras.layers.Layer):
         if int(condition_dim) < 0:
             raise ValueError(f"condition_dim must be >= 0; got {condition_dim}")
         self.condition_dim = int(condition_dim)
-        if len(data_shape) != 3 or any(int(d) <= 0 for d in data_shape):
+        if len(data_shape) not in (1, 3) or any(int(d) <= 0 for d in data_shape):
             raise ValueError(
-                f"data_shape must be (height, width, channels) of positive ints; got {list(data_shape)}"
+                f"data_shape must be (height, width, channels) or (dimensions,) of positive ints; got "
+                f"{list(data_shape)}"
+            )
+        if len(data_shape) == 1 and (architecture != "mlp" or not self.takes_vectors):
+            raise ValueError(
+                f"data_shape (dimensions,) (vector data) needs architecture mlp and a bernoulli, "
+                f"continuous_bernoulli or gaussian likelihood; got {architecture} with {type(self).__name__}"
             )
         networks.validate_architecture(architecture, hidden_units, blocks_per_level, normalization)
         self.blocks_per_level, self.normalization = int(blocks_per_level), normalization
@@ -152,7 +159,7 @@ class BernoulliDecoder(_Decoder):
     def call(self, z, condition=None):
         (logits,) = self._params(z, condition)
         return tfd.Independent(
-            tfd.Bernoulli(logits=logits, dtype=tf.float32), reinterpreted_batch_ndims=3
+            tfd.Bernoulli(logits=logits, dtype=tf.float32), reinterpreted_batch_ndims=len(self.data_shape)
         )
 
 
@@ -169,7 +176,7 @@ class ContinuousBernoulliDecoder(_Decoder):
 
     def call(self, z, condition=None):
         (logits,) = self._params(z, condition)
-        return tfd.Independent(tfd.ContinuousBernoulli(logits=logits), reinterpreted_batch_ndims=3)
+        return tfd.Independent(tfd.ContinuousBernoulli(logits=logits), reinterpreted_batch_ndims=len(self.data_shape))
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -184,6 +191,8 @@ class DiscretizedLogisticDecoder(_Decoder):
       num_components: M (default 5; 1 is a single discretized logistic).
       scale_floor: lower bound of the scales (default 1e-3, a quarter of a level).
     """
+
+    takes_vectors = False
 
     def __init__(self, data_shape, num_components=5, scale_floor=1e-3, **kwargs):
         if int(num_components) <= 0:
@@ -202,7 +211,7 @@ class DiscretizedLogisticDecoder(_Decoder):
         pixels = DiscretizedLogisticMixture(
             mixture_logits=logits, loc=0.5 + loc, scale=tf.nn.softplus(raw_scale) + self.scale_floor,
             num_levels=PIXEL_LEVELS)
-        return tfd.Independent(pixels, reinterpreted_batch_ndims=3)
+        return tfd.Independent(pixels, reinterpreted_batch_ndims=len(self.data_shape))
 
     def get_config(self):
         config = super().get_config()
@@ -222,12 +231,13 @@ class CategoricalDecoder(_Decoder):
     """
 
     num_params = PIXEL_LEVELS
+    takes_vectors = False
 
     def call(self, z, condition=None):
         logits = tf.stack(self._params(z, condition), axis=-1)
         levels = tf.linspace(0.0, 1.0, PIXEL_LEVELS)
         pixels = tfd.FiniteDiscrete(levels, logits=logits, atol=0.25 / (PIXEL_LEVELS - 1))
-        return tfd.Independent(pixels, reinterpreted_batch_ndims=3)
+        return tfd.Independent(pixels, reinterpreted_batch_ndims=len(self.data_shape))
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -273,7 +283,7 @@ class GaussianDecoder(_Decoder):
             scale = tf.fill(tf.shape(loc), tf.nn.softplus(tf.cast(self.raw_scale, tf.float32)) + self.scale_floor)
         else:
             scale = tf.nn.softplus(params[1]) + self.scale_floor
-        return tfd.Independent(tfd.Normal(loc=loc, scale=scale), reinterpreted_batch_ndims=3)
+        return tfd.Independent(tfd.Normal(loc=loc, scale=scale), reinterpreted_batch_ndims=len(self.data_shape))
 
     def get_config(self):
         config = super().get_config()

@@ -1,14 +1,16 @@
-"""Image grids as PNG files and TensorBoard summaries (no plotting dependency)."""
+"""Image grids as PNG files and TensorBoard summaries (no plotting dependency); vector samples as .npy/.csv."""
 
 from __future__ import annotations
 
+import io
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from tfvae import files, sampling
 
-__all__ = ["image_grid", "write_png"]
+__all__ = ["image_grid", "write_array", "write_png"]
 
 
 def image_grid(images, columns: int | None = None) -> tf.Tensor:
@@ -24,6 +26,17 @@ def image_grid(images, columns: int | None = None) -> tf.Tensor:
     grid = tf.reshape(padded, [rows, columns, height + 1, width + 1, channels])
     grid = tf.reshape(tf.transpose(grid, [0, 2, 1, 3, 4]), [rows * (height + 1), columns * (width + 1), channels])
     return tf.cast(tf.round(tf.clip_by_value(grid, 0.0, 1.0) * 255.0), tf.uint8)
+
+
+def write_array(path_stem: str, values: np.ndarray) -> list[str]:
+    """Writes ``values`` [N, D] as ``path_stem``.npy and ``path_stem``.csv (atomically); returns both paths."""
+    buffer = io.BytesIO()
+    np.save(buffer, values)
+    text = io.StringIO()
+    np.savetxt(text, np.asarray(values).reshape(len(values), -1), delimiter=",", fmt="%.6g")
+    files.write_atomic(path_stem + ".npy", buffer.getvalue())
+    files.write_atomic(path_stem + ".csv", text.getvalue())
+    return [path_stem + ".npy", path_stem + ".csv"]
 
 
 def write_png(path: str, grid: tf.Tensor) -> None:

@@ -6,6 +6,7 @@ records, and a decoder from a record to (image uint8 [H, W, C], label).
 
   tfrecord     TFRecord shards of tf.train.Example (``tfvae.records``)
   image_files  one image file per record (``tfvae.image_folders``)
+  dataset      a user's ``tf.data.Dataset`` of decoded examples (one "file")
 
 Images are decoded with ``channels`` (0: as stored) and, with an
 ``image_size``, cropped to its aspect ratio around the centre and resized
@@ -31,6 +32,7 @@ __all__ = [
     "BadRecord",
     "ExampleSource",
     "crop_and_resize",
+    "dataset_source",
     "find_bad_records",
     "image_folder_source",
     "tfrecord_source",
@@ -72,6 +74,8 @@ class ExampleSource:
       resize: whether images are cropped and resized to data_shape[:2].
       name: what the source is, for messages (a directory and split).
       max_label: the largest label (-1 without labels).
+      dataset: the examples of kind "dataset": images [H, W, C] (or [H, W]) or (image, label).
+      dtype: of the decoded images: uint8 ([0, 255]) or float32 ([0, 1], kind "dataset" only).
     """
 
     kind: str
@@ -84,6 +88,8 @@ class ExampleSource:
     resize: bool = False
     name: str = ""
     max_label: int = -1
+    dataset: tf.data.Dataset | None = None
+    dtype: str = "uint8"
 
     @property
     def num_examples(self) -> int:
@@ -106,7 +112,12 @@ class ExampleSource:
         """
         file_ids = np.asarray(list(file_ids), np.int64)
         keyed = with_keys or bool(skipped)
-        if self.kind == "image_files":
+        if self.kind == "dataset":
+            dataset = self.dataset.map(self._as_payload)
+            if keyed:
+                dataset = dataset.enumerate().map(lambda index, payload: (_key(tf.constant(0, tf.int64), index),
+                                                                          payload))
+        elif self.kind == "image_files":
             dataset = tf.data.Dataset.from_tensor_slices(file_ids)
             if keyed:
                 dataset = dataset.map(lambda f: (_key(f, 0), f))
@@ -151,6 +162,8 @@ class ExampleSource:
         Records are parsed together and the images decoded in one loop,
         which costs less per example than decoding records one by one.
         """
+        if self.kind == "dataset":
+            return payloads["image"], tf.cast(payloads["label"], tf.int32)
         if self.kind == "tfrecord":
             encoded, labels = records.parse_examples(payloads)
         else:
@@ -159,6 +172,11 @@ class ExampleSource:
                                            tf.int64), payloads)
         images = tf.map_fn(self._decode_image, encoded, fn_output_signature=tf.TensorSpec(self.data_shape, tf.uint8))
         return images, tf.cast(labels, tf.int32)
+
+    def _as_payload(self, *element):
+        image, label = element if self.has_labels else (element[0], tf.constant(-1, tf.int64))
+        image = tf.reshape(tf.cast(image, self.dtype), self.data_shape)
+        return {"image": image, "label": tf.cast(tf.reshape(label, []), tf.int64)}
 
     def _decode_image(self, encoded):
         # The DecodeImage kernel tells PNG, JPEG, BMP and GIF apart itself (tf.io.decode_image builds graph
@@ -182,7 +200,7 @@ class ExampleSource:
         """
         count = self.num_examples - len(skipped)
         count = count if limit is None else min(limit, count)
-        images = np.empty((count, *self.data_shape), np.uint8)
+        images = np.empty((count, *self.data_shape), self.dtype)
         labels = np.empty((count,), np.int32)
         start = 0
         try:
@@ -235,6 +253,8 @@ def find_bad_records(source: ExampleSource, limit: int | None = None) -> list[Ba
 def _reason(source: ExampleSource, file_id: int, index: int) -> str:
     payload = next(iter(source.records([file_id]).skip(index).take(1)))
     try:
+        if source.kind == "dataset":
+            return "cannot be read"
         if source.kind == "tfrecord":
             encoded, _ = records.parse_example(payload)
         else:
@@ -304,6 +324,31 @@ def _common_shape(shapes: dict, image_size, what: str = "") -> tuple[int, int, i
                             f"{first[0]}x{first[1]}; pass --image_size=H,W to resize them all")
     height, width = (int(d) for d in image_size) if image_size else first[:2]
     return (height, width, int(first[2]))
+
+
+def dataset_source(dataset: tf.data.Dataset, name: str) -> ExampleSource:
+    """A ``tf.data.Dataset`` of unbatched examples as a source: images [H, W, C] or [H, W], or vectors
+    [D], uint8 in [0, 255] or float in [0, 1], alone or as (example, int label). Its length is its cardinality, or
+    counted by one pass when tf.data does not know it; it must be finite."""
+    spec = dataset.element_spec
+    labelled = isinstance(spec, tuple) and len(spec) == 2
+    image = spec[0] if labelled else spec
+    if (not isinstance(image, tf.TensorSpec) or image.shape.rank not in (1, 2, 3) or not image.shape.is_fully_defined()
+            or not (image.dtype.is_integer or image.dtype.is_floating)):
+        raise ValueError(f"{name} must be a tf.data.Dataset of unbatched images [H, W, C] or [H, W], or vectors "
+                         f"[D] (alone or as (example, label) pairs) of a fixed shape; got elements {spec}")
+    if labelled and not (isinstance(spec[1], tf.TensorSpec) and spec[1].dtype.is_integer):
+        raise ValueError(f"{name}: labels must be integer scalars; got {spec[1]}")
+    cardinality = int(dataset.cardinality())
+    if cardinality == tf.data.INFINITE_CARDINALITY:
+        raise ValueError(f"{name} is infinite (repeat()?); pass one epoch of examples")
+    if cardinality < 0:
+        cardinality = int(dataset.reduce(tf.constant(0, tf.int64), lambda count, *_: count + 1))
+    shape = tuple(int(d) for d in image.shape) + ((1,) if image.shape.rank == 2 else ())
+    max_label = int(dataset.reduce(tf.constant(-1, tf.int64), lambda high, *element: tf.maximum(
+        high, tf.cast(tf.nest.flatten(element)[-1], tf.int64)))) if labelled else -1
+    return ExampleSource("dataset", (name,), (cardinality,), shape, labelled, name=name, max_label=max_label,
+                         dataset=dataset, dtype="uint8" if image.dtype.is_integer else "float32")
 
 
 def image_folder_source(files: image_folders.ImageFiles, channels: int = 0, image_size=(),

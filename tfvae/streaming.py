@@ -106,7 +106,13 @@ class StreamData:
 
 
 def worker_files(source: ExampleSource, num_workers: int, worker_index: int) -> list[int]:
-    """The file ids worker ``worker_index`` of ``num_workers`` reads: i % num_workers == worker_index."""
+    """The file ids worker ``worker_index`` of ``num_workers`` reads: i % num_workers == worker_index.
+
+    A source of kind "dataset" is one file that every worker reads, keeping
+    every W-th example (``train_dataset``).
+    """
+    if source.kind == "dataset":
+        return [0]
     if len(source.files) < num_workers:
         raise DataError(f"{source.name}: {len(source.files)} shards cannot be split across {num_workers} workers; "
                         f"write at least {num_workers} (scripts/make_tfrecords.py --num_shards)")
@@ -114,6 +120,8 @@ def worker_files(source: ExampleSource, num_workers: int, worker_index: int) -> 
 
 
 def _worker_examples(source, num_workers, worker_index, skipped) -> int:
+    if source.kind == "dataset":
+        return len(range(worker_index, source.num_examples, num_workers))
     files = worker_files(source, num_workers, worker_index)
     return sum(source.counts[f] for f in files) - sum(1 for f, _ in skipped if f % num_workers == worker_index)
 
@@ -155,6 +163,8 @@ def train_dataset(source: ExampleSource, global_batch_size: int, seed: int, epoc
     files = np.array(worker_files(source, num_workers, worker_index))
     order = files[np.random.default_rng([seed, epoch, worker_index]).permutation(len(files))]
     dataset = source.records(order, skipped)
+    if source.kind == "dataset" and num_workers > 1:
+        dataset = dataset.shard(num_workers, worker_index)
     if shuffle_buffer > 1:
         dataset = dataset.shuffle(shuffle_buffer, seed=_seed(seed, epoch, worker_index),
                                   reshuffle_each_iteration=False)

@@ -65,7 +65,12 @@ class Writers:
                 tf.summary.histogram("kl_per_dimension", kl_per_dimension)
 
     def validation_images(self, step: int, model, x, labels, seed: int) -> None:
-        """Reconstructions of the first 32 validation images and 64 prior samples (class by class if conditional)."""
+        """Reconstructions of the first 32 validation images and 64 prior samples (class by class if conditional).
+
+        Vector data (examples [D]) has no pictures: nothing is written.
+        """
+        if len(model.data_shape) != 3:
+            return
         x = tf.convert_to_tensor(x[:32])
         labels = None if labels is None else labels[:32]
         sample_labels = np.arange(64) % model.num_classes if model.num_classes else None

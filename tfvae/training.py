@@ -69,6 +69,8 @@ def train_and_evaluate(
     callbacks: list | None = None,
     verbose: int = 1,
     flags_text: str | None = None,
+    train_data=None,
+    validation_data=None,
 ) -> dict:
     """Trains (or resumes) the run in ``model_dir`` and returns validation metrics.
 
@@ -87,6 +89,16 @@ def train_and_evaluate(
       verbose: 0 silent, 1 progress bar, 2 one line per epoch.
       flags_text: the command line's resolved flags, written to flags.txt
         with config.json (scripts/train.py passes them).
+      train_data: data from Python instead of ``config.dataset``: a NumPy
+        array of images, an (images, labels) tuple or a ``tf.data.Dataset``
+        of unbatched images or (image, label) pairs (``data.from_python``);
+        the run's config then records dataset "python".
+      validation_data: the validation examples, of the same kinds (None: hold
+        out ``config.validation_split`` of an array's examples).
+
+    Example:
+      images = np.random.default_rng(0).integers(0, 256, (1000, 28, 28, 1), np.uint8)
+      tfvae.train_and_evaluate(tfvae.TrainConfig(epochs=2), "runs/mine", train_data=images)
 
     Returns:
       {"elbo", "rate", "distortion"} on the validation images (nats per
@@ -100,6 +112,10 @@ def train_and_evaluate(
         (the previous ones are kept).
       NonFiniteLossError: the loss diverged (the last good checkpoint is kept).
     """
+    if train_data is not None:
+        config = dataclasses.replace(config, dataset=data.PYTHON_DATASET, data_dir=None)
+    elif validation_data is not None:
+        raise ValueError("validation_data is given without train_data; pass both, or neither to read config.dataset")
     strategy = strategy or distribute.make_strategy(config.strategy, config.devices, config.logical_cpu_devices)
     factory.check_config(config)  # after the strategy: a multi-worker one must exist before TensorFlow starts
     distribute.check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
@@ -109,14 +125,16 @@ def train_and_evaluate(
         if is_chief:  # one training process per run directory
             held.enter_context(runlock.RunLock(run.lock_path))
         signals = held.enter_context(preemption.SignalWatch())
-        results = _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chief, task_id, signals)
+        dataset = (data.prepare_data(config) if train_data is None
+                   else data.from_python(config, train_data, validation_data))
+        results = _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chief, task_id, signals,
+                         dataset)
     if not is_chief:
         shutil.rmtree(run.scratch_dir(task_id), ignore_errors=True)
     return results
 
 
-def _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chief, task_id, signals) -> dict:
-    dataset = data.prepare_data(config)
+def _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chief, task_id, signals, dataset) -> dict:
     prepare_run_directory(config, run, is_chief, flags_text)
     model, state = build_or_restore_state(config, run, strategy, dataset, model, is_chief, task_id)
     loop = loops.make_training_loop(model, strategy, dataset, config)
