@@ -42,7 +42,8 @@ class TrainConfig:
       dataset: Data set: fashion_mnist (Debian's IDX files, else a keras.datasets download), mnist, idx (IDX
         files in --data_dir), npz (Keras-style .npz at --data_dir), image_folder (image files, class subfolders
         give labels), tfrecord (train-*.tfrecord and test-*.tfrecord shards of PNG/JPEG records, written by
-        scripts/make_tfrecords.py) or csv (vectors: train.csv and test.csv in --data_dir, or one .csv file).
+        scripts/make_tfrecords.py), csv (vectors: train.csv and test.csv in --data_dir, or one .csv file) or
+        tfds:NAME (TensorFlow Datasets, with the tensorflow-datasets package; --data_dir its data directory).
       data_dir: Where the data is: a directory of IDX files, images, shards or CSV files, or an .npz or .csv file.
       train_examples: Use only the first N training images (0 = all; data held in memory only).
       input_mode: How training reads its data: memory (decoded once and held on the device), stream (read from
@@ -56,6 +57,8 @@ class TrainConfig:
       image_size: Resize the images of image_folder and tfrecord data to H,W (a centred crop to that aspect ratio
         first, as Keras' crop_to_aspect_ratio); empty = as stored (then all must be alike).
       channels: Channels to decode images to: 1, 3 or 4 (converted), or 0 = as stored (then all must be alike).
+      image_feature: tfds:NAME data: the image feature (empty: the first Image feature).
+      label_feature: tfds:NAME data: the label feature (empty: the first ClassLabel feature, if any).
       validation_split: Test fraction of an image folder without train/ and test/ subfolders (drawn with --seed).
       likelihood: p(x|z): bernoulli (dynamically binarized data), continuous_bernoulli or gaussian (intensities
         in [0, 1]), discretized_logistic (mixture) or categorical (256-way) (8-bit pixels).
@@ -135,6 +138,8 @@ class TrainConfig:
     skip_bad_records: bool = False
     image_size: tuple[int, ...] = ()
     channels: int = 0
+    image_feature: str = ""
+    label_feature: str = ""
     validation_split: float = 0.1
     likelihood: str = "bernoulli"
     gaussian_scale: str = "learned"

@@ -1,8 +1,8 @@
 """Writing any data set tfvae reads as TFRecord shards (``scripts/make_tfrecords.py``).
 
 Images are stored as PNG (lossless): uint8 pixels as they are, float images
-in [0, 1] as round(255 x). Data sets of files (image folders, shards) are
-decoded and re-encoded as a stream, so a folder larger than memory converts
+in [0, 1] as round(255 x). Data sets of files (image folders, shards) and
+TFDS data sets are decoded and re-encoded as a stream, so a folder larger than memory converts
 in bounded memory; the others are read into memory first, as training would.
 """
 
@@ -13,14 +13,18 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
-from tfvae import data, records
+from tfvae import data, records, tfds_data
 
 __all__ = ["write_tfrecords"]
 
 
 def _png_batches(images: tf.data.Dataset) -> tf.data.Dataset:
-    return images.map(lambda x, y: (tf.io.encode_png(x), y), num_parallel_calls=tf.data.AUTOTUNE,
-                      deterministic=True).batch(256)
+    def encode(x, y):
+        if x.dtype != tf.uint8:
+            x = tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)
+        return tf.io.encode_png(x), y
+
+    return images.map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(256)
 
 
 def _examples(images: tf.data.Dataset, with_labels: bool) -> Iterator[tuple[bytes, int | None]]:
@@ -44,8 +48,9 @@ def write_tfrecords(dataset: str, data_dir: str | None, output_dir: str, num_sha
     temporary names and renamed when complete; existing shards are never
     overwritten (``records.write_splits``). Returns {split: shard paths}.
     """
-    if dataset in data.STREAMABLE:
-        found = data.example_sources(dataset, data_dir, channels, image_size, validation_split, seed)
+    if dataset in data.STREAMABLE or tfds_data.is_tfds(dataset):
+        found = (tfds_data.tfds_sources(dataset, data_dir) if tfds_data.is_tfds(dataset) else
+                 data.example_sources(dataset, data_dir, channels, image_size, validation_split, seed))
         splits = {split: (_examples(source.decoded(), source.has_labels), source.num_examples,
                           num_shards if split == "train" else num_test_shards)
                   for split, source in found.items()}

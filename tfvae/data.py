@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfvae import image_folders, records, sources, streaming
+from tfvae import image_folders, records, sources, streaming, tfds_data
 from tfvae.errors import DataError
 from tfvae.pixels import binarize, to_unit_interval
 
@@ -46,6 +46,7 @@ __all__ = [
     "DataError",
     "ImageData",
     "binarize",
+    "check_dataset_name",
     "example_sources",
     "from_python",
     "input_mode",
@@ -309,11 +310,13 @@ def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, ch
       channels, image_size: decoding of image files and records (``tfvae.sources``).
       validation_split, seed: the test split of an image folder without train/ and test/, or of one .csv.
     """
+    if tfds_data.is_tfds(dataset):
+        found = tfds_data.tfds_sources(dataset, data_dir)
+        return _make({split: _decode_source(source) for split, source in found.items()}, dataset)
     if dataset == PYTHON_DATASET:
         raise DataError(f"dataset {PYTHON_DATASET!r}: this run's data was given from Python "
                         "(train_and_evaluate(train_data=...)); pass --dataset and --data_dir to read data from files")
-    if dataset not in DATASETS:
-        raise DataError(f"dataset must be one of {DATASETS}; got {dataset!r}")
+    check_dataset_name(dataset)
     if dataset in DEFAULT_DATA_DIRS:
         directory = data_dir or DEFAULT_DATA_DIRS[dataset]
         if data_dir or os.path.isdir(directory):
@@ -329,6 +332,13 @@ def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, ch
         return load_csv(data_dir, validation_split, seed)
     found = example_sources(dataset, data_dir, channels, image_size, validation_split, seed)
     return _make({split: _decode_source(source) for split, source in found.items()}, data_dir)
+
+
+def check_dataset_name(dataset: str) -> str:
+    """``dataset`` if it names a data set tfvae reads (one of ``DATASETS``, or tfds:NAME); else DataError."""
+    if dataset not in DATASETS and not (tfds_data.is_tfds(dataset) and len(dataset) > len(tfds_data.PREFIX)):
+        raise DataError(f"dataset must be one of {DATASETS} or tfds:NAME (a TensorFlow Datasets name); got {dataset!r}")
+    return dataset
 
 
 def example_sources(dataset: str, data_dir: str, channels: int = 0, image_size=(), validation_split: float = 0.1,
@@ -420,10 +430,7 @@ def from_python(config, train_data, validation_data=None) -> ImageData | streami
         if found["train"].data_shape != found["test"].data_shape:
             raise DataError(f"train_data images {list(found['train'].data_shape)} and validation_data images "
                             f"{list(found['test'].data_shape)} have different shapes")
-        if input_mode(config, found["train"]) == "memory":
-            return _ready(config, _make({split: _decode_source(source) for split, source in found.items()},
-                                        "train_data"))
-        return _stream(config, found, (), "train_data")
+        return _from_sources(config, found, "train_data", skip_bad_records=False)
     images, labels = _images_and_labels(train_data, "train_data")
     if validation_data is None:
         order = np.random.default_rng(config.seed).permutation(len(images))
@@ -479,6 +486,10 @@ def prepare_data(config, data_dir: str | None = None) -> ImageData | streaming.S
     ``config`` is a ``TrainConfig``.
     """
     directory = data_dir or config.data_dir
+    if tfds_data.is_tfds(config.dataset):
+        found = tfds_data.tfds_sources(config.dataset, directory, config.image_feature, config.label_feature,
+                                       require_label=config.conditional)
+        return _from_sources(config, found, config.dataset, skip_bad_records=False)
     if config.dataset not in STREAMABLE:
         if config.input_mode == "stream":
             raise ValueError(f"input_mode must be memory or auto for dataset {config.dataset!r}, which is read into "
@@ -487,12 +498,17 @@ def prepare_data(config, data_dir: str | None = None) -> ImageData | streaming.S
         return _ready(config, load_dataset(config.dataset, directory))
     found = example_sources(config.dataset, directory, config.channels, config.image_size, config.validation_split,
                             config.seed, require_label=config.conditional)
-    bad = _bad_records(found) if config.skip_bad_records else ()
+    return _from_sources(config, found, directory, config.skip_bad_records)
+
+
+def _from_sources(config, found: dict, name: str, skip_bad_records: bool) -> ImageData | streaming.StreamData:
+    """The run's data from {"train", "test"} example sources: decoded into memory or streamed (``input_mode``)."""
+    bad = _bad_records(found) if skip_bad_records else ()
     if input_mode(config, found["train"]) == "memory":
         loaded = _make({split: _decode_source(source, source.record_ids(bad)) for split, source in found.items()},
-                       directory)
+                       name)
         return dataclasses.replace(_ready(config, loaded), bad_records=bad)
-    return _stream(config, found, bad, directory)
+    return _stream(config, found, bad, name)
 
 
 def _bad_records(found: dict) -> tuple[sources.BadRecord, ...]:
