@@ -13,9 +13,11 @@ temporary directory unless --tfrecord_dir names existing ones.
 
 Memory: for each size in --memory_sets_gb, a set of random 64x64x3 PNG
 records of about that many GB is written to --scratch_dir, and a fresh
-process trains a conv VAE on it, streamed, for --memory_steps steps and
-prints its peak RSS (max resident set size), so the figures show whether
-memory grows with the data.
+process trains the conv VAE of scripts/configs/rgb64_image_folder.flags
+(32,64,128 filters, latent 64, 5-component discretized logistic, batch 64)
+on it, streamed, for --memory_steps steps and prints its peak RSS (max
+resident set size), so the figures show whether memory grows with the data,
+and its training examples/s after a warm-up block.
 """
 
 import dataclasses
@@ -25,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -51,8 +54,9 @@ _RECORD_SIDE = 64
 
 
 def throughput(title, config, tfrecord_dir):
-    memory = dataclasses.replace(config, input_mode="memory")
-    stream = dataclasses.replace(config, dataset="tfrecord", data_dir=tfrecord_dir, input_mode="stream")
+    memory = dataclasses.replace(config, input_mode="memory", train_examples=0)  # the same examples as the shards
+    stream = dataclasses.replace(config, dataset="tfrecord", data_dir=tfrecord_dir, input_mode="stream",
+                                 train_examples=0)
     contenders = {"in memory": tfvae_contender(memory, data.prepare_data(memory)),
                   "streamed": tfvae_contender(stream, data.prepare_data(stream))}
     rates = measure(contenders, _STEPS.value, _REPEATS.value, config.batch_size)
@@ -85,11 +89,14 @@ def measure_rss(config, tfrecord_dir):
     from benchmark_lib import tfvae_contender as contender
 
     stream = dataclasses.replace(config, dataset="tfrecord", data_dir=tfrecord_dir, input_mode="stream",
-                                 architecture="conv", hidden_units=(32, 64), likelihood="discretized_logistic",
-                                 validation_examples=256)
+                                 architecture="conv", hidden_units=(32, 64, 128), latent_dim=64, batch_size=64,
+                                 likelihood="discretized_logistic", validation_examples=256, train_examples=0)
     run = contender(stream, data.prepare_data(stream))
+    run(min(_MEMORY_STEPS.value, stream.steps_per_execution))  # compile and warm up
+    start = time.perf_counter()
     run(_MEMORY_STEPS.value)
-    print(f"peak_rss_mib {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+    rate = _MEMORY_STEPS.value * stream.batch_size / (time.perf_counter() - start)
+    print(f"peak_rss_mib {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} examples_per_second {rate:.0f}")
 
 
 def memory_sets(sizes):
@@ -104,12 +111,13 @@ def memory_sets(sizes):
             on_disk = sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory)) / 1e9
             result = subprocess.run([sys.executable, os.path.abspath(__file__), f"--measure_rss_of={directory}",
                                      f"--memory_steps={_MEMORY_STEPS.value}"], capture_output=True, text=True)
-            lines = [line for line in result.stdout.splitlines() if line.startswith("peak_rss_mib")]
+            lines = [line.split() for line in result.stdout.splitlines() if line.startswith("peak_rss_mib")]
             if result.returncode or not lines:
                 raise RuntimeError(result.stderr[-2000:])
             decoded = count * 3 * _RECORD_SIDE**2 / 1e9
             print(f"  {count} records, {on_disk:.2f} GB of shards ({decoded:.2f} GB decoded): "
-                  f"{_MEMORY_STEPS.value} streamed conv training steps, peak RSS {lines[0].split()[1]} MiB")
+                  f"{_MEMORY_STEPS.value} streamed conv training steps, peak RSS {lines[0][1]} MiB, "
+                  f"{lines[0][3]} examples/s")
     finally:
         if not _SCRATCH.value:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -75,3 +75,17 @@ def test_benchmark_serving_prints_latency_and_throughput_per_signature(tmp_path)
     assert sorted(name for name, *_ in rows) == sorted(tfvae.export.SIGNATURES), result.stdout
     assert all(float(median) <= float(p99) for _, median, p99, _ in rows)
     assert os.path.isdir(export)
+
+
+def test_benchmark_input_prints_streamed_against_in_memory_throughput_and_peak_memory(tmp_path, tiny_idx_dir):
+    result = run_script("benchmark_input.py", "--dataset=idx", f"--data_dir={tiny_idx_dir}", "--hidden_units=8",
+                        "--latent_dim=2", "--batch_size=16", "--steps_per_execution=2", "--benchmark_steps=10",
+                        "--repeats=1", "--include_conv=false", "--memory_sets_gb=0.001", "--memory_steps=2",
+                        f"--scratch_dir={tmp_path / 'sets'}", timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rates = dict(re.findall(r"^\s+(in memory|streamed)\s+(\d+) examples/s$", result.stdout, re.M))
+    ratio = float(re.search(r"streamed / in memory = ([\d.]+)", result.stdout).group(1))
+    assert set(rates) == {"in memory", "streamed"} and abs(int(rates["streamed"]) / int(rates["in memory"]) - ratio) < 0.01
+    assert re.search(r"256 records, [\d.]+ GB of shards \([\d.]+ GB decoded\): 2 streamed conv training steps, peak "
+                     r"RSS \d+ MiB, \d+ examples/s", result.stdout), result.stdout
+    assert re.search(r"^CPU: .+", result.stdout, re.M)

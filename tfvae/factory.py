@@ -53,7 +53,7 @@ def build_model(config: TrainConfig, data_shape, num_classes: int = 0) -> VAE:
         keras.config.set_dtype_policy(previous_policy)
 
 
-def check_config(config: TrainConfig, data_shape=(28, 28, 1)) -> None:
+def check_config(config: TrainConfig, data_shape=None) -> None:
     """Raises the one-line ValueError of the first bad setting, before any data is read or file written.
 
     It starts TensorFlow (Keras layers are made), so a script calls it after
@@ -64,6 +64,9 @@ def check_config(config: TrainConfig, data_shape=(28, 28, 1)) -> None:
     are applied by the parts themselves.
     """
     validate(config)
+    if data_shape is None:  # the data is not read yet: its size if the config fixes it, else one every network takes
+        side = 4 * 2 ** len(config.hidden_units)
+        data_shape = (*config.image_size, config.channels or 1) if config.image_size else (side, side, 1)
     build_model(config, data_shape, num_classes=2 if config.conditional else 0)
 
 
