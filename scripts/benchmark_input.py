@@ -48,6 +48,8 @@ _MEMORY_SETS = flags.DEFINE_list("memory_sets_gb", [], "Sizes (GB) of generated 
 _MEMORY_STEPS = flags.DEFINE_integer("memory_steps", 200, "Training steps per memory measurement.", lower_bound=1)
 _SCRATCH = flags.DEFINE_string("scratch_dir", None, "Where the generated sets go (default: a temporary directory; "
                                "deleted afterwards).")
+_MEMORY_UNITS = flags.DEFINE_list("memory_hidden_units", ["32", "64", "128"], "Conv filters of the memory "
+                                   "measurements' model (rgb64_image_folder.flags').")
 _CHILD = flags.DEFINE_string("measure_rss_of", None, "(internal) train on these shards and print the peak RSS.")
 
 _RECORD_SIDE = 64
@@ -89,7 +91,8 @@ def measure_rss(config, tfrecord_dir):
     from benchmark_lib import tfvae_contender as contender
 
     stream = dataclasses.replace(config, dataset="tfrecord", data_dir=tfrecord_dir, input_mode="stream",
-                                 architecture="conv", hidden_units=(32, 64, 128), latent_dim=64, batch_size=64,
+                                 architecture="conv", hidden_units=tuple(int(u) for u in _MEMORY_UNITS.value),
+                                 latent_dim=64, batch_size=64,
                                  likelihood="discretized_logistic", validation_examples=256, train_examples=0)
     run = contender(stream, data.prepare_data(stream))
     run(min(_MEMORY_STEPS.value, stream.steps_per_execution))  # compile and warm up
@@ -110,7 +113,9 @@ def memory_sets(sizes):
                 count = sum(records.count_records(p)[0] for p in records.shard_paths(directory, "train"))
             on_disk = sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory)) / 1e9
             result = subprocess.run([sys.executable, os.path.abspath(__file__), f"--measure_rss_of={directory}",
-                                     f"--memory_steps={_MEMORY_STEPS.value}"], capture_output=True, text=True)
+                                     f"--memory_steps={_MEMORY_STEPS.value}",
+                                     f"--memory_hidden_units={','.join(_MEMORY_UNITS.value)}"],
+                                    capture_output=True, text=True)
             lines = [line.split() for line in result.stdout.splitlines() if line.startswith("peak_rss_mib")]
             if result.returncode or not lines:
                 raise RuntimeError(result.stderr[-2000:])

@@ -26,21 +26,11 @@ from absl import app, flags
 from tfvae import cli, data, evaluation, training
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory to evaluate.")
-_DATASET = flags.DEFINE_string("dataset", None, f"Data set to evaluate on (default: the run's): one of {data.DATASETS} "
-                               "or tfds:NAME.")
-flags.register_validator("dataset", lambda name: name is None or _is_dataset(name),
-                         f"must be one of {data.DATASETS} or tfds:NAME")
+_DATASET = cli.define_dataset_flag(None, "Data set to evaluate on (default: the run's)")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data location (default: the run's).")
 _NUM_SAMPLES = flags.DEFINE_integer("num_importance_samples", 5000, "k of the IWAE bound on log p(x).", lower_bound=1)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 100, "Test examples per IWAE batch.", lower_bound=1)
 _MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0, "Evaluate on the first N test examples (0 = all).", lower_bound=0)
-
-
-def _is_dataset(name: str) -> bool:
-    try:
-        return bool(data.check_dataset_name(name))
-    except data.DataError:
-        return False
 
 
 flags.mark_flag_as_required("model_dir")

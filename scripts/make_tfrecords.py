@@ -20,9 +20,7 @@ from absl import app, flags
 
 from tfvae import cli, conversion, data
 
-_DATASET = flags.DEFINE_string("dataset", "fashion_mnist", f"Data set to convert: one of {data.DATASETS} or "
-                               "tfds:NAME.")
-flags.register_validator("dataset", lambda name: _is_dataset(name), f"must be one of {data.DATASETS} or tfds:NAME")
+_DATASET = cli.define_dataset_flag("fashion_mnist", "Data set to convert")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where the data set is (as for train.py).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Directory to write the shards into (new or empty of shards).")
 _NUM_SHARDS = flags.DEFINE_integer("num_shards", 8, "Shards of the training split.", lower_bound=1)
@@ -32,13 +30,6 @@ _CHANNELS = flags.DEFINE_enum("channels", "0", ["0", "1", "3", "4"], "image_fold
 _IMAGE_SIZE = flags.DEFINE_list("image_size", [], "image_folder/tfrecord: resize to H,W (centred crop first).")
 _VALIDATION_SPLIT = flags.DEFINE_float("validation_split", 0.1, "image_folder without train/ and test/: test fraction.")
 _SEED = flags.DEFINE_integer("seed", 0, "image_folder without train/ and test/: seed of the split.")
-
-
-def _is_dataset(name: str) -> bool:
-    try:
-        return bool(data.check_dataset_name(name))
-    except data.DataError:
-        return False
 
 
 flags.mark_flag_as_required("output_dir")

@@ -68,6 +68,57 @@ def checkpoint_weights(model_dir):
     return path, {n: reader.get_tensor(n) for n in names}
 
 
+def train_killed_after_first_checkpoint(model_dir, flags, timeout=300):
+    """Starts train.py with ``flags`` in ``model_dir`` and SIGKILLs it as soon as its first checkpoint exists."""
+    import signal
+    import time
+
+    import tensorflow as tf
+
+    process = subprocess.Popen([sys.executable, os.path.join(REPO, "scripts", "train.py"), f"--model_dir={model_dir}",
+                                *flags], env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while not tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")):
+            assert process.poll() is None, "training ended before its first checkpoint"
+            assert time.monotonic() < deadline, f"no checkpoint within {timeout} s"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def assert_killed_run_resumes_exactly(tmp_path, flags, final_checkpoint):
+    """train.py with ``flags`` run whole, and run again SIGKILLed at its first checkpoint then rerun from its
+    flags.txt: both end at ``final_checkpoint`` with bitwise-equal variables. Returns (whole, resumed) results."""
+    whole = run_script("train.py", f"--model_dir={tmp_path / 'full'}", *flags)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    killed_dir = tmp_path / "killed"
+    train_killed_after_first_checkpoint(str(killed_dir), flags)
+    interrupted_at, _ = checkpoint_weights(str(killed_dir))
+    assert not interrupted_at.endswith(final_checkpoint), "the run finished before it was killed"
+    resumed = run_script("train.py", f"--flagfile={killed_dir / 'flags.txt'}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_final_checkpoint(killed_dir, tmp_path / "full", final_checkpoint)
+    return whole, resumed
+
+
+def assert_same_final_checkpoint(model_dir, reference_dir, name):
+    """Both runs' newest checkpoint is ``name`` and every saved variable is bitwise equal."""
+    import numpy as np
+
+    path, weights = checkpoint_weights(str(model_dir))
+    reference_path, reference = checkpoint_weights(str(reference_dir))
+    assert os.path.basename(path) == os.path.basename(reference_path) == name
+    assert weights.keys() == reference.keys() and len(reference) >= 8
+    for variable in reference:
+        np.testing.assert_array_equal(weights[variable], reference[variable], err_msg=variable)
+
+
 def last_error_line(result):
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""

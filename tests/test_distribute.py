@@ -145,10 +145,10 @@ def _streamed(tfrecord_dir, **overrides):
 
 def test_streamed_training_is_the_same_on_one_device_and_two_replicas(tmp_path, data_dir, tfrecord_dir):
     overrides = _streamed(tfrecord_dir, conditional=True)
-    one = _run(tmp_path, "one", data_dir=data_dir, overrides=overrides)
+    one = _run(tmp_path, "one", data_dir=data_dir, overrides=overrides, epochs=1)
     assert one["loss"][-1] < one["loss"][0]
     _assert_same_training(one, _run(tmp_path, "mirrored2", data_dir=data_dir, strategy="mirrored", cpus=2,
-                                    overrides=overrides))
+                                    overrides=overrides, epochs=1))
 
 
 def _cluster(ports):
@@ -174,7 +174,7 @@ def test_two_streaming_workers_on_loopback_train_on_their_own_shards_and_end_equ
                                                                                 tfrecord_dir):
     model_dir = str(tmp_path / "multi")
     outs = [str(tmp_path / f"worker{i}.npz") for i in range(2)]
-    _wait([_start(data_dir, model_dir, outs[i], "multi_worker_mirrored", tf_config=config,
+    _wait([_start(data_dir, model_dir, outs[i], "multi_worker_mirrored", tf_config=config, epochs=1,
                   overrides=_streamed(tfrecord_dir)) for i, config in enumerate(_cluster(_free_ports(2)))])
     chief, other = (dict(np.load(o)) for o in outs)
     assert chief["loss"][-1] < chief["loss"][0]

@@ -80,7 +80,7 @@ def test_benchmark_serving_prints_latency_and_throughput_per_signature(tmp_path)
 def test_benchmark_input_prints_streamed_against_in_memory_throughput_and_peak_memory(tmp_path, tiny_idx_dir):
     result = run_script("benchmark_input.py", "--dataset=idx", f"--data_dir={tiny_idx_dir}", "--hidden_units=8",
                         "--latent_dim=2", "--batch_size=16", "--steps_per_execution=2", "--benchmark_steps=10",
-                        "--repeats=1", "--include_conv=false", "--memory_sets_gb=0.001", "--memory_steps=2",
+                        "--repeats=1", "--include_conv=false", "--memory_sets_gb=0.001", "--memory_steps=2", "--memory_hidden_units=4,4",
                         f"--scratch_dir={tmp_path / 'sets'}", timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     rates = dict(re.findall(r"^\s+(in memory|streamed)\s+(\d+) examples/s$", result.stdout, re.M))

@@ -2,15 +2,10 @@
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
-from conftest import REPO, checkpoint_weights, last_error_line, run_script
+from conftest import assert_killed_run_resumes_exactly, checkpoint_weights, last_error_line, run_script
 from test_records import png, write_shards
 
 import tfvae
@@ -107,40 +102,12 @@ def dataclasses_replace(config, **changes):
 
 
 STREAM_FLAGS = ["--dataset=tfrecord", "--input_mode=stream", "--shuffle_buffer=30", "--hidden_units=16",
-                "--latent_dim=3", "--batch_size=8", "--epochs=3", "--validation_examples=8", "--steps_per_execution=2",
+                "--latent_dim=3", "--batch_size=8", "--epochs=2", "--validation_examples=8", "--steps_per_execution=2",
                 "--checkpoint_every_steps=3", "--verbose=0"]
 
 
 def test_a_streamed_run_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, numbered_dir):
-    flags = [f"--data_dir={numbered_dir}", *STREAM_FLAGS]
-    full = run_script("train.py", f"--model_dir={tmp_path / 'full'}", *flags)
-    assert full.returncode == 0, full.stderr[-2000:]
-    killed_dir = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, os.path.join(REPO, "scripts", "train.py"), f"--model_dir={killed_dir}",
-                                *flags], env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while not tf.train.latest_checkpoint(str(killed_dir / "checkpoints")):
-            assert process.poll() is None, "training ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint within 300 s"
-            time.sleep(0.005)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    interrupted_at, weights = checkpoint_weights(str(killed_dir))
-    assert not interrupted_at.endswith("ckpt-18"), "the run finished before it was killed"
-    resumed = run_script("train.py", f"--flagfile={killed_dir / 'flags.txt'}")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    full_path, full_weights = checkpoint_weights(str(tmp_path / "full"))
-    resumed_path, resumed_weights = checkpoint_weights(str(killed_dir))
-    assert os.path.basename(full_path) == os.path.basename(resumed_path) == "ckpt-18"
-    assert full_weights.keys() == resumed_weights.keys() and len(full_weights) >= 8
-    for name in full_weights:
-        np.testing.assert_array_equal(resumed_weights[name], full_weights[name], err_msg=name)
+    assert_killed_run_resumes_exactly(tmp_path, [f"--data_dir={numbered_dir}", *STREAM_FLAGS], "ckpt-12")
 
 
 def _with_a_bad_image(folder, bad_index, count=48):

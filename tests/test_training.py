@@ -4,16 +4,12 @@ import glob
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, checkpoint_weights, last_error_line, run_script
+from conftest import assert_killed_run_resumes_exactly, checkpoint_weights, last_error_line, run_script
 
 import tfvae
 from tfvae import checkpoints, data, training
@@ -50,37 +46,7 @@ def test_training_on_real_fashion_mnist_improves_held_out_elbo_widely(tmp_path, 
 def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, fashion_mnist_dir):
     flags = ["--train_examples=1200", "--batch_size=40", "--hidden_units=64", "--latent_dim=8", "--epochs=4",
              "--validation_examples=200", "--steps_per_execution=7", "--checkpoint_every_steps=25", "--verbose=0"]
-    full = run_script("train.py", f"--model_dir={tmp_path / 'full'}", *flags)
-    assert full.returncode == 0, full.stderr[-2000:]
-
-    killed_dir = tmp_path / "killed"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    process = subprocess.Popen([sys.executable, os.path.join(REPO, "scripts", "train.py"),
-                                f"--model_dir={killed_dir}", *flags], env=env, cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while not tf.train.latest_checkpoint(str(killed_dir / "checkpoints")):
-            assert process.poll() is None, "training ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint within 300 s"
-            time.sleep(0.01)
-        process.send_signal(signal.SIGKILL)
-        assert process.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    interrupted_at, _ = checkpoint_weights(str(killed_dir))
-    assert not interrupted_at.endswith("ckpt-120"), "the run finished before it was killed"
-
-    resumed = run_script("train.py", f"--flagfile={killed_dir / 'flags.txt'}")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    full_path, full_weights = checkpoint_weights(str(tmp_path / "full"))
-    resumed_path, resumed_weights = checkpoint_weights(str(killed_dir))
-    assert os.path.basename(full_path) == os.path.basename(resumed_path) == "ckpt-120"
-    assert full_weights.keys() == resumed_weights.keys() and len(full_weights) >= 8
-    for name in full_weights:
-        np.testing.assert_array_equal(resumed_weights[name], full_weights[name], err_msg=name)
+    full, resumed = assert_killed_run_resumes_exactly(tmp_path, flags, "ckpt-120")
     assert json.loads(resumed.stdout.strip().splitlines()[-1]) == json.loads(full.stdout.strip().splitlines()[-1])
 
 

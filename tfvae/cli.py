@@ -18,6 +18,7 @@ from tfvae.rundir import RunDirectoryError
 
 __all__ = [
     "config_from_flags",
+    "define_dataset_flag",
     "define_config_flags",
     "exit_with_error",
     "flag_error",
@@ -44,6 +45,21 @@ def define_config_flags() -> None:
             flags.DEFINE_list(name, [str(v) for v in default], help_text)
         else:
             flags.DEFINE_string(name, default, help_text)
+
+
+def define_dataset_flag(default: str | None, help_text: str):
+    """A --dataset flag that takes the names ``data.check_dataset_name`` accepts (``data.DATASETS`` or tfds:NAME)."""
+    from tfvae import data
+
+    def known(name):
+        try:
+            return name is None or bool(data.check_dataset_name(name))
+        except data.DataError:
+            return False
+
+    holder = flags.DEFINE_string("dataset", default, f"{help_text}: one of {data.DATASETS} or tfds:NAME.")
+    flags.register_validator("dataset", known, f"must be one of {data.DATASETS} or tfds:NAME")
+    return holder
 
 
 def config_from_flags() -> TrainConfig:
