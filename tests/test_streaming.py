@@ -1,15 +1,17 @@
 """Streaming input: every example once per epoch across workers, exact resume, bounded plans, bad records."""
 
+import dataclasses
 import json
 import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import assert_killed_run_resumes_exactly, checkpoint_weights, last_error_line, run_script
 from test_records import png, write_shards
 
 import tfvae
-from tfvae import data, evaluation, records, sources, streaming, training
+from tfvae import data, evaluation, loops, records, sources, streaming, training
 
 NUM = 48  # numbered examples: label i on the image of example i
 
@@ -131,7 +133,8 @@ def test_a_bad_record_met_mid_epoch_stops_training_naming_it_and_keeps_the_last_
     path, _ = checkpoint_weights(str(tmp_path / "run"))
     assert path.endswith("ckpt-4")
 
-    skipping = tfvae.TrainConfig(**{**config.to_dict(), "skip_bad_records": True})
+    _with_a_bad_image(tmp_path / "early", bad_index=3)  # read in the first step of every epoch
+    skipping = tfvae.TrainConfig(**{**config.to_dict(), "skip_bad_records": True, "data_dir": str(tmp_path / "early")})
     results = training.train_and_evaluate(skipping, str(tmp_path / "skipping"), verbose=0)
     assert results["skipped_records"] == 1 and results["step"] == 2 * 5  # 47 good records: 5 batches of 8
     assert json.load(open(tmp_path / "skipping" / "metrics.json"))["skipped_records"] == 1
@@ -170,3 +173,23 @@ def test_a_streamed_test_split_evaluates_like_the_same_split_in_memory(tmp_path)
     assert printed["num_examples"] == 21
     head = evaluation.evaluate_model(model, in_memory[:21], num_importance_samples=20, batch_size=7)
     assert printed["log_likelihood"] == pytest.approx(head["log_likelihood"], rel=1e-5)
+
+
+def test_streamed_batches_are_converted_and_binarized_like_the_same_examples_in_memory(tmp_path):
+    images = np.random.default_rng(5).integers(0, 256, (16, 4, 4, 1), dtype=np.uint8)
+    write_shards(tmp_path, images, num_shards=1)
+    config = tfvae.TrainConfig(dataset="tfrecord", data_dir=str(tmp_path), input_mode="stream", hidden_units=(4,),
+                               latent_dim=2, batch_size=8, validation_examples=4)
+    streamed = data.prepare_data(config)
+    in_memory = data.prepare_data(dataclasses_replace(config, input_mode="memory"))
+    strategy = tf.distribute.get_strategy()
+    model, _ = training.build_model_and_optimizer(config, streamed, strategy)
+    for binarized in (True, False):
+        if not binarized:
+            streamed, in_memory = (dataclasses.replace(d, binarize=False) for d in (streamed, in_memory))
+        x_streamed, _ = loops.StreamingTrainingLoop(model, strategy, streamed, config).rows_to_batch(
+            tf.constant(images[3:11]))
+        x_in_memory, _ = loops.TrainingLoop(model, strategy, in_memory, config).rows_to_batch(tf.range(3, 11))
+        np.testing.assert_array_equal(x_streamed.numpy(), x_in_memory.numpy())
+        values = set(np.unique(x_streamed.numpy()))
+        assert values <= {0.0, 1.0} if binarized else len(values) > 2
