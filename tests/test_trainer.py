@@ -140,7 +140,7 @@ LAYERS = {  # module -> what it may not import (upward in the house)
                      "resnet"},
                     {"training", "rundir", "runlock", "preemption", "checkpoints", "loading", "export",
                      "serving_requests", "serving_warmup", "cli", "factory", "config", "summaries", "evaluation"}),
-    "data": ({"errors", "pixels", "records", "image_folders", "sources", "streaming", "tfds_data", "data", "pipeline",
+    "data": ({"errors", "pixels", "records", "image_folders", "sources", "streaming", "tfds_data", "loaders", "data", "pipeline",
               "conversion"},
              {"model", "encoders", "decoders", "priors", "hierarchical", "losses", "objectives", "training", "loops",
               "factory", "config", "checkpoints", "loading", "export", "cli", "evaluation", "summaries", "rundir"}),

@@ -153,7 +153,7 @@ class ExampleSource:
 
         A record that does not decode to ``data_shape`` raises InvalidArgumentError.
         """
-        images, labels = self.decode_batch(payload[tf.newaxis])
+        images, labels = self.decode_batch(tf.nest.map_structure(lambda t: t[tf.newaxis], payload))
         return images[0], labels[0]
 
     def decode_batch(self, payloads):

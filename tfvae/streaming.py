@@ -33,6 +33,7 @@ from tfvae.sources import BadRecord, ExampleSource
 
 __all__ = ["StreamData", "TestSplit", "steps_per_epoch", "train_blocks", "train_dataset", "worker_files"]
 
+
 class TestSplit:
     """A test split read in batches, for ``evaluation``: the first ``num_examples`` records of ``source``.
 
