@@ -47,8 +47,9 @@ class TrainConfig:
       data_dir: Where the data is: a directory of IDX files, images, shards or CSV files, or an .npz or .csv file.
       train_examples: Use only the first N training images (0 = all; data held in memory only).
       input_mode: How training reads its data: memory (decoded once and held on the device), stream (read from
-        the files as it is needed, in bounded memory: image_folder and tfrecord data) or auto (memory when the
-        decoded training split fits in --memory_budget_mb, else stream).
+        the files as it is needed, in bounded memory: image_folder, tfrecord and tfds:NAME data, and tf.data
+        datasets given from Python) or auto (memory when the decoded training split fits in --memory_budget_mb,
+        else stream).
       memory_budget_mb: --input_mode=auto: the most decoded training data, in MiB, to hold in memory.
       shuffle_buffer: Streaming: encoded records in the shuffle buffer (1 = read order; the shards' order is
         still drawn anew every epoch).
