@@ -33,12 +33,6 @@ def _examples(images: tf.data.Dataset, with_labels: bool) -> Iterator[tuple[byte
             yield bytes(image), int(label) if with_labels else None
 
 
-def _as_uint8(images: np.ndarray) -> np.ndarray:
-    if images.dtype == np.uint8:
-        return images
-    return np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
 def write_tfrecords(dataset: str, data_dir: str | None, output_dir: str, num_shards: int, num_test_shards: int = 1,
                     compress: bool = False, channels: int = 0, image_size=(), validation_split: float = 0.1,
                     seed: int = 0) -> dict[str, list[str]]:
@@ -60,7 +54,7 @@ def write_tfrecords(dataset: str, data_dir: str | None, output_dir: str, num_sha
         for split, images, labels in (("train", loaded.train_images, loaded.train_labels),
                                       ("test", loaded.test_images, loaded.test_labels)):
             fill = np.zeros(len(images), np.int64) if labels is None else np.asarray(labels, np.int64).reshape(-1)
-            pixels = tf.data.Dataset.from_tensor_slices((_as_uint8(images), fill))
+            pixels = tf.data.Dataset.from_tensor_slices((images, fill))
             splits[split] = (_examples(pixels, labels is not None), len(images),
                              num_shards if split == "train" else num_test_shards)
     return records.write_splits(output_dir, splits, compress)

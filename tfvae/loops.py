@@ -46,11 +46,6 @@ def _floats(metrics: dict) -> dict:
     return {name: float(value) for name, value in metrics.items()}
 
 
-def _reset_metrics(model) -> None:
-    for metric in model.metrics:
-        metric.reset_state()
-
-
 def _reduced_metrics(model, strategy) -> dict:
     """The epoch's running metrics over all replicas and workers, in a replicated block."""
 

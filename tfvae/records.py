@@ -40,6 +40,10 @@ IMAGE_KEY = "image"
 LABEL_KEY = "label"
 SPLITS = ("train", "test")
 _GZIP_MAGIC = b"\x1f\x8b"
+_FEATURES = {  # a record's features as parsed in a graph; a missing label reads as -1
+    IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
+    LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+}
 
 
 def shard_paths(data_dir: str, split: str) -> list[str]:
@@ -77,19 +81,13 @@ def serialize_example(image: bytes, label: int | None = None) -> bytes:
 
 def parse_example(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """(image bytes, label int64; -1 where the record has none) of one serialized record, in a graph."""
-    features = tf.io.parse_single_example(serialized, {
-        IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
-        LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
-    })
+    features = tf.io.parse_single_example(serialized, _FEATURES)
     return features[IMAGE_KEY], features[LABEL_KEY]
 
 
 def parse_examples(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """``parse_example`` of a batch of serialized records: (image bytes [n], labels int64 [n])."""
-    features = tf.io.parse_example(serialized, {
-        IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
-        LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
-    })
+    features = tf.io.parse_example(serialized, _FEATURES)
     return features[IMAGE_KEY], features[LABEL_KEY]
 
 
@@ -117,9 +115,7 @@ def count_records(path: str, require_label: bool = False) -> tuple[int, int, int
     pass runs in a graph; only a failing shard is read again record by
     record to find the index.
     """
-    spec = {IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
-            LABEL_KEY: tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
-    dataset = record_dataset(path).map(lambda r: tf.io.parse_single_example(r, spec)[LABEL_KEY],
+    dataset = record_dataset(path).map(lambda r: parse_example(r)[1],
                                        num_parallel_calls=tf.data.AUTOTUNE)
     start = (tf.constant(0, tf.int64), tf.constant(2**62, tf.int64), tf.constant(-1, tf.int64))
     try:
