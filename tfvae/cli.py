@@ -27,24 +27,25 @@ __all__ = [
     "resolved_flags",
 ]
 
-def define_config_flags() -> None:
-    """Defines one flag per TrainConfig field: its default, its help (TrainConfig's Attributes) and choices."""
+def define_config_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines one flag per TrainConfig field in ``flag_values``: its default, its help (TrainConfig's Attributes)
+    and choices."""
     defaults, help_texts = TrainConfig(), config_lib.field_help()
     for field in dataclasses.fields(TrainConfig):
         name, default = field.name, getattr(defaults, field.name)
         help_text = help_texts[name]
         if name in config_lib.CHOICES:
-            flags.DEFINE_enum(name, default, config_lib.CHOICES[name], help_text)
+            flags.DEFINE_enum(name, default, config_lib.CHOICES[name], help_text, flag_values=flag_values)
         elif isinstance(default, bool):
-            flags.DEFINE_bool(name, default, help_text)
+            flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
         elif isinstance(default, int):
-            flags.DEFINE_integer(name, default, help_text)
+            flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
         elif isinstance(default, float):
-            flags.DEFINE_float(name, default, help_text)
+            flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
         elif isinstance(default, tuple):
-            flags.DEFINE_list(name, [str(v) for v in default], help_text)
+            flags.DEFINE_list(name, [str(v) for v in default], help_text, flag_values=flag_values)
         else:
-            flags.DEFINE_string(name, default, help_text)
+            flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
 
 
 def define_dataset_flag(default: str | None, help_text: str):
@@ -62,11 +63,11 @@ def define_dataset_flag(default: str | None, help_text: str):
     return holder
 
 
-def config_from_flags() -> TrainConfig:
-    """The TrainConfig the parsed flags describe; a bad value exits naming the flag."""
+def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> TrainConfig:
+    """The TrainConfig the parsed ``flag_values`` describe; a bad value exits naming the flag."""
     values = {}
     for field in dataclasses.fields(TrainConfig):
-        value = flags.FLAGS[field.name].value
+        value = flag_values[field.name].value
         if str(field.type) == "tuple[int, ...]":  # hidden_units, flow_hidden_units, latent_dims
             try:
                 value = tuple(int(v) for v in value)

@@ -47,14 +47,14 @@ class GradientSpikeGuard(tf.Module):
         debiased = self.norm_mean / (1.0 - tf.pow(self.decay, tf.maximum(self.updates, 1.0)))
         return tf.where(self.updates >= self.warmup_steps, self.factor * debiased, float("inf"))
 
-    def record(self, norm: tf.Tensor, limit: tf.Tensor) -> tf.Tensor:
-        """Feeds the applied norm min(norm, limit) into m_t; returns 1.0 if ``norm`` was a spike, else 0.0.
+    def record(self, norm: tf.Tensor, limit: tf.Tensor) -> None:
+        """Feeds the applied norm min(norm, limit) into m_t (``limit`` may be lower than ``limit()``: a clip).
 
         A non-finite norm (a step that stops training) leaves m_t as it was.
+        Whether ``norm`` was a spike is ``norm > limit()`` taken before this call.
         """
         applied = tf.minimum(norm, limit)
         updated = self.decay * self.norm_mean + (1.0 - self.decay) * applied
         finite = tf.math.is_finite(norm)
         self.norm_mean.assign(tf.where(finite, updated, self.norm_mean))
         self.updates.assign_add(tf.where(finite, 1.0, 0.0))
-        return tf.cast(norm > limit, tf.float32)
