@@ -12,6 +12,12 @@ data named by --dataset/--data_dir; Bernoulli models get the test set
 binarized once with the run's --test_binarization_seed. A run that streamed
 its training split (--input_mode) streams the test split too, in batches, so
 any size evaluates in bounded memory.
+
+--bounds_file=PATH.npz keeps each test example's IWAE bound as it is
+computed (saved after every batch, by a rename); rerunning the same command
+after an interruption continues where it stopped and prints the figures an
+uninterrupted run would. A file from another checkpoint, k, batch size or
+test set is refused in one line and left as it is.
 """
 
 import dataclasses
@@ -23,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
-from tfvae import cli, data, evaluation, training
+from tfvae import cli, data, evaluation, loading, training
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory to evaluate.")
 _DATASET = cli.define_dataset_flag(None, "Data set to evaluate on (default: the run's)")
@@ -31,6 +37,9 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data location (default: the r
 _NUM_SAMPLES = flags.DEFINE_integer("num_importance_samples", 5000, "k of the IWAE bound on log p(x).", lower_bound=1)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 100, "Test examples per IWAE batch.", lower_bound=1)
 _MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0, "Evaluate on the first N test examples (0 = all).", lower_bound=0)
+_BOUNDS_FILE = flags.DEFINE_string(
+    "bounds_file", None, "An .npz file keeping the per-example IWAE bounds as they are computed: rerun with the "
+    "same file to continue an interrupted evaluation.")
 
 
 flags.mark_flag_as_required("model_dir")
@@ -51,10 +60,23 @@ def main(argv):
         cli.exit_with_error(
             f"flag --data_dir: test images have shape {list(test_images.shape[1:])}, the model expects "
             f"{list(model.data_shape)}", code=1)
+    bounds_file = None
+    if _BOUNDS_FILE.value:
+        bounds_file = evaluation.BoundsFile(_BOUNDS_FILE.value, {
+            "model_dir": os.path.realpath(_MODEL_DIR.value), "checkpoint": loading.latest_checkpoint(_MODEL_DIR.value),
+            "dataset": config.dataset, "data_dir": _DATA_DIR.value or config.data_dir,
+            "test_binarization_seed": config.test_binarization_seed, "num_examples": len(test_images),
+            "num_importance_samples": _NUM_SAMPLES.value, "batch_size": _BATCH_SIZE.value})
     start = time.perf_counter()
-    metrics = evaluation.evaluate_model(
-        model, test_images, _NUM_SAMPLES.value, _BATCH_SIZE.value, jit_compile=training.xla_enabled(config),
-        labels=test_labels)
+    try:
+        metrics = evaluation.evaluate_model(
+            model, test_images, _NUM_SAMPLES.value, _BATCH_SIZE.value, jit_compile=training.xla_enabled(config),
+            labels=test_labels, bounds_file=bounds_file)
+    except evaluation.BoundsFileError as e:
+        cli.exit_with_error(f"flag --bounds_file: {e}")
+    except OSError as e:
+        cli.exit_with_error(f"flag --bounds_file: cannot write {e.filename or _BOUNDS_FILE.value} ({e.strerror})",
+                            code=1)
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     print(json.dumps(metrics))
 

@@ -54,3 +54,50 @@ def test_kl_per_dimension_is_the_mean_closed_form_kl_of_each_dimension():
     loc = x.astype(np.float64) @ weight
     expected = np.mean(0.5 * (loc**2 + scale**2 - 1.0) - np.log(scale), axis=0)
     np.testing.assert_allclose(evaluation.kl_per_dimension(model, x, batch_size=128), expected, rtol=1e-5)
+
+
+# --------------------------------------------------------------- continuing an interrupted IWAE pass
+def _bernoulli_vae_and_images():
+    from conftest import small_vae
+    from test_model import DATA_SHAPE
+
+    images = (np.random.default_rng(0).uniform(size=(12, *DATA_SHAPE)) > 0.5).astype(np.float32)
+    return small_vae(), images
+
+
+def test_an_iwae_pass_continued_from_saved_bounds_equals_an_uninterrupted_one(tmp_path):
+    model, images = _bernoulli_vae_and_images()
+    full = evaluation.iwae_log_likelihoods(model, images, num_samples=7, batch_size=4)
+    saved = []
+    evaluation.iwae_log_likelihoods(model, images[:8], num_samples=7, batch_size=4, on_batch=saved.append)
+    assert [len(b) for b in saved] == [4, 8]  # the bounds so far after each batch
+    continued = evaluation.iwae_log_likelihoods(model, images, num_samples=7, batch_size=4, done=saved[0])
+    np.testing.assert_array_equal(continued, full)  # batch b's noise comes from (seed, b), not from the pass's start
+    marked = evaluation.iwae_log_likelihoods(model, images, num_samples=7, batch_size=4, done=np.full(8, -1.0))
+    np.testing.assert_array_equal(marked, np.concatenate([np.full(8, -1.0), full[8:]]))  # done batches not recomputed
+    with pytest.raises(ValueError, match="multiple of batch_size 4"):
+        evaluation.iwae_log_likelihoods(model, images, num_samples=7, batch_size=4, done=full[:5])
+
+
+def test_a_bounds_file_continues_its_own_evaluation_and_refuses_another(tmp_path):
+    model, images = _bernoulli_vae_and_images()
+    settings = {"checkpoint": "ckpt-3", "num_importance_samples": 7, "batch_size": 4, "num_examples": 12}
+    path = str(tmp_path / "bounds.npz")
+    assert evaluation.BoundsFile(path, settings).load() is None
+    first = evaluation.evaluate_model(model, images, 7, 4, jit_compile=False,
+                                      bounds_file=evaluation.BoundsFile(path, settings))
+    saved = evaluation.BoundsFile(path, settings).load()
+    assert len(saved) == 12 and np.mean(saved) == pytest.approx(first["log_likelihood"], abs=1e-9)
+    evaluation.BoundsFile(path, settings).save(saved[:4])  # as an evaluation interrupted after its first batch
+    again = evaluation.evaluate_model(model, images, 7, 4, jit_compile=False,
+                                      bounds_file=evaluation.BoundsFile(path, settings))
+    assert again["log_likelihood"] == first["log_likelihood"]
+    np.testing.assert_array_equal(evaluation.BoundsFile(path, settings).load(), saved)
+    before = open(path, "rb").read()
+    with pytest.raises(evaluation.BoundsFileError, match=r"another evaluation's bounds \(checkpoint 'ckpt-3', not 'ckpt-4'\)"):
+        evaluation.evaluate_model(model, images, 7, 4, jit_compile=False,
+                                  bounds_file=evaluation.BoundsFile(path, {**settings, "checkpoint": "ckpt-4"}))
+    assert open(path, "rb").read() == before
+    (tmp_path / "junk.npz").write_bytes(b"not an npz")
+    with pytest.raises(evaluation.BoundsFileError, match="junk.npz: not a bounds file"):
+        evaluation.BoundsFile(str(tmp_path / "junk.npz"), settings).load()

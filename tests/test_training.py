@@ -212,3 +212,28 @@ def test_evaluate_reports_a_missing_run_in_one_line(tmp_path):
     result = run_script("evaluate.py", f"--model_dir={tmp_path}")
     assert result.returncode == 1
     assert last_error_line(result).startswith("evaluate.py: error: flag --model_dir:")
+
+
+def test_evaluate_continues_from_its_bounds_file_and_refuses_another_evaluations(tmp_path, tiny_idx_dir):
+    model_dir, bounds = tmp_path / "run", tmp_path / "bounds.npz"
+    _train_in_process(tiny_idx_dir, model_dir)
+    args = [f"--model_dir={model_dir}", "--num_importance_samples=20", "--batch_size=4", f"--bounds_file={bounds}"]
+    first = run_script("evaluate.py", *args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    with np.load(bounds) as saved:
+        all_bounds, settings = saved["bounds"], str(saved["settings"])
+    assert len(all_bounds) == 16 and json.loads(settings)["checkpoint"].startswith("ckpt-")
+    metrics = json.loads(first.stdout.splitlines()[-1])
+    assert metrics["log_likelihood"] == pytest.approx(all_bounds.mean(), abs=1e-9)
+    # As if interrupted after two batches, with those bounds marked: the rerun keeps them and computes the rest.
+    np.savez(bounds, bounds=np.full(8, -1.0), settings=settings)
+    continued = run_script("evaluate.py", *args)
+    assert continued.returncode == 0, continued.stderr[-2000:]
+    expected = np.concatenate([np.full(8, -1.0), all_bounds[8:]]).mean()
+    assert json.loads(continued.stdout.splitlines()[-1])["log_likelihood"] == pytest.approx(expected, abs=1e-9)
+    before = bounds.read_bytes()
+    other = run_script("evaluate.py", *args[:1], "--num_importance_samples=50", *args[2:])
+    assert other.returncode == 2
+    assert last_error_line(other).startswith(f"evaluate.py: error: flag --bounds_file: {bounds} holds another "
+                                             "evaluation's bounds (num_importance_samples 20, not 50)")
+    assert bounds.read_bytes() == before

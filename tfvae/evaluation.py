@@ -8,19 +8,30 @@ name says otherwise. Test images are a float array [N, H, W, C] (with an
 optional labels array), or a ``streaming.TestSplit`` read in batches (its
 labels come with its batches), so a test split of any size is evaluated in
 bounded memory.
+
+A long IWAE pass (a conv model's k=5000 over 10k images takes hours on a
+CPU) can be interrupted and continued: ``BoundsFile`` keeps the per-example
+bounds computed so far, and ``iwae_log_likelihoods(done=...)`` skips them.
+Batch b's noise is drawn from (seed, b), so the continued pass gives exactly
+the bounds of an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import math
+import os
 
 import numpy as np
 import tensorflow as tf
 
-from tfvae import objectives, pipeline, sampling
+from tfvae import files, objectives, pipeline, sampling
 
 __all__ = [
     "ACTIVE_UNIT_THRESHOLD",
+    "BoundsFile",
+    "BoundsFileError",
     "active_units",
     "bits_per_dim",
     "elbo_metrics",
@@ -66,14 +77,69 @@ def elbo_metrics(model, images: np.ndarray, labels: np.ndarray | None = None, ba
 
 def iwae_log_likelihoods(
     model, images: np.ndarray, num_samples: int = 5000, batch_size: int = 100, seed: int = 3,
-    labels: np.ndarray | None = None,
+    labels: np.ndarray | None = None, done: np.ndarray | None = None, on_batch=None,
 ) -> np.ndarray:
-    """The importance-weighted bound IWAE_k(x) <= log p(x) of each of ``images`` (log p(x|y) with labels), [N]."""
-    bounds = []
+    """The importance-weighted bound IWAE_k(x) <= log p(x) of each of ``images`` (log p(x|y) with labels), [N].
+
+    ``done``: the bounds of the first len(done) examples from an earlier pass
+    with the same settings (a multiple of ``batch_size``, or all of them);
+    their batches are skipped and the result equals one uninterrupted pass.
+    ``on_batch(bounds)`` is called with the bounds so far after each batch.
+    """
+    bounds = [] if done is None else [np.asarray(done, np.float64)]
+    skipped_batches = 0 if done is None else len(done) // batch_size
+    if done is not None and len(done) % batch_size and len(done) != len(images):
+        raise ValueError(f"done holds {len(done)} bounds, not a multiple of batch_size {batch_size}")
+    if done is not None and len(done) == len(images):
+        return bounds[0]
     for step, x, y in _batches(images, labels, batch_size):
+        if step < skipped_batches:
+            continue
         seed_b = sampling.step_seed(seed, step, salt=3)
-        bounds.append(model.log_likelihood(x, num_samples=num_samples, seed=seed_b, labels=y).numpy())
-    return np.concatenate(bounds).astype(np.float64)
+        bounds.append(model.log_likelihood(x, num_samples=num_samples, seed=seed_b, labels=y).numpy().astype(np.float64))
+        if on_batch is not None:
+            on_batch(np.concatenate(bounds))
+    return np.concatenate(bounds)
+
+
+class BoundsFileError(ValueError):
+    """A bounds file that cannot be read, or holds another evaluation's bounds."""
+
+
+class BoundsFile:
+    """An .npz file of the per-example IWAE bounds computed so far, to continue an interrupted evaluation.
+
+    It holds ``bounds`` (of the first n test examples, in order) and
+    ``settings`` (JSON: the checkpoint, k, batch size, seed, data and number
+    of examples). ``load`` returns the saved bounds when the settings match
+    (None if there is no file) and refuses another evaluation's file, naming
+    it; ``save`` writes to a temporary name and renames, so an interruption
+    never leaves a half-written file.
+    """
+
+    def __init__(self, path: str, settings: dict):
+        self.path, self.settings = path, dict(settings)
+
+    def load(self) -> np.ndarray | None:
+        if not os.path.exists(self.path):
+            return None
+        try:
+            with np.load(self.path) as saved:
+                bounds, settings = np.asarray(saved["bounds"], np.float64), json.loads(str(saved["settings"]))
+        except Exception as e:  # noqa: BLE001 - any unreadable file is reported in one line
+            raise BoundsFileError(f"{self.path}: not a bounds file ({str(e).splitlines()[0]}); "
+                             f"pass another file or remove it") from None
+        differing = sorted(k for k in set(settings) | set(self.settings) if settings.get(k) != self.settings.get(k))
+        if differing:
+            name = differing[0]
+            raise BoundsFileError(f"{self.path} holds another evaluation's bounds ({name} {settings.get(name)!r}, "
+                             f"not {self.settings.get(name)!r}); pass another file or remove it")
+        return bounds
+
+    def save(self, bounds: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, bounds=np.asarray(bounds, np.float64), settings=json.dumps(self.settings, sort_keys=True))
+        files.write_atomic(self.path, buffer.getvalue())
 
 
 def iwae_log_likelihood(
@@ -138,16 +204,20 @@ def bits_per_dim(log_likelihood: float, data_shape) -> float:
 
 def evaluate_model(
     model, images: np.ndarray, num_importance_samples: int = 5000, batch_size: int = 100, jit_compile: bool = True,
-    labels: np.ndarray | None = None,
+    labels: np.ndarray | None = None, bounds_file: BoundsFile | None = None,
 ) -> dict:
     """All test figures for ``images`` (already binarized where the likelihood needs it).
 
     ``log_likelihood_stderr`` is the standard error of the mean bound over
     the examples (how much it could move on another sample of test images of
-    this size); a hierarchical VAE adds active units per layer.
+    this size); a hierarchical VAE adds active units per layer. With a
+    ``bounds_file`` the IWAE pass continues from the bounds it holds and
+    saves them after every batch.
     """
+    done = None if bounds_file is None else bounds_file.load()  # a file that does not match fails before any work
     metrics = elbo_metrics(model, images, labels, jit_compile=jit_compile)
-    bounds = iwae_log_likelihoods(model, images, num_importance_samples, batch_size, labels=labels)
+    bounds = iwae_log_likelihoods(model, images, num_importance_samples, batch_size, labels=labels, done=done,
+                                  on_batch=None if bounds_file is None else bounds_file.save)
     log_likelihood = float(bounds.mean())
     units = active_units(model, images, labels=labels, per_layer=True)
     metrics.update(

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import os
+
+import tensorflow as tf
+
 from tfvae import checkpoints
 from tfvae.config import TrainConfig
 from tfvae.rundir import RunDirectory
 
-__all__ = ["load_config", "load_model"]
+__all__ = ["latest_checkpoint", "load_config", "load_model"]
 
 
 def load_config(model_dir: str) -> TrainConfig:
     """The ``TrainConfig`` saved in ``<model_dir>/config.json`` (RunDirectoryError if absent or incompatible)."""
     return RunDirectory(model_dir).read_config()
+
+
+def latest_checkpoint(model_dir: str) -> str | None:
+    """The name of the run's newest checkpoint (e.g. ``ckpt-39``), the one ``load_model`` restores; None if none."""
+    path = tf.train.latest_checkpoint(RunDirectory(model_dir).checkpoint_dir)
+    return None if path is None else os.path.basename(path)
 
 
 def load_model(model_dir: str, checkpoint: str | None = None):
