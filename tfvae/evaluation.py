@@ -110,8 +110,8 @@ class BoundsFile:
     """An .npz file of the per-example IWAE bounds computed so far, to continue an interrupted evaluation.
 
     It holds ``bounds`` (of the first n test examples, in order) and
-    ``settings`` (JSON: the checkpoint, k, batch size, seed, data and number
-    of examples). ``load`` returns the saved bounds when the settings match
+    ``settings`` (JSON: what must match to continue, e.g. the checkpoint, k,
+    batch size, data and number of examples). ``load`` returns the saved bounds when the settings match
     (None if there is no file) and refuses another evaluation's file, naming
     it; ``save`` writes to a temporary name and renames, so an interruption
     never leaves a half-written file.
@@ -128,12 +128,12 @@ class BoundsFile:
                 bounds, settings = np.asarray(saved["bounds"], np.float64), json.loads(str(saved["settings"]))
         except Exception as e:  # noqa: BLE001 - any unreadable file is reported in one line
             raise BoundsFileError(f"{self.path}: not a bounds file ({str(e).splitlines()[0]}); "
-                             f"pass another file or remove it") from None
+                                  f"pass another file or remove it") from None
         differing = sorted(k for k in set(settings) | set(self.settings) if settings.get(k) != self.settings.get(k))
         if differing:
             name = differing[0]
             raise BoundsFileError(f"{self.path} holds another evaluation's bounds ({name} {settings.get(name)!r}, "
-                             f"not {self.settings.get(name)!r}); pass another file or remove it")
+                                  f"not {self.settings.get(name)!r}); pass another file or remove it")
         return bounds
 
     def save(self, bounds: np.ndarray) -> None:
