@@ -86,12 +86,12 @@ def iwae_log_likelihoods(
     their batches are skipped and the result equals one uninterrupted pass.
     ``on_batch(bounds)`` is called with the bounds so far after each batch.
     """
-    bounds = [] if done is None else [np.asarray(done, np.float64)]
-    skipped_batches = 0 if done is None else len(done) // batch_size
-    if done is not None and len(done) % batch_size and len(done) != len(images):
+    done = np.zeros([0]) if done is None else np.asarray(done, np.float64)
+    if len(done) == len(images):
+        return done
+    if len(done) % batch_size:
         raise ValueError(f"done holds {len(done)} bounds, not a multiple of batch_size {batch_size}")
-    if done is not None and len(done) == len(images):
-        return bounds[0]
+    bounds, skipped_batches = [done], len(done) // batch_size
     for step, x, y in _batches(images, labels, batch_size):
         if step < skipped_batches:
             continue
