@@ -289,6 +289,28 @@ def test_flow_families_export_and_run_in_a_fresh_process_like_the_in_process_mod
         np.testing.assert_allclose(actual[key], value, rtol=1e-4, atol=1e-4, err_msg=key)
 
 
+def test_a_mixed_bfloat16_model_exports_its_16_bit_graph_and_serves_like_the_in_process_model(tmp_path):
+    from tfvae import factory
+
+    keras.utils.set_random_seed(0)
+    config = tfvae.TrainConfig(precision="mixed_bfloat16", architecture="conv", hidden_units=(4, 8),
+                               latent_dim=LATENT_DIM)
+    model = factory.build_model(config, (8, 8, 1))
+    model.build((None, 8, 8, 1))
+    exported = export.export_model(model, str(tmp_path / "vae"), max_batch_size=MAX_BATCH, max_importance_samples=500)
+    loaded = tf.saved_model.load(exported)
+    for signature, trunk_op in (("encode", "Conv2D"), ("decode", "Conv2DBackpropInput")):
+        dtypes = {tf.dtypes.as_dtype(node.attr["T"].type) for function in
+                  loaded.signatures[signature].graph.as_graph_def().library.function
+                  for node in function.node_def if node.op == trunk_op}
+        assert dtypes == {tf.bfloat16}, (signature, dtypes)  # the trunks' convolutions run in 16 bits when served
+    actual = _run_probe("tf1", exported, requests(), tmp_path)
+    expected = expected_outputs(model)
+    assert sorted(actual) == sorted(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(actual[key], value, rtol=1e-4, atol=1e-4, err_msg=key)
+
+
 def test_conditional_models_export_with_a_labels_input_on_every_signature(tmp_path):
     keras.utils.set_random_seed(0)
     model = tfvae.VAE(tfvae.GaussianEncoder(2, hidden_units=[8], condition_dim=3),

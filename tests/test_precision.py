@@ -55,3 +55,26 @@ def test_every_family_keeps_its_distributions_and_objective_in_float32_under_bfl
     assert q.dtype == prior.dtype == model.decoder(q.sample(seed=(1, 2))).dtype == tf.float32
     logs = model.train_step(tf.constant(x))
     assert all(v.dtype == tf.float32 and np.isfinite(v.numpy()) for v in logs.values())
+
+
+@pytest.mark.parametrize("family", [
+    {"architecture": "mlp"},
+    {"architecture": "conv", "hidden_units": (4, 8)},
+    {"architecture": "resnet", "hidden_units": (4, 8), "blocks_per_level": 1, "normalization": "group"},
+    {"architecture": "conv", "hidden_units": (4, 8), "latent_dims": (3, 2)},
+], ids=["mlp", "conv", "resnet", "hierarchical-conv"])
+def test_a_reloaded_mixed_precision_model_computes_in_its_own_precision(family):
+    """model.json rebuilds every trunk layer in the run's policy, whatever the global policy is at load time."""
+    config = tfvae.TrainConfig(**{"precision": "mixed_bfloat16", "hidden_units": (8,), "latent_dim": 2, **family})
+    model = factory.build_model(config, (8, 8, 1))
+    model.build((None, 8, 8, 1))
+    assert keras.config.dtype_policy().name == "float32"
+    reloaded = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
+    reloaded.build((None, 8, 8, 1))
+    reloaded.set_weights(model.get_weights())
+    trunk_layers = reloaded.encoder.trunk.layers + reloaded.decoder.trunk.layers
+    assert {layer.compute_dtype for layer in trunk_layers} == {"bfloat16"}
+    x = (np.random.default_rng(0).integers(0, 2, (3, 8, 8, 1))).astype(np.float32)
+    expected, got = model.elbo_terms(x, seed=(1, 2)), reloaded.elbo_terms(x, seed=(1, 2))
+    for name in ("elbo", "rate", "distortion"):
+        np.testing.assert_array_equal(got[name].numpy(), expected[name].numpy(), err_msg=name)

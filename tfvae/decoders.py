@@ -88,7 +88,8 @@ class _Decoder(keras.layers.Layer):
         self.hidden_units = [int(u) for u in hidden_units]
         self.activation = activation
         self.trunk = networks.decoder_trunk(architecture, self.data_shape, self.hidden_units, activation,
-                                            "decoder_trunk", self.blocks_per_level, normalization)
+                                            "decoder_trunk", self.blocks_per_level, normalization,
+                                            dtype=self.dtype_policy)
         if architecture not in networks.CONVOLUTIONAL:
             self.head = keras.layers.Dense(
                 math.prod(self.data_shape) * self.num_params, dtype="float32", name="likelihood_params"

@@ -105,7 +105,7 @@ class GaussianEncoder(keras.layers.Layer):
         self.activation = activation
         self.scale_floor = float(scale_floor)
         self.trunk = networks.encoder_trunk(architecture, self.hidden_units, activation, "encoder_trunk",
-                                            self.blocks_per_level, normalization)
+                                            self.blocks_per_level, normalization, dtype=self.dtype_policy)
         d = self.latent_dim
         num_scale_params = d if covariance == "diagonal" else d * (d + 1) // 2
         self.head = keras.layers.Dense(d + num_scale_params, dtype="float32", name="posterior_params")

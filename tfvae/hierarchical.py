@@ -116,11 +116,14 @@ class TopDownEncoder(keras.layers.Layer):
         self.activation, self.ladder_units, self.scale_floor = activation, int(ladder_units), float(scale_floor)
         self.blocks_per_level, self.normalization = int(blocks_per_level), normalization
         self.trunk = networks.encoder_trunk(architecture, self.hidden_units, activation, "encoder_trunk",
-                                            self.blocks_per_level, normalization)
+                                            self.blocks_per_level, normalization, dtype=self.dtype_policy)
         levels = range(len(self.latent_dims))
         dense = keras.layers.Dense
-        self.bottom_up = [dense(self.ladder_units, activation=activation, name=f"bottom_up_{level + 1}") for level in levels]
-        self.top_down = [dense(self.ladder_units, activation=activation, name=f"top_down_{level + 1}") for level in levels[:-1]]
+        policy = self.dtype_policy  # the ladder computes in the encoder's precision; the heads in float32
+        self.bottom_up = [dense(self.ladder_units, activation=activation, dtype=policy, name=f"bottom_up_{level + 1}")
+                          for level in levels]
+        self.top_down = [dense(self.ladder_units, activation=activation, dtype=policy, name=f"top_down_{level + 1}")
+                         for level in levels[:-1]]
         self.prior_heads = [dense(2 * self.latent_dims[level], dtype="float32", name=f"prior_params_{level + 1}")
                             for level in levels[:-1]]
         self.posterior_heads = [dense(2 * self.latent_dims[level], dtype="float32", name=f"posterior_params_{level + 1}")

@@ -11,6 +11,11 @@ parameters; this module only builds the deterministic trunks:
   * ``architecture="resnet"``: residual blocks per resolution (``tfvae.resnet``).
 
 ``encoder_trunk`` and ``decoder_trunk`` build the trunk an architecture names.
+
+Each builder takes the owning layer's dtype policy (``dtype=self.dtype_policy``)
+and gives it to every layer it makes, so a trunk computes in its encoder's or
+decoder's precision however the global policy is set when that layer is
+built or deserialised (``tfvae.load_model``).
 """
 
 from __future__ import annotations
@@ -55,47 +60,43 @@ def validate_architecture(architecture: str, hidden_units: Sequence[int], blocks
 
 
 def encoder_trunk(architecture: str, hidden_units: Sequence[int], activation: str, name: str,
-                  blocks_per_level: int = 2, normalization: str = "none") -> keras.Sequential:
+                  blocks_per_level: int = 2, normalization: str = "none", dtype=None) -> keras.Sequential:
     """x -> flat features, by ``architecture`` (blocks_per_level and normalization: resnet only)."""
     if architecture == "mlp":
-        return mlp_trunk(hidden_units, activation, name)
+        return mlp_trunk(hidden_units, activation, name, dtype)
     if architecture == "conv":
-        return conv_encoder_trunk(hidden_units, activation, name)
-    return resnet.resnet_encoder_trunk(hidden_units, activation, name, blocks_per_level, normalization)
+        return conv_encoder_trunk(hidden_units, activation, name, dtype)
+    return resnet.resnet_encoder_trunk(hidden_units, activation, name, blocks_per_level, normalization, dtype)
 
 
 def decoder_trunk(architecture: str, data_shape: Sequence[int], hidden_units: Sequence[int], activation: str,
-                  name: str, blocks_per_level: int = 2, normalization: str = "none") -> keras.Sequential:
+                  name: str, blocks_per_level: int = 2, normalization: str = "none", dtype=None) -> keras.Sequential:
     """z -> features: flat for mlp (widths reversed), [B, H, W, c] for the convolutional architectures."""
     if architecture == "mlp":
-        return mlp_trunk(list(reversed(hidden_units)), activation, name)
+        return mlp_trunk(list(reversed(hidden_units)), activation, name, dtype)
     if architecture == "conv":
-        return conv_decoder_trunk(data_shape, hidden_units, activation, name)
-    return resnet.resnet_decoder_trunk(data_shape, hidden_units, activation, name, blocks_per_level, normalization)
+        return conv_decoder_trunk(data_shape, hidden_units, activation, name, dtype)
+    return resnet.resnet_decoder_trunk(data_shape, hidden_units, activation, name, blocks_per_level, normalization,
+                                       dtype)
 
 
-def mlp_trunk(hidden_units: Sequence[int], activation: str, name: str) -> keras.Sequential:
+def mlp_trunk(hidden_units: Sequence[int], activation: str, name: str, dtype=None) -> keras.Sequential:
     """Flatten followed by fully connected layers."""
-    layers = [keras.layers.Flatten()]
-    layers += [keras.layers.Dense(int(u), activation=activation) for u in hidden_units]
+    layers = [keras.layers.Flatten(dtype=dtype)]
+    layers += [keras.layers.Dense(int(u), activation=activation, dtype=dtype) for u in hidden_units]
     return keras.Sequential(layers, name=name)
 
 
-def conv_encoder_trunk(
-    hidden_units: Sequence[int], activation: str, name: str
-) -> keras.Sequential:
+def conv_encoder_trunk(hidden_units: Sequence[int], activation: str, name: str, dtype=None) -> keras.Sequential:
     """Stride-2 3x3 convolutions with ``hidden_units`` filters each, then Flatten."""
-    layers = [
-        keras.layers.Conv2D(int(u), 3, strides=2, padding="same", activation=activation)
-        for u in hidden_units
-    ]
-    layers.append(keras.layers.Flatten())
+    layers = [keras.layers.Conv2D(int(u), 3, strides=2, padding="same", activation=activation, dtype=dtype)
+              for u in hidden_units]
+    layers.append(keras.layers.Flatten(dtype=dtype))
     return keras.Sequential(layers, name=name)
 
 
-def conv_decoder_trunk(
-    data_shape: Sequence[int], hidden_units: Sequence[int], activation: str, name: str
-) -> keras.Sequential:
+def conv_decoder_trunk(data_shape: Sequence[int], hidden_units: Sequence[int], activation: str, name: str,
+                       dtype=None) -> keras.Sequential:
     """Mirror of ``conv_encoder_trunk``: Dense to a coarse grid, then upsampling.
 
     The data height and width must be divisible by ``2 ** len(hidden_units)``;
@@ -110,15 +111,12 @@ def conv_decoder_trunk(
         )
     reversed_units = [int(u) for u in reversed(hidden_units)]
     layers = [
-        keras.layers.Dense(
-            (height // factor) * (width // factor) * reversed_units[0], activation=activation
-        ),
-        keras.layers.Reshape((height // factor, width // factor, reversed_units[0])),
+        keras.layers.Dense((height // factor) * (width // factor) * reversed_units[0], activation=activation,
+                           dtype=dtype),
+        keras.layers.Reshape((height // factor, width // factor, reversed_units[0]), dtype=dtype),
     ]
-    layers += [
-        keras.layers.Conv2DTranspose(u, 3, strides=2, padding="same", activation=activation)
-        for u in reversed_units
-    ]
+    layers += [keras.layers.Conv2DTranspose(u, 3, strides=2, padding="same", activation=activation, dtype=dtype)
+               for u in reversed_units]
     return keras.Sequential(layers, name=name)
 
 

@@ -42,12 +42,12 @@ __all__ = ["NORMALIZATIONS", "ResidualBlock", "level_sizes", "resnet_decoder_tru
 NORMALIZATIONS = ("none", "layer", "group")
 
 
-def _normalization(kind: str, channels: int) -> keras.layers.Layer:
+def _normalization(kind: str, channels: int, dtype=None) -> keras.layers.Layer:
     if kind == "layer":
-        return keras.layers.LayerNormalization(axis=-1)
+        return keras.layers.LayerNormalization(axis=-1, dtype=dtype)
     if kind == "group":
-        return keras.layers.GroupNormalization(groups=math.gcd(8, channels), axis=-1)
-    return keras.layers.Identity()
+        return keras.layers.GroupNormalization(groups=math.gcd(8, channels), axis=-1, dtype=dtype)
+    return keras.layers.Identity(dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -65,11 +65,12 @@ class ResidualBlock(keras.layers.Layer):
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}; got {normalization!r}")
         self.channels, self.activation, self.normalization = int(channels), activation, normalization
-        self.norm_in = _normalization(normalization, self.channels)
-        self.conv_in = keras.layers.Conv2D(self.channels, 3, padding="same")
-        self.norm_out = _normalization(normalization, self.channels)
-        self.conv_out = keras.layers.Conv2D(self.channels, 3, padding="same", kernel_initializer="zeros")
-        self.act = keras.layers.Activation(activation)
+        dtype = self.dtype_policy  # the block's sublayers compute in its precision
+        self.norm_in = _normalization(normalization, self.channels, dtype)
+        self.conv_in = keras.layers.Conv2D(self.channels, 3, padding="same", dtype=dtype)
+        self.norm_out = _normalization(normalization, self.channels, dtype)
+        self.conv_out = keras.layers.Conv2D(self.channels, 3, padding="same", kernel_initializer="zeros", dtype=dtype)
+        self.act = keras.layers.Activation(activation, dtype=dtype)
 
     def build(self, input_shape):
         if input_shape[-1] != self.channels:
@@ -99,38 +100,45 @@ def level_sizes(height: int, width: int, num_levels: int) -> list[tuple[int, int
     return sizes
 
 
-def _blocks(channels, blocks_per_level, activation, normalization):
-    return [ResidualBlock(channels, activation, normalization) for _ in range(int(blocks_per_level))]
+def _blocks(channels, blocks_per_level, activation, normalization, dtype):
+    return [ResidualBlock(channels, activation, normalization, dtype=dtype) for _ in range(int(blocks_per_level))]
 
 
 def resnet_encoder_trunk(hidden_units: Sequence[int], activation: str, name: str, blocks_per_level: int = 2,
-                         normalization: str = "none") -> keras.Sequential:
-    """x [B, H, W, C] -> features [B, ceil(H / 2^(L-1)) * ceil(W / 2^(L-1)) * c_L] (see the module docstring)."""
+                         normalization: str = "none", dtype=None) -> keras.Sequential:
+    """x [B, H, W, C] -> features [B, ceil(H / 2^(L-1)) * ceil(W / 2^(L-1)) * c_L] (see the module docstring).
+
+    ``dtype``: the dtype policy of every layer (the owning encoder's).
+    """
     channels = [int(c) for c in hidden_units]
-    layers = [keras.layers.Conv2D(channels[0], 3, padding="same")]
+    layers = [keras.layers.Conv2D(channels[0], 3, padding="same", dtype=dtype)]
     for level, c in enumerate(channels):
         if level:
-            layers.append(keras.layers.Conv2D(c, 3, strides=2, padding="same"))
-        layers += _blocks(c, blocks_per_level, activation, normalization)
-    layers += [_normalization(normalization, channels[-1]), keras.layers.Activation(activation),
-               keras.layers.Flatten()]
+            layers.append(keras.layers.Conv2D(c, 3, strides=2, padding="same", dtype=dtype))
+        layers += _blocks(c, blocks_per_level, activation, normalization, dtype)
+    layers += [_normalization(normalization, channels[-1], dtype), keras.layers.Activation(activation, dtype=dtype),
+               keras.layers.Flatten(dtype=dtype)]
     return keras.Sequential(layers, name=name)
 
 
 def resnet_decoder_trunk(data_shape: Sequence[int], hidden_units: Sequence[int], activation: str, name: str,
-                         blocks_per_level: int = 2, normalization: str = "none") -> keras.Sequential:
-    """z [B, D] -> features [B, H, W, c_0] at the data's resolution (see the module docstring)."""
+                         blocks_per_level: int = 2, normalization: str = "none", dtype=None) -> keras.Sequential:
+    """z [B, D] -> features [B, H, W, c_0] at the data's resolution (see the module docstring).
+
+    ``dtype``: the dtype policy of every layer (the owning decoder's).
+    """
     channels = [int(c) for c in hidden_units]
     sizes = level_sizes(data_shape[0], data_shape[1], len(channels))
     (h, w), top = sizes[-1], channels[-1]
-    layers = [keras.layers.Dense(h * w * top, activation=activation), keras.layers.Reshape((h, w, top))]
-    layers += _blocks(top, blocks_per_level, activation, normalization)
+    layers = [keras.layers.Dense(h * w * top, activation=activation, dtype=dtype),
+              keras.layers.Reshape((h, w, top), dtype=dtype)]
+    layers += _blocks(top, blocks_per_level, activation, normalization, dtype)
     for level in range(len(channels) - 2, -1, -1):
         (target_h, target_w), (h, w) = sizes[level], sizes[level + 1]
-        layers.append(keras.layers.UpSampling2D(2))
+        layers.append(keras.layers.UpSampling2D(2, dtype=dtype))
         if (2 * h, 2 * w) != (target_h, target_w):
-            layers.append(keras.layers.Cropping2D(((0, 2 * h - target_h), (0, 2 * w - target_w))))
-        layers.append(keras.layers.Conv2D(channels[level], 3, padding="same"))
-        layers += _blocks(channels[level], blocks_per_level, activation, normalization)
-    layers += [_normalization(normalization, channels[0]), keras.layers.Activation(activation)]
+            layers.append(keras.layers.Cropping2D(((0, 2 * h - target_h), (0, 2 * w - target_w)), dtype=dtype))
+        layers.append(keras.layers.Conv2D(channels[level], 3, padding="same", dtype=dtype))
+        layers += _blocks(channels[level], blocks_per_level, activation, normalization, dtype)
+    layers += [_normalization(normalization, channels[0], dtype), keras.layers.Activation(activation, dtype=dtype)]
     return keras.Sequential(layers, name=name)
