@@ -8,7 +8,7 @@ import tensorflow_probability as tfp
 from checkers import check_distribution_layer
 
 import tfvae
-from tfvae import decoders
+from tfvae import decoders, networks
 
 tfd = tfp.distributions
 DATA_SHAPE = (4, 4, 1)
@@ -103,3 +103,48 @@ def test_conditional_decoder_depends_on_the_condition_and_broadcasts_it_over_sam
 def test_unknown_likelihood_is_refused():
     with pytest.raises(ValueError, match="likelihood must be one of"):
         decoders.make_decoder("poisson", DATA_SHAPE)
+
+
+@pytest.mark.parametrize("padding,kernel_size,channels,activation,use_bias", [
+    ("same", 3, 32, None, True), ("valid", 3, 32, None, True), ("same", 5, 1, "sigmoid", True),
+    ("same", 3, 8, None, False)])
+def test_the_one_channel_head_computes_the_convolution_and_gradients_of_conv2d(padding, kernel_size, channels,
+                                                                              activation, use_bias):
+    """OneChannelConv2D's depthwise form: the same sums as Conv2D, forward and backward."""
+    x = tf.Variable(np.random.default_rng(2).normal(size=(3, 12, 10, channels)).astype("float32"))
+    args = dict(filters=1, kernel_size=kernel_size, padding=padding, activation=activation, use_bias=use_bias)
+    plain, head = keras.layers.Conv2D(**args), networks.OneChannelConv2D(**args)
+    plain.build(x.shape), head.build(x.shape)
+    rng = np.random.default_rng(3)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in plain.get_weights()]
+    plain.set_weights(weights), head.set_weights(weights)
+    upstream = tf.constant(rng.normal(size=plain(x).shape).astype("float32"))
+
+    def outputs_and_gradients(layer):
+        with tf.GradientTape() as tape:
+            y = layer(x)
+            loss = tf.reduce_sum(y * upstream)
+        return [y, *tape.gradient(loss, [x, *layer.trainable_variables])]
+
+    expected, got = outputs_and_gradients(plain), outputs_and_gradients(head)
+    assert [t.shape for t in got] == [t.shape for t in expected]
+    for e, g in zip(expected, got, strict=True):
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5, atol=1e-5 * float(tf.reduce_max(tf.abs(e))))
+
+
+def test_the_one_channel_head_is_plain_conv2d_elsewhere_with_its_weights_and_config():
+    """More output channels or strides take Conv2D's own kernel; weights and config are Conv2D's, so checkpoints load."""
+    x = tf.constant(np.random.default_rng(4).normal(size=(2, 8, 8, 4)).astype("float32"))
+    for args in (dict(filters=3, kernel_size=3, padding="same"), dict(filters=1, kernel_size=3, strides=2)):
+        plain, head = keras.layers.Conv2D(**args, name="likelihood_params"), networks.OneChannelConv2D(
+            **args, name="likelihood_params")
+        plain.build(x.shape), head.build(x.shape)
+        head.set_weights(plain.get_weights())
+        np.testing.assert_array_equal(head(x).numpy(), plain(x).numpy())
+        assert [(w.path, w.shape) for w in head.weights] == [(w.path, w.shape) for w in plain.weights]
+        assert head.get_config() == plain.get_config()
+
+
+def test_a_grey_conv_decoder_computes_its_logits_with_the_one_channel_head():
+    layer = decoder("bernoulli", "conv")
+    assert isinstance(layer.head, networks.OneChannelConv2D) and layer.head.filters == 1

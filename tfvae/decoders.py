@@ -95,7 +95,7 @@ class _Decoder(keras.layers.Layer):
                 math.prod(self.data_shape) * self.num_params, dtype="float32", name="likelihood_params"
             )
         else:
-            self.head = keras.layers.Conv2D(
+            self.head = networks.OneChannelConv2D(
                 self.data_shape[-1] * self.num_params, 3, padding="same", dtype="float32",
                 name="likelihood_params",
             )
