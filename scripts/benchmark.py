@@ -17,7 +17,9 @@ the full test set when fewer are used; the line says so), and how close that
 pass comes to the machine's throughput for the decoder alone: latent samples
 per second through the IWAE pass against a bare compiled decoder forward and
 log p(x|z) on batches of the same size (the bound's floor: every sample needs
-one decoder pass).
+one decoder pass), and the conv decoders' one-channel likelihood head
+(``networks.OneChannelConv2D``) against ``keras.layers.Conv2D`` with the same
+weights, forward and forward + backward.
 
 Timings alternate the contenders over --repeats rounds and report medians, so
 a noisy machine affects them alike.
@@ -36,7 +38,7 @@ import tensorflow as tf
 from absl import app, flags
 from benchmark_lib import handwritten_contender, measure, tfvae_contender
 
-from tfvae import cli, data, evaluation, factory, objectives, training
+from tfvae import cli, data, evaluation, factory, networks, objectives, training
 
 cli.define_config_flags()
 _STEPS = flags.DEFINE_integer("benchmark_steps", 400, "Training steps timed per contender and round.", lower_bound=10)
@@ -72,6 +74,36 @@ def decoder_throughput(model, images, rounds: int = 5) -> float:
     return rounds * chunk * len(images) / (time.perf_counter() - start)
 
 
+def one_channel_head_speed(batch_size: int, data_shape, channels: int, rounds: int) -> dict:
+    """Median ms of a 3x3 one-output-channel convolution (Conv2D, OneChannelConv2D) over [B, H, W, channels]."""
+    features = tf.Variable(tf.random.stateless_normal([batch_size, *data_shape[:2], channels], seed=[3, 4]))
+    plain, head = keras.layers.Conv2D(1, 3, padding="same"), networks.OneChannelConv2D(1, 3, padding="same")
+    plain.build(features.shape), head.build(features.shape)
+    head.set_weights(plain.get_weights())
+
+    def programs(layer):
+        variables = [features, *layer.trainable_variables]
+
+        def backward():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(layer(features))
+            return tf.add_n([tf.reduce_sum(g) for g in tape.gradient(loss, variables)])
+
+        return {"forward": tf.function(lambda: tf.reduce_sum(layer(features))), "forward + backward": tf.function(backward)}
+
+    contenders = {"Conv2D": programs(plain), "OneChannelConv2D": programs(head)}
+    times = {(name, kind): [] for name in contenders for kind in ("forward", "forward + backward")}
+    for _ in range(rounds):
+        for name, kinds in contenders.items():  # alternated, so a noisy machine affects both alike
+            for kind, program in kinds.items():
+                float(program())  # trace, warm up
+                start = time.perf_counter()
+                for _ in range(10):
+                    float(program())
+                times[name, kind].append((time.perf_counter() - start) / 10 * 1e3)
+    return {key: float(np.median(values)) for key, values in times.items()}
+
+
 def main(argv):
     del argv
     cli.quiet_logging()
@@ -82,6 +114,13 @@ def main(argv):
     if _CONV.value and config.architecture != "conv":
         conv = dataclasses.replace(config, architecture="conv", hidden_units=(32, 64))
         report(f"conv VAE 32,64 filters, latent {conv.latent_dim}", conv, prepared)
+    channels = config.hidden_units[0] if config.architecture in networks.CONVOLUTIONAL else 32
+    head = one_channel_head_speed(config.batch_size, prepared.data_shape, channels, _REPEATS.value)
+    for kind in ("forward", "forward + backward"):
+        print(f"one-channel likelihood head, {kind}, {config.batch_size}x{prepared.data_shape[0]}x"
+              f"{prepared.data_shape[1]}x{channels}: Conv2D {head['Conv2D', kind]:.3f} ms, OneChannelConv2D "
+              f"{head['OneChannelConv2D', kind]:.3f} ms; Conv2D / this = "
+              f"{head['Conv2D', kind] / head['OneChannelConv2D', kind]:.2f}")
     print(f"\npeak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if _EVAL_EXAMPLES.value:
         keras.utils.set_random_seed(config.seed)

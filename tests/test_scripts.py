@@ -31,6 +31,11 @@ def test_benchmark_prints_throughputs_ratios_memory_and_evaluation_time(fashion_
         r"IWAE pass (\d+) latent samples/s; bare decoder forward \+ log p\(x\|z\) (\d+)/s; ratio ([\d.]+)",
         result.stdout).groups()
     assert abs(int(pass_rate) / int(decoder_rate) - float(ratio)) < 0.01 and float(ratio) > 0
+    heads = re.findall(r"^one-channel likelihood head, (forward|forward \+ backward), \d+x28x28x\d+: Conv2D ([\d.]+) ms, "
+                       r"OneChannelConv2D ([\d.]+) ms; Conv2D / this = ([\d.]+)$", result.stdout, re.M)
+    assert [kind for kind, *_ in heads] == ["forward", "forward + backward"], result.stdout
+    for _, plain, head, ratio in heads:
+        assert float(head) > 0 and abs(float(plain) / float(head) / float(ratio) - 1) < 0.05
 
 
 def test_benchmark_distribute_prints_a_row_per_device_count(fashion_mnist_dir):
