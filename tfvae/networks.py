@@ -133,10 +133,9 @@ class OneChannelConv2D(keras.layers.Conv2D):
     1e-6 relative). TensorFlow's CPU kernels (oneDNN) vectorise a
     convolution over its output channels, so with one of them (a grey
     image's Bernoulli logits) they run at a fraction of their throughput;
-    the depthwise form vectorises over the input channels. It made the
-    28x28x32 -> 1 head 2.5x faster forward and 1.7x forward and backward,
-    and the conv hierarchy's training step 1.2x faster, on a 2-core CPU
-    (``scripts/benchmark.py`` prints the head's ratio). Weights, config
+    the depthwise form vectorises over the input channels
+    (``scripts/benchmark.py`` prints the two forms' times; the README's
+    Performance section has the measured figures). Weights, config
     and checkpoints are those of ``Conv2D``. With more than one output
     channel, strides, dilation or groups it is plain ``Conv2D``, which is
     the faster form there.
