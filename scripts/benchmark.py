@@ -91,17 +91,18 @@ def one_channel_head_speed(batch_size: int, data_shape, channels: int, rounds: i
 
         return {"forward": tf.function(lambda: tf.reduce_sum(layer(features))), "forward + backward": tf.function(backward)}
 
-    contenders = {"Conv2D": programs(plain), "OneChannelConv2D": programs(head)}
-    times = {(name, kind): [] for name in contenders for kind in ("forward", "forward + backward")}
-    for _ in range(rounds):
-        for name, kinds in contenders.items():  # alternated, so a noisy machine affects both alike
-            for kind, program in kinds.items():
-                float(program())  # trace, warm up
-                start = time.perf_counter()
-                for _ in range(10):
-                    float(program())
-                times[name, kind].append((time.perf_counter() - start) / 10 * 1e3)
-    return {key: float(np.median(values)) for key, values in times.items()}
+    def repeated(program):
+        def run(calls):
+            for _ in range(calls):
+                float(program())
+
+        return run
+
+    contenders = {(name, kind): repeated(program)
+                  for name, layer in (("Conv2D", plain), ("OneChannelConv2D", head))
+                  for kind, program in programs(layer).items()}
+    calls_per_second = measure(contenders, steps=10, repeats=rounds, batch_size=1)  # one "example" = one call
+    return {key: 1e3 / rate for key, rate in calls_per_second.items()}
 
 
 def main(argv):
