@@ -6,7 +6,7 @@ import os
 
 import tensorflow as tf
 
-from tfvae import checkpoints
+from tfvae import checkpoints, hardware
 from tfvae.config import TrainConfig
 from tfvae.rundir import RunDirectory
 
@@ -37,6 +37,7 @@ def load_model(model_dir: str, checkpoint: str | None = None):
     """
     run = RunDirectory(model_dir)
     model = run.read_model()
+    hardware.warn_if_emulated(run.read_config().precision)
     state = checkpoints.TrainingState(model, None, run.checkpoint_dir)
     if checkpoint is None:
         state.restore_latest(require=True)

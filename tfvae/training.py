@@ -34,6 +34,7 @@ from tfvae import (
     distribute,
     evaluation,
     factory,
+    hardware,
     loops,
     optimizers,
     preemption,
@@ -118,6 +119,7 @@ def train_and_evaluate(
         raise ValueError("validation_data is given without train_data; pass both, or neither to read config.dataset")
     strategy = strategy or distribute.make_strategy(config.strategy, config.devices, config.logical_cpu_devices)
     factory.check_config(config)  # after the strategy: a multi-worker one must exist before TensorFlow starts
+    hardware.warn_if_emulated(config.precision)
     distribute.check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
     is_chief, task_id = distribute.worker_role(strategy)
     run = RunDirectory(model_dir)
