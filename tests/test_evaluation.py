@@ -56,6 +56,31 @@ def test_kl_per_dimension_is_the_mean_closed_form_kl_of_each_dimension():
     np.testing.assert_allclose(evaluation.kl_per_dimension(model, x, batch_size=128), expected, rtol=1e-5)
 
 
+def test_elbo_metrics_traced_once_give_the_closed_form_rate_at_every_call():
+    """rate = mean_x KL(N(x W, diag(s^2)) || N(0, I)) in closed form; calls after the first reuse the trace."""
+    weight, scale = np.array([[0.5, 0.0], [0.0, 0.2]]), np.array([0.5, 2.0])
+    model = _linear_vae(weight, scale)
+    x = _unit_variance_data(250)
+    loc = x.astype(np.float64) @ weight
+    closed_form_rate = np.mean(np.sum(0.5 * (loc**2 + scale**2 - 1.0) - np.log(scale), axis=1))
+    traces, elbo_terms = [], model.elbo_terms
+
+    def traced_elbo_terms(*args, **kwargs):  # Python runs it only while tracing
+        traces.append(1)
+        return elbo_terms(*args, **kwargs)
+
+    model.elbo_terms = traced_elbo_terms
+    validate = evaluation.ElboMetrics(model, jit_compile=False)
+    first = validate(x, batch_size=100)  # batches of 100, 100 and 50: two traces at most
+    assert 1 <= len(traces) <= 2
+    for _ in range(3):
+        assert validate(x, batch_size=100) == first
+    assert len(traces) <= 2
+    assert first["rate"] == pytest.approx(closed_form_rate, rel=1e-5)
+    assert first["elbo"] == pytest.approx(-(first["rate"] + first["distortion"]), rel=1e-6)
+    assert evaluation.elbo_metrics(model, x, batch_size=100, jit_compile=False) == first
+
+
 # --------------------------------------------------------------- continuing an interrupted IWAE pass
 def _bernoulli_vae_and_images():
     from conftest import small_vae

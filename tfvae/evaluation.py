@@ -32,6 +32,7 @@ __all__ = [
     "ACTIVE_UNIT_THRESHOLD",
     "BoundsFile",
     "BoundsFileError",
+    "ElboMetrics",
     "active_units",
     "bits_per_dim",
     "elbo_metrics",
@@ -56,23 +57,54 @@ def _batches(images, labels: np.ndarray | None, batch_size: int):
         yield step, x, y
 
 
-def elbo_metrics(model, images: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 500, seed: int = 1,
-                 jit_compile: bool = True) -> dict:
-    """Mean elbo, rate and distortion (and a hierarchical VAE's rate_z_l per layer) over ``images``.
+class ElboMetrics:
+    """Mean ELBO terms of ``model`` over a set of examples, traced (and XLA-compiled) once for all calls.
 
-    ``images`` are float [0, 1] or uint8; labels for a conditional VAE.
+      elbo = -(rate + distortion),  distortion = -log p(x|z),  rate = KL(q(z|x) || p(z)),  z ~ q(z|x)
+
+    averaged over the examples (a hierarchical VAE adds rate_z_l per layer).
+    Batch b's noise is drawn from (seed, b), so calls on the same examples
+    and weights agree. A training run builds one and calls it at every
+    validation: a fresh ``tf.function`` per call would trace and compile
+    the model's ELBO each time (about 1 s for an MLP, 2.4 s for a conv
+    hierarchy on a 2-core CPU), longer than the validation itself.
+
+    Args:
+      model: the VAE.
+      seed: seed of the sampling noise (default 1).
+      jit_compile: XLA-compile the per-batch sums (default True).
+
+    Example:
+      validate = ElboMetrics(model)
+      validate(images)["elbo"]          # traced here
+      validate(images)["elbo"]          # the same figure, no tracing
     """
 
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-    def batch_sums(x, y, step):
-        terms = model.elbo_terms(x, sampling.step_seed(seed, step, salt=2), labels=y)
+    def __init__(self, model, seed: int = 1, jit_compile: bool = True):
+        self.model, self.seed = model, seed
+        self._batch_sums = tf.function(self._sums, jit_compile=jit_compile, reduce_retracing=True)
+
+    def _sums(self, x, y, step):
+        terms = self.model.elbo_terms(x, sampling.step_seed(self.seed, step, salt=2), labels=y)
         return {k: tf.reduce_sum(v) for k, v in terms.items()}
 
-    totals = {}
-    for step, x, y in _batches(images, labels, batch_size):
-        for k, v in batch_sums(x, y, tf.constant(step, tf.int64)).items():
-            totals[k] = totals.get(k, 0.0) + float(v)
-    return {k: v / len(images) for k, v in totals.items()}
+    def __call__(self, images, labels: np.ndarray | None = None, batch_size: int = 500) -> dict:
+        """{elbo, rate, distortion, ...}: means over ``images`` (float [0, 1] or uint8; labels for a conditional VAE)."""
+        totals = {}
+        for step, x, y in _batches(images, labels, batch_size):
+            for k, v in self._batch_sums(x, y, tf.constant(step, tf.int64)).items():
+                totals[k] = totals.get(k, 0.0) + float(v)
+        return {k: v / len(images) for k, v in totals.items()}
+
+
+def elbo_metrics(model, images: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 500, seed: int = 1,
+                 jit_compile: bool = True) -> dict:
+    """Mean elbo, rate and distortion (and a hierarchical VAE's rate_z_l per layer) over ``images``, once.
+
+    ``images`` are float [0, 1] or uint8; labels for a conditional VAE. To
+    evaluate the same model repeatedly, build one ``ElboMetrics`` and call it.
+    """
+    return ElboMetrics(model, seed, jit_compile)(images, labels, batch_size)
 
 
 def iwae_log_likelihoods(

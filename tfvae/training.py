@@ -144,6 +144,8 @@ def _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chie
     callback_list = make_callbacks(callbacks, model, config, loop.steps_per_epoch, verbose if is_chief else 0)
     triggers = CheckpointTriggers(config, strategy, signals)
 
+    validate = evaluation.ElboMetrics(model, jit_compile=loop.xla)  # traced once for the run's validations
+
     callback_list.on_train_begin()
     validation = {}
     model.stop_training = False
@@ -153,10 +155,10 @@ def _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chie
         callback_list.on_epoch_begin(epoch)
         logs = run_epoch(loop, state, config, callback_list, writers, triggers)
         if (epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == config.epochs:
-            validation = evaluate_and_log(model, dataset, config, writers, state.global_step, loop.xla)
+            validation = evaluate_and_log(model, dataset, config, writers, state.global_step, validate)
             logs.update({f"val_{name}": value for name, value in validation.items()})
         callback_list.on_epoch_end(epoch, logs)
-    results = finish(model, dataset, config, run, state, writers, validation, is_chief, loop.xla)
+    results = finish(model, dataset, config, run, state, writers, validation, is_chief, validate)
     callback_list.on_train_end(results)
     return results
 
@@ -300,13 +302,15 @@ class CheckpointTriggers:
             "command to resume", number)
 
 
-def evaluate_and_log(model, dataset: data.ImageData, config: TrainConfig, writers, step: int, xla: bool) -> dict:
-    """Validation ELBO terms and loss (-elbo), active units and KL per dimension, written to TensorBoard.
+def evaluate_and_log(model, dataset: data.ImageData, config: TrainConfig, writers, step: int,
+                     validate: evaluation.ElboMetrics) -> dict:
+    """Validation ELBO terms (``validate``, the run's ``evaluation.ElboMetrics`` of ``model``) and loss (-elbo),
+    active units and KL per dimension, written to TensorBoard.
 
     A hierarchical VAE's rate and active units are also given per layer (rate_z_l, active_units_z_l).
     """
     images, labels = _validation_split(dataset, config)
-    metrics = evaluation.elbo_metrics(model, images, labels, jit_compile=xla)
+    metrics = validate(images, labels)
     metrics["loss"] = -metrics["elbo"]
     units = evaluation.active_units(model, images, labels=labels, per_layer=True)
     metrics["active_units"] = sum(units.values())
@@ -318,12 +322,12 @@ def evaluate_and_log(model, dataset: data.ImageData, config: TrainConfig, writer
 
 
 def finish(model, dataset, config, run: RunDirectory, state, writers, validation: dict, is_chief: bool,
-           xla: bool) -> dict:
-    """The run's final validation metrics (evaluated now if the last epoch had none); the chief writes metrics.json."""
+           validate: evaluation.ElboMetrics) -> dict:
+    """The run's final validation metrics (evaluated now with ``validate`` if the last epoch had none); the chief
+    writes metrics.json."""
     writers.flush()
     if not validation:
-        images, labels = _validation_split(dataset, config)
-        validation = evaluation.elbo_metrics(model, images, labels, jit_compile=xla)
+        validation = validate(*_validation_split(dataset, config))
     results = {name: validation[name] for name in ("elbo", "rate", "distortion")}
     results.update(step=state.global_step, epoch=int(state.epoch.numpy()),
                    stopped_early=bool(model.stop_training and int(state.epoch.numpy()) < config.epochs))
