@@ -108,7 +108,7 @@ def data_dir(tmp_path_factory):
 def test_mirrored_on_2_and_4_logical_cpus_matches_one_device(tmp_path, data_dir, clip, jit):
     one = _run(tmp_path, "one", data_dir=data_dir, clip=clip, jit=jit)
     assert len(one["loss"]) >= 6 and one["loss"][-1] < one["loss"][0]  # it trains
-    for cpus in (2, 4):
+    for cpus in (2, 4) if jit == "on" else (2,):  # 4 replicas once: with XLA, the production path
         _assert_same_training(one, _run(tmp_path, f"mirrored{cpus}", data_dir=data_dir, strategy="mirrored",
                                          cpus=cpus, clip=clip, jit=jit))
 
