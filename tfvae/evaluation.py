@@ -66,8 +66,7 @@ class ElboMetrics:
     Batch b's noise is drawn from (seed, b), so calls on the same examples
     and weights agree. A training run builds one and calls it at every
     validation: a fresh ``tf.function`` per call would trace and compile
-    the model's ELBO each time (about 1 s for an MLP, 2.4 s for a conv
-    hierarchy on a 2-core CPU), longer than the validation itself.
+    the model's ELBO each time (README, Performance, has what that cost).
 
     Args:
       model: the VAE.
