@@ -1,0 +1,53 @@
+"""Run directories and .keras files written by tfvae 0.3.0 load and evaluate to the figures 0.3.0 gave."""
+
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+from conftest import REPO, run_script
+
+from tfvae import data, evaluation, loading
+
+FIXTURES = os.path.join(REPO, "tests", "fixtures", "v0_3_0")
+RUNS = ("conv_logistic_conditional", "hierarchical_flow_iwae", "mlp_vamp")
+with open(os.path.join(FIXTURES, "figures.json")) as f:
+    FIGURES = json.load(f)
+
+
+def _test_images(config, root):
+    prepared = data.prepare_data(config, os.path.join(root, "blobs.npz"))
+    return prepared.test_split(config.test_binarization_seed, 20)
+
+
+def _figures(model, images, labels):
+    got = evaluation.evaluate_model(model, images, 10, 10, labels=labels)
+    return {k: got[k] for k in ("elbo", "log_likelihood")}
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_a_0_3_0_run_and_keras_file_evaluate_to_their_figures(name, tmp_path):
+    root = shutil.copytree(FIXTURES, tmp_path / "v0_3_0")
+    run = os.path.join(root, name)
+    config = loading.load_config(run)
+    images, labels = _test_images(config, root)
+    from_run = _figures(loading.load_model(run), images, labels)
+    from_keras = _figures(keras.saving.load_model(os.path.join(root, name + ".keras")), images, labels)
+    # Same weights, same seeds: equal up to the float32 rounding of another CPU's kernels.
+    for key, expected in FIGURES[name]["run"].items():
+        np.testing.assert_allclose(from_run[key], expected, rtol=1e-5, err_msg=key)
+    for key, expected in FIGURES[name]["keras"].items():
+        np.testing.assert_allclose(from_keras[key], expected, rtol=1e-5, err_msg=key)
+
+
+def test_evaluate_script_reads_a_0_3_0_run(tmp_path):
+    root = shutil.copytree(FIXTURES, tmp_path / "v0_3_0")
+    result = run_script("evaluate.py", f"--model_dir={root}/hierarchical_flow_iwae",
+                        f"--data_dir={root}/blobs.npz", "--max_examples=20", "--num_importance_samples=10",
+                        "--batch_size=10")
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(metrics["log_likelihood"], FIGURES["hierarchical_flow_iwae"]["run"]["log_likelihood"],
+                               rtol=1e-5)
