@@ -38,7 +38,9 @@ import tensorflow as tf
 from absl import app, flags
 from benchmark_lib import handwritten_contender, measure, tfvae_contender
 
-from tfvae import cli, data, evaluation, factory, networks, objectives, training
+from tfvae import data, evaluation, objectives
+from tfvae.nn import networks
+from tfvae.train import cli, factory, training
 
 cli.define_config_flags()
 _STEPS = flags.DEFINE_integer("benchmark_steps", 400, "Training steps timed per contender and round.", lower_bound=10)

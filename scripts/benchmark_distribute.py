@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
-from tfvae import cli
+from tfvae.train import cli
 
 cli.define_config_flags()
 _DEVICES = flags.DEFINE_list("devices_list", ["1", "2", "4"], "Logical CPU device counts to compare.")
@@ -47,7 +47,7 @@ def variants():
 def measure_in_this_process(num_devices):
     import tensorflow as tf
 
-    from tfvae import distribute
+    from tfvae.core import distribute
 
     if num_devices > 1:
         distribute.split_cpu(num_devices)

@@ -21,7 +21,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags
 
 import tfvae
-from tfvae import cli, data, evaluation, files, loading, training
+from tfvae import data, evaluation
+from tfvae.core import files
+from tfvae.train import cli, loading, training
 
 ROWS = {
     "gaussian": "",

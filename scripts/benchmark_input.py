@@ -35,7 +35,9 @@ import tensorflow as tf
 from absl import app, flags
 from benchmark_lib import measure, tfvae_contender
 
-from tfvae import cli, conversion, data, records, training
+from tfvae import data
+from tfvae.data import conversion, records
+from tfvae.train import cli, training
 
 cli.define_config_flags()
 _STEPS = flags.DEFINE_integer("benchmark_steps", 400, "Training steps timed per contender and round.", lower_bound=10)

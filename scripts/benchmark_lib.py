@@ -6,7 +6,8 @@ import time
 import keras
 import tensorflow as tf
 
-from tfvae import factory, loops, pipeline, training
+from tfvae.data import in_memory
+from tfvae.train import factory, loops, training
 
 
 def tfvae_contender(config, prepared, strategy=None):
@@ -55,7 +56,7 @@ def handwritten_contender(config, prepared, jit_compile):
         optimizer.apply(tape.gradient(loss, variables), variables)
         return loss
 
-    dataset = pipeline.train_batches(prepared.train_images, config.batch_size, config.seed, 0, True).repeat()
+    dataset = in_memory.train_batches(prepared.train_images, config.batch_size, config.seed, 0, True).repeat()
     iterator = iter(dataset)
     counter = [0]
 

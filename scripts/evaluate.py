@@ -29,7 +29,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
-from tfvae import cli, data, evaluation, loading, training
+from tfvae import data, evaluation
+from tfvae.train import cli, loading, training
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory to evaluate.")
 _DATASET = cli.define_dataset_flag(None, "Data set to evaluate on (default: the run's)")

@@ -5,7 +5,7 @@
 writes saved_models/mlp/<next version>/ (saved_model.pb, variables/,
 assets.extra/{model_card.json, flags.txt}) from the run's latest checkpoint
 and prints the version's path. Signatures: encode, decode, reconstruct,
-sample, log_likelihood; serving_default = reconstruct (see tfvae/export.py
+sample, log_likelihood; serving_default = reconstruct (see tfvae/serving/export.py
 and the README).
 """
 
@@ -17,7 +17,8 @@ import tensorflow as tf
 from absl import app, flags
 
 import tfvae
-from tfvae import cli, export, rundir
+from tfvae.serving import export
+from tfvae.train import cli, rundir
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory to export (latest checkpoint).")
 _EXPORT_DIR = flags.DEFINE_string(

@@ -18,7 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
-from tfvae import cli, conversion, data
+from tfvae import data
+from tfvae.data import conversion
+from tfvae.train import cli
 
 _DATASET = cli.define_dataset_flag("fashion_mnist", "Data set to convert")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Where the data set is (as for train.py).")

@@ -17,7 +17,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from absl import app, flags
 
-from tfvae import cli, data, images, rundir
+from tfvae import data
+from tfvae.evaluation import images
+from tfvae.train import cli, rundir
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write the PNGs (default <model_dir>/samples).")

@@ -33,7 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from absl import app, flags
 
-from tfvae import cli, export, serving_requests
+from tfvae.serving import export, requests
+from tfvae.train import cli
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _EXPORT_DIR = flags.DEFINE_string(
@@ -43,7 +44,7 @@ _EXPORT_DIR = flags.DEFINE_string(
 _SERVER = flags.DEFINE_string("server", "localhost:8501", "host:port of the REST API.")
 _GRPC_SERVER = flags.DEFINE_string("grpc_server", "localhost:8500", "host:port of the gRPC API.")
 _MODEL_NAME = flags.DEFINE_string("model_name", None, "The served model's name (default: the model card's).")
-_SIGNATURE = flags.DEFINE_enum("signature", "serving_default", sorted(serving_requests.INPUT_DTYPES),
+_SIGNATURE = flags.DEFINE_enum("signature", "serving_default", sorted(requests.INPUT_DTYPES),
                                "Signature to call.")
 _PROTOCOL = flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "REST JSON or gRPC.")
 _FORMAT = flags.DEFINE_enum("format", "columnar", ["columnar", "row"], 'REST body: "inputs" (columnar) or '
@@ -156,14 +157,14 @@ def main(argv):
     signature = _SIGNATURE.value
     inputs = request_inputs(signature, card)
     if _PROTOCOL.value == "rest":
-        body = serving_requests.rest_request(signature, inputs, row_format=_FORMAT.value == "row")
+        body = requests.rest_request(signature, inputs, row_format=_FORMAT.value == "row")
         if _DRY_RUN.value:
             print(json.dumps(body))
             return
         result = send_rest(model_name, body)
     else:
         try:
-            request = serving_requests.grpc_request(model_name, signature, inputs)
+            request = requests.grpc_request(model_name, signature, inputs)
         except ImportError:
             cli.exit_with_error("flag --protocol=grpc needs tensorflow-serving-api: pip install -e .[serving]")
         if _DRY_RUN.value:

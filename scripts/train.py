@@ -19,7 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags
 
-from tfvae import checkpoints, cli, data, preemption, rundir, training
+from tfvae import data
+from tfvae.train import checkpoints, cli, preemption, rundir, training
 
 cli.define_config_flags()
 flags.adopt_module_key_flags(cli)

@@ -131,7 +131,7 @@ MAX_BATCH = 6  # of small_export
 def small_vae():
     """A built 8x8x1 MLP VAE with latent size 3 and fixed initial weights."""
     import keras
-    from test_model import DATA_SHAPE, make_model
+    from builders import DATA_SHAPE, make_model
 
     keras.utils.set_random_seed(0)
     vae = make_model(latent_dim=LATENT_DIM)
@@ -141,7 +141,7 @@ def small_vae():
 
 def small_export(model, tmp_path_factory):
     """model exported as version 1 with max_batch_size=6, max_importance_samples=500; returns its path."""
-    from tfvae import export
+    from tfvae.serving import export
 
     base = str(tmp_path_factory.mktemp("saved_models") / "vae")
     return export.export_model(model, base, model_card={"note": "test"}, max_batch_size=MAX_BATCH,

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfvae
-from tfvae import factory
+from tfvae.train import factory
 
 
 def loss_trajectory(model_dir):

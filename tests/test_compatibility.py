@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import REPO, run_script
 
-from tfvae import data, evaluation, loading
+from tfvae import data, evaluation
+from tfvae.train import loading
 
 FIXTURES = os.path.join(REPO, "tests", "fixtures", "v0_3_0")
 RUNS = ("conv_logistic_conditional", "hierarchical_flow_iwae", "mlp_vamp")

@@ -17,8 +17,8 @@ import tensorflow as tf
 from conftest import REPO, checkpoint_weights, last_error_line, run_script, write_idx_dataset
 
 import tfvae
-from tfvae import checkpoints, preemption, runlock, training
-from tfvae.rundir import RunDirectory
+from tfvae.train import checkpoints, preemption, runlock, training
+from tfvae.train.rundir import RunDirectory
 
 
 def _config(data_dir, **overrides):

@@ -1,0 +1,73 @@
+"""TrainConfig: validation, JSON round trip, XLA choice."""
+
+import dataclasses
+import json
+
+import pytest
+
+from tfvae.train.config import CHOICES, TrainConfig, field_help, uses_xla, validate
+
+
+def test_json_round_trip_keeps_every_field():
+    config = TrainConfig(hidden_units=(64, 32), latent_dim=7, learning_rate_decay="cosine", jit_compile="off")
+    assert TrainConfig.from_json(config.to_json()) == config
+
+
+def test_every_field_is_documented_and_its_help_comes_from_the_docstring():
+    help_texts = field_help()
+    assert set(help_texts) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert help_texts["free_bits"] == "KL floor in nats per group of latent dimensions, per example (0 = none)."
+    assert all(text.endswith((".", ")")) and len(text) > 15 for text in help_texts.values())
+
+
+def test_each_choice_list_is_the_implementing_modules_own_tuple():
+    from tfvae.core import distribute
+    from tfvae.models import decoders, priors
+    from tfvae.objectives import losses, schedules
+    from tfvae.train import optimizers
+
+    assert CHOICES["likelihood"] is decoders.LIKELIHOODS and CHOICES["prior"] is priors.PRIORS
+    assert CHOICES["objective"] is losses.OBJECTIVES and CHOICES["kl_schedule"] is schedules.SCHEDULES
+    assert CHOICES["strategy"] is distribute.STRATEGIES and CHOICES["precision"] is optimizers.PRECISIONS
+
+
+def test_from_json_rejects_unknown_fields():
+    values = json.loads(TrainConfig().to_json())
+    values["latent_size"] = 3
+    with pytest.raises(ValueError, match="latent_size"):
+        TrainConfig.from_json(json.dumps(values))
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("latent_dim", 0, "latent_dim must be > 0"), ("architecture", "rnn", "architecture must be one of"),
+     ("jit_compile", "yes", "jit_compile must be one of"), ("epochs", 0, "epochs must be > 0"),
+     ("hidden_units", (), "hidden_units must be")],
+)
+def test_validate_names_the_bad_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        validate(dataclasses.replace(TrainConfig(), **{field: value}))
+
+
+def test_auto_xla_skips_convolutions_on_cpu_only():
+    mlp, conv = TrainConfig(architecture="mlp"), TrainConfig(architecture="conv", hidden_units=(32, 64))
+    assert uses_xla(mlp, gpu_available=False)
+    assert not uses_xla(conv, gpu_available=False)
+    assert uses_xla(conv, gpu_available=True)
+    assert uses_xla(dataclasses.replace(conv, jit_compile="on"), gpu_available=False)
+    assert not uses_xla(dataclasses.replace(mlp, jit_compile="off"), gpu_available=True)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("beta", -1.0, "beta must be >= 0"),
+    ("free_bits_group_size", 3, r"free_bits_group_size must divide latent_dim \(20\) or be at least it; got 3"),
+    ("kl_cycle_steps", 5, "kl_cycle_steps must be >= kl_warmup_steps > 0"),
+])
+def test_rules_between_fields_are_checked_by_the_parts_that_own_them(field, value, message):
+    from tfvae.train import factory
+
+    settings = dict(free_bits=0.5, kl_schedule="cyclical", kl_warmup_steps=10, kl_cycle_steps=20)
+    config = dataclasses.replace(TrainConfig(), **{**settings, field: value})
+    validate(config)  # each field is fine on its own
+    with pytest.raises(ValueError, match=message):
+        factory.check_config(config)

@@ -1,0 +1,11 @@
+"""core: the pieces every other folder stands on.
+
+  sampling.py        the one seed convention: stateless seeds, a replica's position, posterior draws
+  distribute.py      tf.distribute strategies from a name, replica mechanics (global batch, clipping)
+  gradient_guard.py  the gradient spike guard
+  files.py           atomic writes
+  errors.py          DataError
+  serialisable.py    the base of plain-Python parts that Keras serialises
+
+May import: nothing else in tfvae.
+"""

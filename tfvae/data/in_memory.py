@@ -1,0 +1,152 @@
+"""Deterministic, resumable input for training, and batches for evaluation.
+
+Training batches are defined by (seed, epoch) alone:
+
+  order_e = permutation of the N training images drawn from (seed, epoch),
+  global batch g of epoch e = order_e[g * B : (g + 1) * B]   (the last partial
+  batch is dropped, so every step sees exactly B examples).
+
+With R replicas, replica r receives rows [r * B/R, (r + 1) * B/R) of every
+global batch, so the data a step consumes does not depend on R.
+
+The images stay in memory as uint8 (the cache); a ``tf.data`` pipeline streams
+only *index blocks* (the indices of k consecutive steps), and the compiled
+training step gathers, converts and binarizes its batch on the device, fused
+with the step itself. Dynamic binarization x_b = 1[u < x], u ~ U(0, 1), draws
+u for the whole global batch from (seed, global step) and keeps the replica's
+rows: fresh every step and epoch, the same on 1 or R replicas and after a
+resume. ``train_batches`` offers the same batches as an ordinary image
+dataset (for ``model.fit`` and custom loops).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfvae.core import distribute, sampling
+
+__all__ = [
+    "binarize_batch",
+    "eval_batches",
+    "steps_per_epoch",
+    "to_float",
+    "train_batches",
+    "train_index_blocks",
+]
+
+_BINARIZE_SALT = 0x5EED
+
+
+def steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
+    """Number of full global batches in one pass over the data."""
+    steps = num_examples // global_batch_size
+    if steps == 0:
+        raise ValueError(
+            f"batch_size ({global_batch_size}) must not exceed the number of training examples ({num_examples})"
+        )
+    return steps
+
+
+def to_float(images: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [0, 1]; float input is cast to float32."""
+    if images.dtype == tf.uint8:
+        return tf.cast(images, tf.float32) * (1.0 / 255.0)
+    return tf.cast(images, tf.float32)
+
+
+def binarize_batch(
+    batch: tf.Tensor, seed: int, step: tf.Tensor, replica_id=0, num_replicas: int = 1
+) -> tf.Tensor:
+    """x_b = 1[u < x] for this replica's rows of a global batch, u from (seed, step)."""
+    local_batch = batch.shape[0] if batch.shape[0] is not None else tf.shape(batch)[0]
+    if batch.shape.is_fully_defined():
+        noise_shape = [local_batch * num_replicas, *batch.shape[1:]]
+    else:
+        noise_shape = tf.concat([[local_batch * num_replicas], tf.shape(batch)[1:]], 0)
+    noise = tf.random.stateless_uniform(
+        noise_shape, seed=sampling.step_seed(seed, step, salt=_BINARIZE_SALT), alg=sampling.rng_algorithm()
+    )
+    start = replica_id * local_batch
+    return tf.cast(noise[start : start + local_batch] < batch, tf.float32)
+
+
+def _epoch_order(num_examples, global_batch_size, seed, epoch, num_replicas, replica_ids):
+    """[steps, len(replica_ids), B / R] example indices of one epoch."""
+    distribute.check_batch_size(global_batch_size, num_replicas)
+    steps = steps_per_epoch(num_examples, global_batch_size)
+    order = np.random.default_rng([seed, epoch]).permutation(num_examples)[: steps * global_batch_size]
+    return order.reshape(steps, num_replicas, global_batch_size // num_replicas)[:, list(replica_ids)]
+
+
+def train_index_blocks(
+    num_examples: int,
+    global_batch_size: int,
+    seed: int,
+    epoch: int,
+    block_steps: Sequence[int],
+    num_replicas: int = 1,
+    replica_ids: Sequence[int] = (0,),
+    skip_steps: int = 0,
+) -> tf.data.Dataset:
+    """Index blocks of one epoch: element = (indices [K, B / R] int32, count int32).
+
+    Args:
+      num_examples: N, the training set size.
+      global_batch_size: B, examples per optimizer step over all replicas.
+      seed, epoch: define the order.
+      block_steps: how many steps each block holds, in order; their sum must
+        be the epoch's remaining steps. Blocks are padded to K = max(block_steps)
+        rows, and ``count`` tells how many rows are real.
+      num_replicas: R, replicas in the whole job.
+      replica_ids: global ids of the replicas this pipeline feeds, in the order
+        the strategy takes them; each block yields one element per replica.
+      skip_steps: steps of this epoch already done (exact resume).
+    """
+    order = _epoch_order(num_examples, global_batch_size, seed, epoch, num_replicas, replica_ids)[skip_steps:]
+    if sum(block_steps) != len(order):
+        raise ValueError(f"block_steps sum to {sum(block_steps)}, but {len(order)} steps remain in epoch {epoch}")
+    width = max(block_steps)
+    blocks, counts, start = [], [], 0
+    for count in block_steps:
+        block = np.zeros((width, *order.shape[1:]), np.int32)
+        block[:count] = order[start : start + count]
+        start += count
+        for j in range(len(replica_ids)):
+            blocks.append(block[:, j])
+            counts.append(count)
+    dataset = tf.data.Dataset.from_tensor_slices((np.stack(blocks), np.asarray(counts, np.int32)))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def train_batches(
+    images: np.ndarray,
+    global_batch_size: int,
+    seed: int,
+    epoch: int,
+    binarize: bool,
+    first_step: int = 0,
+) -> tf.data.Dataset:
+    """One epoch of float32 [B, H, W, C] training batches as an image dataset.
+
+    The same batches the training loop builds on the device: global step
+    ``first_step + g`` of the run binarizes with the noise of that step.
+    """
+    order = _epoch_order(len(images), global_batch_size, seed, epoch, 1, (0,))[:, 0]
+    images = tf.convert_to_tensor(images)
+
+    def load(step, indices):
+        batch = to_float(tf.gather(images, indices))
+        return binarize_batch(batch, seed, step) if binarize else batch
+
+    steps = np.arange(first_step, first_step + len(order), dtype=np.int64)
+    dataset = tf.data.Dataset.from_tensor_slices((steps, order.astype(np.int32)))
+    return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_batches(images: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """Float32 batches of fixed images in order (the last batch may be smaller)."""
+    dataset = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
+    return dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,401 @@
+"""Data sets read into memory by name: IDX, .npz, CSV, image folders, TFRecord shards, TFDS, downloads.
+
+Every loader returns an ``ImageData`` whose examples are uint8 in [0, 255]
+(or float32 in [0, 1]) with shape [N, height, width, channels], or [N, D]
+for vectors. Bad data raises ``DataError`` (a ValueError) with one line
+naming the file (and record) and the problem.
+
+Sources:
+  * a directory of MNIST-format IDX files, gzipped or not
+    (``train-images-idx3-ubyte[.gz]``, ``t10k-images-idx3-ubyte[.gz]`` and the
+    optional label files); Fashion-MNIST from Debian's ``dataset-fashion-mnist``
+    package is the default;
+  * a Keras-style ``.npz`` with ``x_train``, ``x_test`` (``y_train``, ``y_test``
+    optional);
+  * a folder of image files with ``train/`` and ``test/`` subfolders or one
+    pool split by a seeded ``validation_split``, class subfolders giving
+    labels (``tfvae.image_folders``);
+  * TFRecord shards of encoded images (``tfvae.records``);
+  * CSV files of vectors [N, D] (tabular data, for MLP models);
+  * TensorFlow Datasets (``tfvae.tfds_data``);
+  * ``keras.datasets`` downloads (mnist, fashion_mnist) when no local copy is
+    found and the machine has internet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import gzip
+import os
+
+import numpy as np
+
+from tfvae.core.errors import DataError
+from tfvae.data import image_folders, records, sources, tfds_data
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_DATA_DIRS",
+    "LABEL_COLUMN",
+    "PYTHON_DATASET",
+    "STREAMABLE",
+    "ImageData",
+    "check_dataset_name",
+    "decode_source",
+    "example_sources",
+    "image_data",
+    "load_csv",
+    "load_dataset",
+    "load_idx_directory",
+    "load_image_folder",
+    "load_npz",
+    "read_csv",
+    "read_idx",
+    "validate_images",
+]
+
+PYTHON_DATASET = "python"  # the dataset a run records when its data was given from Python
+DATASETS = ("fashion_mnist", "mnist", "idx", "npz", "image_folder", "tfrecord", "csv")
+STREAMABLE = ("image_folder", "tfrecord")
+DEFAULT_DATA_DIRS = {
+    "fashion_mnist": "/usr/share/datasets/fashion-mnist",
+    "mnist": "/usr/share/datasets/mnist",
+}
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageData:
+    """Train and test images, [N, H, W, C], uint8 in [0, 255] or float32 in [0, 1].
+
+    As loaded, labels are whatever the source has. After ``prepare_data``:
+    the test images are float32 (binarized once when ``binarize``), labels
+    are int32 and kept for a conditional run only, and ``num_classes`` is
+    max(label) + 1 over both splits (0 for an unconditional run).
+    """
+
+    train_images: np.ndarray
+    test_images: np.ndarray
+    source: str
+    train_labels: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+    binarize: bool = False
+    num_classes: int = 0
+    bad_records: tuple = ()
+
+    @property
+    def data_shape(self) -> tuple[int, int, int]:
+        return tuple(int(d) for d in self.train_images.shape[1:])
+
+    @property
+    def num_train_examples(self) -> int:
+        return len(self.train_images)
+
+    def test_split(self, test_binarization_seed: int = 0, max_examples: int = 0):
+        """(test images, test labels or None), the first ``max_examples`` (0: all), as ``evaluation`` takes them.
+
+        The images are already prepared (``prepare_data``); the seed is used
+        by ``streaming.StreamData.test_split`` only.
+        """
+        del test_binarization_seed
+        images = self.test_images[: max_examples or None]
+        return images, None if self.test_labels is None else self.test_labels[: len(images)]
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Reads one IDX file (gzipped or not) into a NumPy array.
+
+    Format: two zero bytes, a dtype code, the number of dimensions n, then n
+    big-endian uint32 sizes, then the data in C order.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: cannot read IDX file ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise DataError(f"{path}: IDX header is truncated or has 0 dimensions")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != expected:
+        raise DataError(
+            f"{path}: IDX data is truncated or has trailing bytes: header shape {list(shape)} "
+            f"needs {expected} bytes, file has {len(raw) - header}"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def _find_one(directory: str, patterns: tuple[str, ...], required: bool) -> str | None:
+    matches = sorted({m for p in patterns for m in glob.glob(os.path.join(directory, p))})
+    if len(matches) > 1:
+        raise DataError(f"{directory}: several files match {patterns[0]}: {matches}")
+    if not matches:
+        if required:
+            raise DataError(f"{directory}: no file matching {patterns[0]} (gzipped or not)")
+        return None
+    return matches[0]
+
+
+def load_idx_directory(directory: str) -> ImageData:
+    """Loads ``*train-images-idx3-ubyte[.gz]`` and ``*t10k-images-idx3-ubyte[.gz]``."""
+    if not os.path.isdir(directory):
+        raise DataError(f"{directory}: data directory does not exist")
+    arrays = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images_path = _find_one(
+            directory, (f"*{prefix}-images-idx3-ubyte", f"*{prefix}-images-idx3-ubyte.gz"), True
+        )
+        labels_path = _find_one(
+            directory, (f"*{prefix}-labels-idx1-ubyte", f"*{prefix}-labels-idx1-ubyte.gz"), False
+        )
+        images = validate_images(read_idx(images_path), images_path)
+        labels = None
+        if labels_path:
+            labels = read_idx(labels_path)
+            if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+                raise DataError(
+                    f"{labels_path}: {labels.shape[0] if labels.ndim else 0} labels for "
+                    f"{images.shape[0]} images in {os.path.basename(images_path)}"
+                )
+        arrays[split] = (images, labels)
+    return image_data(arrays, directory)
+
+
+def load_npz(path: str) -> ImageData:
+    """Loads a Keras-style ``.npz`` with x_train and x_test (y_* optional)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            contents = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"{path}: cannot read .npz file ({e})") from None
+    arrays = {}
+    for split in ("train", "test"):
+        if f"x_{split}" not in contents:
+            raise DataError(f"{path}: missing array x_{split} (found {sorted(contents)})")
+        images = validate_images(contents[f"x_{split}"], f"{path}[x_{split}]")
+        labels = contents.get(f"y_{split}")
+        if labels is not None and labels.shape[:1] != images.shape[:1]:
+            raise DataError(
+                f"{path}: y_{split} has {labels.shape[0] if labels.ndim else 0} labels "
+                f"for {images.shape[0]} images in x_{split}"
+            )
+        arrays[split] = (images, labels)
+    return image_data(arrays, path)
+
+
+LABEL_COLUMN = "label"
+
+
+def read_csv(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(values [N, D], labels [N] or None) of a CSV file of numbers, one example per row.
+
+    An optional first row of column names; a column named ``label`` holds
+    int labels and is not a feature. Values are floats in [0, 1], or, when
+    every value is a whole number and some exceed 1, 8-bit values in [0, 255].
+    """
+    try:
+        with open(path) as f:
+            first = f.readline()
+        names = [n.strip() for n in first.split(",")]
+        try:
+            [float(n) for n in names]
+            header = None
+        except ValueError:
+            header = names
+        values = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, ndmin=2, dtype=np.float64)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read CSV file ({e.strerror})") from None
+    except ValueError as e:
+        raise DataError(f"{path}: not a CSV file of numbers ({str(e).splitlines()[0]})") from None
+    labels = None
+    if header and LABEL_COLUMN in header:
+        column = header.index(LABEL_COLUMN)
+        labels, values = values[:, column], np.delete(values, column, axis=1)
+        if not np.all(labels == np.round(labels)):
+            raise DataError(f"{path}: column {LABEL_COLUMN!r} must hold whole numbers")
+        labels = labels.astype(np.int64)
+    if values.shape[1] == 0:
+        raise DataError(f"{path}: no feature columns (only {LABEL_COLUMN!r})")
+    if np.all(values == np.round(values)) and values.max(initial=0) > 1:
+        values = values.astype(np.int64)
+    return values, labels
+
+
+def load_csv(path: str, validation_split: float = 0.1, seed: int = 0) -> ImageData:
+    """Vectors [N, D] from ``path``/train.csv and ``path``/test.csv, or from one .csv file whose
+    ``validation_split`` of rows (drawn with ``seed``) is the test split (``read_csv``)."""
+    if os.path.isdir(path):
+        arrays = {split: read_csv(os.path.join(path, f"{split}.csv")) for split in ("train", "test")}
+    else:
+        values, labels = read_csv(path)
+        if len(values) < 2:
+            raise DataError(f"{path}: needs at least 2 rows to split into train and test; found {len(values)}")
+        order = np.random.default_rng(seed).permutation(len(values))
+        held = max(1, int(round(len(values) * validation_split)))
+        parts = {"train": np.sort(order[held:]), "test": np.sort(order[:held])}
+        arrays = {split: (values[rows], None if labels is None else labels[rows]) for split, rows in parts.items()}
+    return image_data({split: (validate_images(values, f"{path} ({split})"), labels)
+                  for split, (values, labels) in arrays.items()}, path)
+
+
+def load_image_folder(directory: str, channels: int = 0, image_size=(), validation_split: float = 0.1,
+                      seed: int = 0) -> ImageData:
+    """Decodes an image folder (layouts in ``tfvae.image_folders``) into memory; labels from class folders."""
+    splits = image_folders.list_image_folder(directory, validation_split, seed)
+    arrays = {split: decode_source(sources.image_folder_source(files, channels, image_size, f"{directory} ({split})"))
+              for split, files in splits.items()}
+    return image_data(arrays, directory)
+
+
+def decode_source(source, skipped=frozenset()) -> tuple[np.ndarray, np.ndarray | None]:
+    """(validated examples, labels or None) of an example source, decoded into memory but ``skipped``."""
+    images, labels = source.to_arrays(skipped)
+    return validate_images(images, source.name), labels
+
+
+def _load_keras_download(name: str) -> ImageData:
+    import keras
+
+    loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[name]
+    source = f"keras.datasets.{name}"
+    try:
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
+    except Exception as e:  # noqa: BLE001 - Keras raises a bare Exception for a failed download
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DataError(
+            f"dataset {name!r}: no local copy in {DEFAULT_DATA_DIRS[name]} and the {source} download failed "
+            f"({reason}); put the four IDX files (train-images-idx3-ubyte.gz, ...) in a directory and pass "
+            f"--data_dir=DIR{' or apt-get install -y dataset-fashion-mnist' if name == 'fashion_mnist' else ''}, "
+            "or a Keras .npz with --dataset=npz --data_dir=FILE") from None
+    return image_data(
+        {
+            "train": (validate_images(x_train, source), y_train),
+            "test": (validate_images(x_test, source), y_test),
+        },
+        source,
+    )
+
+
+def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, channels: int = 0, image_size=(),
+                 validation_split: float = 0.1, seed: int = 0) -> ImageData:
+    """Loads a data set into memory by name.
+
+    Args:
+      dataset: "fashion_mnist" or "mnist" (IDX files in ``data_dir``, else the
+        Debian package's directory, else a ``keras.datasets`` download), "idx"
+        (IDX files in ``data_dir``), "npz" (``data_dir`` is the .npz file),
+        "image_folder" (``data_dir`` holds the images, ``tfvae.image_folders``),
+        "tfrecord" (``data_dir`` holds the shards, ``tfvae.records``) or "csv"
+        (vectors: ``data_dir`` holds train.csv and test.csv, or is one .csv file).
+      data_dir: where the data is; required for all but fashion_mnist and mnist.
+      channels, image_size: decoding of image files and records (``tfvae.sources``).
+      validation_split, seed: the test split of an image folder without train/ and test/, or of one .csv.
+    """
+    if tfds_data.is_tfds(dataset):
+        found = tfds_data.tfds_sources(dataset, data_dir)
+        return image_data({split: decode_source(source) for split, source in found.items()}, dataset)
+    if dataset == PYTHON_DATASET:
+        raise DataError(f"dataset {PYTHON_DATASET!r}: this run's data was given from Python "
+                        "(train_and_evaluate(train_data=...)); pass --dataset and --data_dir to read data from files")
+    check_dataset_name(dataset)
+    if dataset in DEFAULT_DATA_DIRS:
+        directory = data_dir or DEFAULT_DATA_DIRS[dataset]
+        if data_dir or os.path.isdir(directory):
+            return load_idx_directory(directory)
+        return _load_keras_download(dataset)
+    if not data_dir:
+        raise DataError(f"flag --data_dir: dataset {dataset!r} needs a data_dir (a path); got none")
+    if dataset == "idx":
+        return load_idx_directory(data_dir)
+    if dataset == "npz":
+        return load_npz(data_dir)
+    if dataset == "csv":
+        return load_csv(data_dir, validation_split, seed)
+    found = example_sources(dataset, data_dir, channels, image_size, validation_split, seed)
+    return image_data({split: decode_source(source) for split, source in found.items()}, data_dir)
+
+
+def check_dataset_name(dataset: str) -> str:
+    """``dataset`` if it names a data set tfvae reads (one of ``DATASETS``, or tfds:NAME); else DataError."""
+    if dataset not in DATASETS and not (tfds_data.is_tfds(dataset) and len(dataset) > len(tfds_data.PREFIX)):
+        raise DataError(f"dataset must be one of {DATASETS} or tfds:NAME (a TensorFlow Datasets name); got {dataset!r}")
+    return dataset
+
+
+def example_sources(dataset: str, data_dir: str, channels: int = 0, image_size=(), validation_split: float = 0.1,
+                    seed: int = 0, require_label: bool = False) -> dict[str, sources.ExampleSource]:
+    """{"train", "test"}: the example sources of a data set read from files as needed (``STREAMABLE``)."""
+    if dataset not in STREAMABLE:
+        raise ValueError(f"dataset must be one of {STREAMABLE} to be streamed; got {dataset!r}")
+    if not data_dir:
+        raise DataError(f"flag --data_dir: dataset {dataset!r} needs a data_dir (a path); got none")
+    if dataset == "tfrecord":
+        found = {split: sources.tfrecord_source(data_dir, split, channels, image_size, require_label)
+                 for split in records.SPLITS}
+    else:
+        found = {split: sources.image_folder_source(files, channels, image_size, f"{data_dir} ({split})")
+                 for split, files in image_folders.list_image_folder(data_dir, validation_split, seed).items()}
+    train, test = found["train"], found["test"]
+    if train.data_shape != test.data_shape:
+        raise DataError(f"{data_dir}: train images {list(train.data_shape)} and test images "
+                        f"{list(test.data_shape)} have different shapes; pass --image_size and --channels")
+    return found
+
+
+def validate_images(images: np.ndarray, source: str) -> np.ndarray:
+    """Checks rank, size and value range; returns [N, H, W, C] images or [N, D] vectors, uint8 or float32.
+
+    Accepted: integer arrays in [0, 255] (stored as uint8) and float arrays in
+    [0, 1] with no NaN; rank 4 [N, H, W, C], rank 3 [N, H, W] (a channel axis
+    is added) or rank 2 [N, D] (vectors: tabular data, for MLP models).
+    """
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., np.newaxis]
+    if images.ndim not in (2, 4):
+        raise DataError(f"{source}: data must have rank 2 [N, D] (vectors), 3 [N, H, W] or 4 [N, H, W, C]; got "
+                        f"shape {list(images.shape)}")
+    if images.shape[0] == 0:
+        raise DataError(f"{source}: the data set is empty (0 examples)")
+    if min(images.shape[1:]) == 0:
+        raise DataError(f"{source}: examples have an empty dimension; shape {list(images.shape)}")
+    if np.issubdtype(images.dtype, np.floating):
+        if not np.isfinite(images).all():
+            raise DataError(f"{source}: data contain NaN or infinite values")
+        low, high = float(images.min()), float(images.max())
+        if low < 0.0 or high > 1.0:
+            raise DataError(f"{source}: float data must lie in [0, 1] (scale each column or channel to it); got "
+                            f"values in [{low:g}, {high:g}]")
+        return images.astype(np.float32, copy=False)
+    if np.issubdtype(images.dtype, np.integer) or images.dtype == np.bool_:
+        low, high = int(images.min()), int(images.max())
+        if low < 0 or high > 255:
+            raise DataError(f"{source}: integer data must lie in [0, 255]; got values in [{low}, {high}]")
+        return images.astype(np.uint8, copy=False)
+    raise DataError(f"{source}: data must be integer or float arrays; got dtype {images.dtype}")
+
+
+def image_data(arrays: dict, source: str) -> ImageData:
+    """The ImageData of {"train": (images, labels), "test": (images, labels)}; DataError if their shapes differ."""
+    (train_images, train_labels), (test_images, test_labels) = arrays["train"], arrays["test"]
+    if train_images.shape[1:] != test_images.shape[1:]:
+        raise DataError(
+            f"{source}: train images {list(train_images.shape[1:])} and test images "
+            f"{list(test_images.shape[1:])} have different shapes"
+        )
+    return ImageData(train_images, test_images, source, train_labels, test_labels)

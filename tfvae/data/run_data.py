@@ -1,0 +1,227 @@
+"""A run's data, ready for training and evaluation: held in memory, or streamed from files when it does not fit.
+
+``prepare_data`` reads ``config.dataset`` (``tfvae.loaders``) and returns an
+``ImageData`` (in memory) or, when the training split of a data set of files
+is streamed (``input_mode``), a ``streaming.StreamData``; ``from_python``
+does the same for arrays and ``tf.data`` datasets given from Python. Bad data
+raises ``DataError`` with one line naming the file (and record) and the
+problem, before any training step where it can be found up front.
+
+The loaders' names are re-exported here (``data.load_dataset``, ...), as
+are ``pixels.binarize`` and ``errors.DataError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfvae.core.errors import DataError
+from tfvae.data import sources, streaming, tfds_data
+from tfvae.data.loaders import (
+    DATASETS,
+    DEFAULT_DATA_DIRS,
+    PYTHON_DATASET,
+    STREAMABLE,
+    ImageData,
+    check_dataset_name,
+    decode_source,
+    example_sources,
+    image_data,
+    load_csv,
+    load_dataset,
+    load_idx_directory,
+    load_image_folder,
+    load_npz,
+    read_csv,
+    read_idx,
+    validate_images,
+)
+from tfvae.data.pixels import binarize, to_unit_interval
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_DATA_DIRS",
+    "INPUT_MODES",
+    "PYTHON_DATASET",
+    "STREAMABLE",
+    "DataError",
+    "ImageData",
+    "binarize",
+    "check_dataset_name",
+    "example_sources",
+    "from_python",
+    "input_mode",
+    "load_csv",
+    "load_dataset",
+    "load_idx_directory",
+    "load_image_folder",
+    "load_npz",
+    "prepare_data",
+    "read_csv",
+    "read_idx",
+    "to_unit_interval",
+    "validate_images",
+]
+
+INPUT_MODES = ("auto", "memory", "stream")
+
+
+def from_python(config, train_data, validation_data=None) -> ImageData | streaming.StreamData:
+    """The data of a run given from Python (``train_and_evaluate(train_data=...)``), ready like ``prepare_data``'s.
+
+    Args:
+      config: the run's TrainConfig (likelihood, labels, input mode, seeds).
+      train_data: images as a NumPy array [N, H, W(, C)] (uint8 in [0, 255] or
+        float in [0, 1]), an (images, labels) tuple, or a ``tf.data.Dataset``
+        of unbatched images or (image, label) pairs (read once per epoch in
+        its own order, then shuffled in the ``shuffle_buffer``; held in memory
+        when ``input_mode`` says so, else streamed).
+      validation_data: the same kinds, for validation and evaluation; None
+        holds out ``config.validation_split`` of an array's examples
+        (drawn with ``config.seed``); a dataset needs validation_data.
+    """
+    if isinstance(train_data, tf.data.Dataset) or isinstance(validation_data, tf.data.Dataset):
+        if validation_data is None:
+            raise ValueError("validation_data must be given with a tf.data.Dataset as train_data; got None")
+        found = {split: sources.dataset_source(_as_dataset(value, name), name)
+                 for split, value, name in (("train", train_data, "train_data"),
+                                            ("test", validation_data, "validation_data"))}
+        if found["train"].data_shape != found["test"].data_shape:
+            raise DataError(f"train_data images {list(found['train'].data_shape)} and validation_data images "
+                            f"{list(found['test'].data_shape)} have different shapes")
+        return _from_sources(config, found, "train_data", skip_bad_records=False)
+    images, labels = _images_and_labels(train_data, "train_data")
+    if validation_data is None:
+        order = np.random.default_rng(config.seed).permutation(len(images))
+        held = max(1, int(round(len(images) * config.validation_split)))
+        train, test = np.sort(order[held:]), np.sort(order[:held])
+        splits = {"train": (images[train], None if labels is None else labels[train]),
+                  "test": (images[test], None if labels is None else labels[test])}
+    else:
+        splits = {"train": (images, labels), "test": _images_and_labels(validation_data, "validation_data")}
+    return _ready(config, image_data(splits, "train_data"))
+
+
+def _images_and_labels(value, name: str):
+    images, labels = value if isinstance(value, tuple) and len(value) == 2 else (value, None)
+    images = validate_images(images, name)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+            raise DataError(f"{name}: labels must be {len(images)} ints, one per image; got an array of shape "
+                            f"{list(labels.shape)} and dtype {labels.dtype}")
+    return images, labels
+
+
+def _as_dataset(value, name: str) -> tf.data.Dataset:
+    if isinstance(value, tf.data.Dataset):
+        return value
+    images, labels = _images_and_labels(value, name)
+    return tf.data.Dataset.from_tensor_slices(images if labels is None else (images, labels))
+
+
+def input_mode(config, train_source: sources.ExampleSource) -> str:
+    """"memory" or "stream": ``config.input_mode``, with auto = memory when the decoded training
+    split fits in ``config.memory_budget_mb`` MiB."""
+    if config.input_mode != "auto":
+        return config.input_mode
+    return "memory" if train_source.decoded_bytes <= config.memory_budget_mb * 2**20 else "stream"
+
+
+def prepare_data(config, data_dir: str | None = None) -> ImageData | streaming.StreamData:
+    """The data of a training run, ready for training and evaluation.
+
+    Loads ``config.dataset`` (from ``data_dir``, else ``config.data_dir``):
+    into memory (``ImageData``), or, for a data set of files whose decoded
+    training split is streamed (``input_mode``), as ``streaming.StreamData``.
+    Keeps the first ``config.train_examples`` training images (0: all; in
+    memory only), binarizes the test set once with
+    ``config.test_binarization_seed`` for a Bernoulli likelihood (the
+    training set is binarized dynamically, per step) and keeps int labels for
+    a ``config.conditional`` run (DataError if the data has none). With
+    ``config.skip_bad_records`` every record is decoded once up front and
+    those that do not decode are left out, logged and counted
+    (``bad_records``); without it, such a record stops the run naming it.
+    ``config`` is a ``TrainConfig``.
+    """
+    directory = data_dir or config.data_dir
+    if tfds_data.is_tfds(config.dataset):
+        found = tfds_data.tfds_sources(config.dataset, directory, config.image_feature, config.label_feature,
+                                       require_label=config.conditional)
+        return _from_sources(config, found, config.dataset, skip_bad_records=False)
+    if config.dataset not in STREAMABLE:
+        if config.input_mode == "stream":
+            raise ValueError(f"input_mode must be memory or auto for dataset {config.dataset!r}, which is read into "
+                             f"memory whole; got 'stream' (scripts/make_tfrecords.py writes it as TFRecord shards, "
+                             f"which stream)")
+        return _ready(config, load_dataset(config.dataset, directory))
+    found = example_sources(config.dataset, directory, config.channels, config.image_size, config.validation_split,
+                            config.seed, require_label=config.conditional)
+    return _from_sources(config, found, directory, config.skip_bad_records)
+
+
+def _from_sources(config, found: dict, name: str, skip_bad_records: bool) -> ImageData | streaming.StreamData:
+    """The run's data from {"train", "test"} example sources: decoded into memory or streamed (``input_mode``)."""
+    bad = _bad_records(found) if skip_bad_records else ()
+    if input_mode(config, found["train"]) == "memory":
+        loaded = image_data({split: decode_source(source, source.record_ids(bad)) for split, source in found.items()},
+                       name)
+        return dataclasses.replace(_ready(config, loaded), bad_records=bad)
+    return _stream(config, found, bad, name)
+
+
+def _bad_records(found: dict) -> tuple[sources.BadRecord, ...]:
+    bad = tuple(r for split in ("train", "test") for r in sources.find_bad_records(found[split]))
+    if bad:
+        logging.warning("skipping %d records that do not decode (--skip_bad_records), e.g. %s", len(bad), bad[0])
+    return bad
+
+
+def _labels_or_error(loaded, config) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+    """(train labels, test labels, num_classes) of a conditional run; (None, None, 0) otherwise."""
+    if not config.conditional:
+        return None, None, 0
+    if loaded.train_labels is None or loaded.test_labels is None:
+        raise DataError(f"{loaded.source}: no labels for both splits; a conditional VAE (--conditional) needs "
+                        "them (IDX *-labels-idx1-ubyte files, y_train/y_test in an .npz, class folders of an image "
+                        "folder, or a label in every TFRecord)")
+    train_labels, test_labels = (np.asarray(y, np.int32).reshape(-1) for y in (loaded.train_labels,
+                                                                                loaded.test_labels))
+    if min(train_labels.min(), test_labels.min()) < 0:
+        raise DataError(f"{loaded.source}: labels must be ints >= 0 for --conditional; found negative ones")
+    return train_labels, test_labels, int(max(train_labels.max(), test_labels.max())) + 1
+
+
+def _test_images(config, images: np.ndarray) -> tuple[np.ndarray, bool]:
+    binarized = config.likelihood == "bernoulli"
+    return (binarize(images, config.test_binarization_seed) if binarized else to_unit_interval(images)), binarized
+
+
+def _ready(config, loaded: ImageData) -> ImageData:
+    train_labels, test_labels, num_classes = _labels_or_error(loaded, config)
+    train_images = loaded.train_images
+    if config.train_examples:
+        train_images = train_images[: config.train_examples]
+        train_labels = None if train_labels is None else train_labels[: config.train_examples]
+    test_images, binarized = _test_images(config, loaded.test_images)
+    return ImageData(train_images, test_images, loaded.source, train_labels, test_labels, binarized, num_classes)
+
+
+def _stream(config, found: dict, bad: tuple, directory: str) -> streaming.StreamData:
+    """The streamed training split, with the validation examples decoded into memory."""
+    train, test = found["train"], found["test"]
+    if config.train_examples:
+        raise ValueError(f"train_examples must be 0 when the training split is streamed (input_mode {config.input_mode}"
+                         f", {train.decoded_bytes / 2**20:.0f} MiB decoded); got {config.train_examples}")
+    if config.conditional and not (train.has_labels and test.has_labels):
+        raise DataError(f"{directory}: no labels for both splits; a conditional VAE (--conditional) needs them")
+    count = config.validation_examples or None
+    images, labels = test.to_arrays(test.record_ids(bad), limit=count)
+    test_images, binarized = _test_images(config, validate_images(images, test.name))
+    num_classes = max(train.max_label, test.max_label) + 1 if config.conditional else 0
+    return streaming.StreamData(train, test, test_images, labels if config.conditional else None, directory,
+                                binarized, num_classes, bad)

@@ -1,0 +1,11 @@
+"""models: the probabilistic model and its parts, as Keras layers that return distributions.
+
+  vae.py                  VAE: encoder, decoder, prior and objective composed into a keras.Model
+  encoders.py             q(z|x): GaussianEncoder (diagonal, full covariance), IAFEncoder
+  decoders.py             p(x|z): Bernoulli, continuous Bernoulli, Gaussian, discretized logistic, categorical
+  priors.py               p(z): standard normal, mixture, VampPrior, flow
+  hierarchical.py         top-down encoder and joint prior of a hierarchical VAE
+  pixel_distributions.py  the discretized logistic mixture over 8-bit pixels
+
+May import: core, nn, objectives.
+"""

@@ -1,0 +1,499 @@
+"""The variational autoencoder: a keras.Model composed of encoder, decoder, prior and objective.
+
+  q(z|x)  = encoder(x)             a tfd.Distribution, batch [B], event [latent_dim]
+  p(x|z)  = decoder(z)             a tfd.Distribution, batch [B], event = data shape
+  p(z)    = prior.distribution()   a tfd.Distribution, event [latent_dim]
+
+The model holds the probabilistic model and its bounds, in nats per example:
+
+  distortion = -log p(x|z),  z ~ q(z|x) reparameterised
+  rate       = KL(q(z|x) || p(z))   (analytic where TFP registers it, else Monte Carlo)
+  elbo       = E_q[log p(x|z)] - KL(q(z|x) || p(z)) = -(distortion + rate) <= log p(x)
+  IWAE_k     = log (1/k) sum_j p(x, z_j) / q(z_j|x)  (``log_likelihood``)
+
+What it is trained on is a separate part, ``objective`` (``tfvae.ELBO``,
+``tfvae.IWAE``: beta, KL schedules, free bits, k). Training mechanics that do
+not change the model (the seed of the training noise, gradient clipping) are
+arguments of ``compile``. A conditional VAE (num_classes > 0) feeds one-hot
+labels y to the encoder and decoder: q(z|x, y), p(x|z, y), p(z).
+
+What the model needs from its parts, in one place:
+  * encoder: a Keras layer mapping x [B, *data_shape] to a distribution with
+    batch shape [B] and event shape [latent_dim];
+  * decoder: a Keras layer mapping z [N, latent_dim] to a distribution with
+    batch shape [N] and event shape = data shape. The model folds any
+    sample dimensions of z into N before calling it and restores them
+    (``tfd.BatchReshape``), so a decoder never sees more than rank-2 input.
+    A decoder whose class sets ``accepts_sample_dimensions = True`` (tfvae's
+    own do) maps z [..., N, latent_dim] to batch shape [..., N] itself and is
+    called on z as it is: its log_prob then broadcasts x over the samples
+    without a copy of x per sample;
+  * prior: a layer with ``distribution()`` returning p(z) with empty batch
+    shape; latent_dim is the prior's ``latent_dim`` or its event size;
+  * data shape: from the first batch the model is built on (``build``);
+  * conditional parts (num_classes > 0): also take ``condition=`` one-hot
+    labels [B, num_classes] and have ``condition_dim == num_classes``.
+
+References:
+  Kingma & Welling (2014), Auto-Encoding Variational Bayes.
+  Burda, Grosse & Salakhutdinov (2015), Importance Weighted Autoencoders.
+  Sohn, Lee & Yan (2015), conditional VAE.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import objectives
+from tfvae.core import distribute, gradient_guard, sampling
+from tfvae.models import hierarchical
+from tfvae.objectives import losses
+
+tfd = tfp.distributions
+
+__all__ = ["VAE", "LatentSample"]
+
+LatentSample = collections.namedtuple("LatentSample", ["approx_posterior", "prior", "z", "log_likelihood", "rate",
+                                                       "layer_rates"], defaults=[None])
+LatentSample.__doc__ = """k posterior samples of a batch: q, p(z), z [k, B, D], log p(x|z_j) [k, B] and the rate [B].
+
+For a hierarchical VAE z is the list of layers [k, B, D_l] in the joint's
+order and ``layer_rates`` the list of their rates [B] (else None)."""
+
+# Arguments VAE took before the objective became a part (tfvae <= 0.2), with where they live now.
+_MOVED_ARGUMENTS = {
+    "beta": "objective=tfvae.ELBO(beta=...)", "kl_warmup_steps": "tfvae.ELBO(kl_weight=tfvae.schedules.Linear(...))",
+    "kl_schedule": "tfvae.ELBO(kl_weight=tfvae.schedules....)", "kl_cycle_steps": "tfvae.objectives.schedules.Cyclical(...)",
+    "kl_method": "tfvae.ELBO(kl_method=...)", "free_bits": "tfvae.ELBO(free_bits=...)",
+    "free_bits_group_size": "tfvae.ELBO(free_bits_group_size=...)", "num_samples": "tfvae.IWAE(num_samples=...)",
+    "clip_global_norm": "model.compile(clip_global_norm=...)", "seed": "model.compile(seed=...)",
+}
+
+
+def _features(data):
+    """The images of a batch that may be x, (x,), (x, y) or {"image": x}."""
+    if isinstance(data, dict):
+        return data["image"]
+    if isinstance(data, (tuple, list)):
+        return data[0]
+    return data
+
+
+def _labels(data):
+    """The labels of a batch (x, y) or {"image": x, "label": y}; None if it has none."""
+    if isinstance(data, dict):
+        return data.get("label")
+    if isinstance(data, (tuple, list)) and len(data) > 1:
+        return data[1]
+    return None
+
+
+def _has_own_build(layer) -> bool:
+    return type(layer).build is not keras.layers.Layer.build
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class VAE(keras.Model):
+    """Variational autoencoder with pluggable encoder, decoder, prior and objective.
+
+    Args:
+      encoder: layer mapping x to q(z|x) (e.g. ``tfvae.GaussianEncoder``).
+      decoder: layer mapping z to p(x|z) (e.g. ``tfvae.BernoulliDecoder``).
+      prior: layer whose ``distribution()`` is p(z) (e.g. ``tfvae.StandardNormalPrior``).
+      objective: what ``train_step`` minimises: ``tfvae.ELBO(...)`` (default
+        ``ELBO()``), ``tfvae.IWAE(num_samples=k)`` or the name "elbo"/"iwae".
+      num_classes: > 0 makes a conditional VAE on integer labels
+        0..num_classes-1 (the encoder and decoder need ``condition_dim=num_classes``).
+
+    Example:
+      model = tfvae.VAE(
+          encoder=tfvae.GaussianEncoder(latent_dim=20, hidden_units=[400]),
+          decoder=tfvae.BernoulliDecoder(data_shape=(28, 28, 1), hidden_units=[400]),
+          prior=tfvae.StandardNormalPrior(latent_dim=20),
+          objective=tfvae.ELBO(kl_weight=tfvae.schedules.Linear(warmup_steps=10_000)))
+      model.compile(optimizer="adam", seed=0)
+      model.fit(x_train, epochs=10, batch_size=128)
+      q = model.encoder(x)                        # tfd.MultivariateNormalDiag
+      elbo = model.elbo(x)                        # [B] nats
+      log_px = model.log_likelihood(x, num_samples=5000)
+    """
+
+    def __init__(self, encoder, decoder, prior, objective=None, num_classes=0, **kwargs):
+        moved = sorted(set(kwargs) & set(_MOVED_ARGUMENTS))
+        if moved:
+            raise TypeError(f"VAE no longer takes {moved[0]}; use {_MOVED_ARGUMENTS[moved[0]]}")
+        super().__init__(**kwargs)
+        if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 0:
+            raise ValueError(f"num_classes must be an int >= 0; got {num_classes!r}")
+        if num_classes and getattr(prior, "uses_encoder", False):
+            raise ValueError(f"a conditional VAE (num_classes > 0; --conditional) cannot use {type(prior).__name__}: "
+                             "its prior p(z) does not depend on the labels")
+        for part in (encoder, decoder):
+            if int(getattr(part, "condition_dim", 0)) != int(num_classes):
+                raise ValueError(f"{type(part).__name__}.condition_dim must equal num_classes ({num_classes}); "
+                                 f"got {getattr(part, 'condition_dim', 0)}")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.prior_layer = prior
+        self.objective = losses.get(objective)
+        self.num_classes = int(num_classes)
+        for size in getattr(prior, "latent_dims", [getattr(prior, "latent_dim", None)]):
+            if size is not None:
+                self.objective.check_latent_dim(int(size))
+        self.data_shape = None
+        self.seed = 0
+        self.clip_global_norm = None
+        self.gradient_spike_factor = None
+        self.elbo_tracker = keras.metrics.Mean(name="elbo")
+        self.rate_tracker = keras.metrics.Mean(name="rate")
+        self.distortion_tracker = keras.metrics.Mean(name="distortion")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.spike_tracker = keras.metrics.Mean(name="gradient_spikes")  # reported with gradient_spike_factor
+
+    # ----------------------------------------------------------------- parts
+    @property
+    def prior(self) -> tfd.Distribution:
+        """p(z), built from the prior layer's current weights (a VampPrior's from the encoder's)."""
+        if getattr(self.prior_layer, "uses_encoder", False):
+            return self.prior_layer.distribution(encoder=self.encoder)
+        return self.prior_layer.distribution()
+
+    @property
+    def latent_dim(self) -> int:
+        if hasattr(self.prior_layer, "latent_dim"):
+            return int(self.prior_layer.latent_dim)
+        return int(self.prior.event_shape[-1])
+
+    @property
+    def latent_dims(self) -> list[int]:
+        """The sizes of the stochastic layers, bottom to top ([latent_dim] for a single-layer VAE)."""
+        return [int(d) for d in getattr(self.prior_layer, "latent_dims", [self.latent_dim])]
+
+    @property
+    def latent_names(self) -> list[str]:
+        """The latents' names in the joint's order, top first (["z"] for a single-layer VAE)."""
+        return hierarchical.layer_names(self.latent_dims) if len(self.latent_dims) > 1 else ["z"]
+
+    def build(self, input_shape):
+        """Builds the parts for data of shape input_shape[1:] (a user's layer by one call on zeros)."""
+        if isinstance(input_shape, (tuple, list)) and input_shape and isinstance(input_shape[0], (tuple, list)):
+            input_shape = input_shape[0]  # ((images), (labels))
+        self.data_shape = tuple(int(d) for d in input_shape[1:])
+        if not self.prior_layer.built:
+            self.prior_layer.build(None)
+        for size in self.latent_dims:
+            self.objective.check_latent_dim(size)
+        condition = tf.zeros([1, self.num_classes]) if self.num_classes else None
+        for part, shape in ((self.encoder, (None, *self.data_shape)), (self.decoder, (None, self.latent_dim))):
+            if part.built:
+                continue
+            if _has_own_build(part):
+                part.build(shape)
+            else:
+                dummy = tf.zeros([1, *shape[1:]])
+                part(dummy) if condition is None else part(dummy, condition=condition)
+        self.built = True
+
+    def call(self, x, training=False):
+        """The reconstruction: mean of p(x | z = mean of q(z|x))."""
+        return self.reconstruct(x)
+
+    # ------------------------------------------------------------ the model
+    def condition(self, labels):
+        """One-hot [B, num_classes] float32 labels for a conditional VAE; None for an unconditional one."""
+        if not self.num_classes:
+            if labels is not None:
+                raise ValueError("labels were given to an unconditional VAE (num_classes=0)")
+            return None
+        if labels is None:
+            raise ValueError(f"this VAE is conditional (num_classes={self.num_classes}); pass labels")
+        return tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), self.num_classes, dtype=tf.float32)
+
+    def posterior(self, x, labels=None) -> tfd.Distribution:
+        """q(z|x) (q(z|x, y) for a conditional VAE), batch shape [B]."""
+        x = tf.convert_to_tensor(x, tf.float32)
+        condition = self.condition(labels)
+        return self.encoder(x) if condition is None else self.encoder(x, condition=condition)
+
+    def _decodes_sample_dimensions(self) -> bool:
+        return bool(getattr(self.decoder, "accepts_sample_dimensions", False))
+
+    def _decode_folded(self, z, labels):
+        """(p(x|z) over the N = prod(leading dims) latents of z, leading shape of z)."""
+        z = tf.convert_to_tensor(hierarchical.concat_latents(z), tf.float32)
+        leading = tf.shape(z)[:-1]
+        flat_z = tf.reshape(z, [-1, self.latent_dim])
+        condition = self.condition(labels)
+        if condition is None:
+            return self.decoder(flat_z), leading
+        condition = tf.reshape(tf.broadcast_to(condition, tf.concat([leading, [self.num_classes]], 0)),
+                               [-1, self.num_classes])
+        return self.decoder(flat_z, condition=condition), leading
+
+    def likelihood(self, z, labels=None) -> tfd.Distribution:
+        """p(x|z) (p(x|z, y) for a conditional VAE); z [..., B, latent_dim] gives batch shape [..., B].
+
+        With sample dimensions the decoder's distribution is wrapped in
+        ``tfd.BatchReshape``; its ``log_prob`` then takes x broadcast to the
+        full batch shape (``data_log_prob`` does that for you). A hierarchical
+        VAE's z is the list of its layers (concatenated for the decoder).
+        """
+        z = tf.convert_to_tensor(hierarchical.concat_latents(z), tf.float32)
+        if self._decodes_sample_dimensions():
+            condition = self.condition(labels)
+            return self.decoder(z) if condition is None else self.decoder(z, condition=condition)
+        distribution, leading = self._decode_folded(z, labels)
+        if z.shape.rank == 2:
+            return distribution
+        return tfd.BatchReshape(distribution, leading)
+
+    def data_log_prob(self, x, z, labels=None) -> tf.Tensor:
+        """log p(x|z) for z [..., B, latent_dim] and x [B, *data_shape]: a [..., B] tensor in nats."""
+        x = tf.convert_to_tensor(x, tf.float32)
+        if self._decodes_sample_dimensions():
+            return self.likelihood(z, labels).log_prob(x)
+        distribution, leading = self._decode_folded(z, labels)
+        data_shape = tf.shape(x)[1:]
+        x = tf.reshape(tf.broadcast_to(x, tf.concat([leading, data_shape], 0)), tf.concat([[-1], data_shape], 0))
+        return tf.reshape(distribution.log_prob(x), leading)
+
+    def sample_terms(self, x, seed, num_samples: int = 1, labels=None, kl_method: str = "auto") -> LatentSample:
+        """k reparameterised posterior samples of x and what the bounds need (see ``LatentSample``).
+
+        The noise of global example i depends only on (seed, i)
+        (``sampling.sample_posterior``), so it is replica-invariant.
+        """
+        x = tf.convert_to_tensor(x, tf.float32)
+        approx_posterior, prior = self.posterior(x, labels), self.prior  # a VampPrior runs the encoder: once
+        z = sampling.sample_posterior(approx_posterior, sampling.as_seed(seed), num_samples)
+        log_likelihood = self.data_log_prob(x, z, labels)
+        if sampling.is_joint(approx_posterior):
+            layer_rates = objectives.layer_rates(approx_posterior, prior, z, kl_method)
+            return LatentSample(approx_posterior, prior, z, log_likelihood, tf.add_n(layer_rates), layer_rates)
+        rate = objectives.rate(approx_posterior, prior, z, kl_method)
+        return LatentSample(approx_posterior, prior, z, log_likelihood, rate)
+
+    def elbo_terms(self, x, seed=None, num_samples: int = 1, labels=None, kl_method: str = "auto") -> dict:
+        """Per-example ``distortion``, ``rate`` and ``elbo`` (nats, shape [B]).
+
+        distortion = -mean_j log p(x | z_j), z_j ~ q(z|x) reparameterised;
+        rate = KL(q(z|x) || p(z)), analytic or Monte Carlo per ``kl_method``;
+        elbo = -(distortion + rate). A hierarchical VAE adds each layer's
+        rate as ``rate_z_l`` (their sum is ``rate``).
+        """
+        sample = self.sample_terms(x, seed, num_samples, labels, kl_method)
+        distortion = -tf.reduce_mean(sample.log_likelihood, axis=0)
+        terms = {"distortion": distortion, "rate": sample.rate, "elbo": -(distortion + sample.rate)}
+        if sample.layer_rates:
+            terms.update({f"rate_{name}": layer_rate
+                          for name, layer_rate in zip(self.latent_names, sample.layer_rates, strict=True)})
+        return terms
+
+    def elbo(self, x, seed=None, labels=None) -> tf.Tensor:
+        """Single-sample ELBO estimate per example, [B] nats."""
+        return self.elbo_terms(x, seed, labels=labels)["elbo"]
+
+    def rate(self, x, seed=None, labels=None) -> tf.Tensor:
+        """KL(q(z|x) || p(z)) per example, [B] nats."""
+        return self.elbo_terms(x, seed, labels=labels)["rate"]
+
+    def distortion(self, x, seed=None, labels=None) -> tf.Tensor:
+        """-log p(x|z), z ~ q(z|x), per example, [B] nats."""
+        return self.elbo_terms(x, seed, labels=labels)["distortion"]
+
+    def log_likelihood(self, x, num_samples: int = 5000, seed=None, chunk_size=None, labels=None) -> tf.Tensor:
+        """Importance-weighted bound on log p(x) with k = num_samples, [B] nats.
+
+        IWAE_k(x) = logsumexp_j(log p(x|z_j) + log p(z_j) - log q(z_j|x)) - log k,
+        z_j ~ q(z|x). The k samples are drawn ``chunk_size`` at a time (by
+        default so that chunk * B * data_size <= 2**24) and combined with a
+        running logsumexp, so memory does not grow with k
+        (see ``objectives.chunked_iwae_bound``). k=1 is the ELBO estimator.
+        For a conditional VAE it bounds log p(x|y).
+        """
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be a positive int; got {num_samples!r}")
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}")
+        return self._log_likelihood_function(tf.convert_to_tensor(x, tf.float32), tf.constant(num_samples, tf.int32),
+                                             sampling.as_seed(seed), tf.constant(chunk_size or -1, tf.int32),
+                                             None if labels is None else tf.convert_to_tensor(labels))
+
+    @tf.function(reduce_retracing=True)
+    def _log_likelihood_function(self, x, num_samples, seed, chunk_size, labels):
+        return self.iwae_bound(x, num_samples, seed, chunk_size, labels)
+
+    def iwae_bound(self, x, num_samples, seed, chunk_size=-1, labels=None) -> tf.Tensor:
+        """``log_likelihood`` for tensors inside a graph (e.g. a serving signature), unchecked, [B] nats.
+
+        ``num_samples`` and ``chunk_size`` may be int32 scalar tensors; a
+        chunk_size <= 0 takes the default; ``seed`` is a [2] stateless seed.
+        """
+        chunk_size = tf.convert_to_tensor(chunk_size, tf.int32)
+        chunk = tf.where(chunk_size > 0, chunk_size, objectives.default_chunk_size(x))
+        return objectives.chunked_iwae_bound(x, self.posterior(x, labels), self.prior,
+                                             lambda z: self.data_log_prob(x, z, labels), num_samples, seed, chunk)
+
+    def sample(self, num_samples: int, seed=None, labels=None) -> tf.Tensor:
+        """Mean of p(x|z) for z ~ p(z): [num_samples, *data_shape].
+
+        A conditional VAE needs ``labels``: one per sample ([num_samples]), or
+        a single label for all of them.
+        """
+        z = self.prior.sample(int(num_samples), seed=sampling.as_seed(seed))
+        if labels is not None:
+            labels = tf.broadcast_to(tf.reshape(tf.convert_to_tensor(labels), [-1]), [int(num_samples)])
+        return self.likelihood(z, labels).mean()
+
+    def reconstruct(self, x, labels=None) -> tf.Tensor:
+        """Mean of p(x | z = z_q(x)): the deterministic reconstruction of x.
+
+        z_q(x) is E_q[z] where q has a closed-form mean (Gaussians), else the
+        image of the base distribution's mean under the flow (IAF).
+        """
+        z = sampling.posterior_location(self.posterior(x, labels))
+        return self.likelihood(z, labels).mean()
+
+    # -------------------------------------------------------------- training
+    def compile(self, optimizer="adam", seed: int = 0, clip_global_norm: float | None = None,
+                gradient_spike_factor: float | None = None, **kwargs):
+        """keras.Model.compile, plus the training mechanics that do not change the model.
+
+        Args:
+          optimizer: as for Keras.
+          seed: int from which all training noise (posterior samples) is
+            derived as (seed, step), so a resumed run repeats the same draws.
+          clip_global_norm: if set, the all-replica gradient sum is clipped to
+            this global norm before the update, so it means the same on 1 or
+            N replicas (Keras' own ``global_clipnorm`` clips each replica's part).
+          gradient_spike_factor: if set (> 1), a guard against gradient
+            spikes (``tfvae.gradient_guard``): an update whose all-replica
+            gradient norm exceeds factor times the running mean of recent
+            updates' norms is clipped to that level and counted (the
+            ``gradient_spikes`` metric: the fraction of the epoch's steps).
+            Its state (``model.gradient_guard``) is checkpointed with the model.
+          **kwargs: the rest of keras.Model.compile (not ``loss``: the
+            objective is the model's ``objective``).
+        """
+        if kwargs.get("loss") is not None:
+            raise ValueError("VAE.compile takes no loss; pass objective=tfvae.ELBO(...) or tfvae.IWAE(...) to VAE")
+        if clip_global_norm is not None and not clip_global_norm > 0:
+            raise ValueError(f"clip_global_norm must be > 0 or None; got {clip_global_norm}")
+        self.seed = int(seed)
+        self.clip_global_norm = None if clip_global_norm is None else float(clip_global_norm)
+        self.gradient_spike_factor = None
+        if gradient_spike_factor is not None:
+            self.gradient_guard = gradient_guard.GradientSpikeGuard(gradient_spike_factor)
+            self.gradient_spike_factor = self.gradient_guard.factor
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None:
+            config.update(seed=self.seed, clip_global_norm=self.clip_global_norm,
+                          gradient_spike_factor=self.gradient_spike_factor)
+        return config
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self):
+        trackers = [self.loss_tracker, self.elbo_tracker, self.rate_tracker, self.distortion_tracker]
+        return trackers + ([self.spike_tracker] if self.gradient_spike_factor else [])
+
+    def _update_trackers(self, terms, loss):
+        self.loss_tracker.update_state(loss)
+        for tracker in (self.elbo_tracker, self.rate_tracker, self.distortion_tracker):
+            tracker.update_state(terms[tracker.name])
+
+    def train_step(self, data):
+        """One gradient step on the global-batch mean of the objective's loss.
+
+        Each replica divides its sum by the *global* batch size; the optimizer
+        sums gradients over replicas, giving the global mean. Noise comes from
+        (seed, step), so a resumed run repeats the same draws.
+        """
+        terms, loss, grads = self.compute_loss_and_gradients(_features(data), self._data_labels(data))
+        self.apply_gradients_across_replicas(terms, loss, grads)
+        return {m.name: m.result() for m in self.metrics}
+
+    def _data_labels(self, data):
+        """The labels of a batch for a conditional VAE; an unconditional one ignores any (as Keras passes y)."""
+        return _labels(data) if self.num_classes else None
+
+    def fit(self, *args, **kwargs):
+        """keras.Model.fit, on one machine; multi-worker training goes through tfvae.train_and_evaluate."""
+        if distribute.num_workers(tf.distribute.get_strategy()) > 1:
+            raise NotImplementedError(
+                "VAE.fit does not support MultiWorkerMirroredStrategy (Keras metric reduction fails across "
+                "workers, keras-team/keras#20585); use tfvae.train_and_evaluate (scripts/train.py "
+                "--strategy=multi_worker_mirrored)"
+            )
+        return super().fit(*args, **kwargs)
+
+    def compute_loss_and_gradients(self, x, labels=None):
+        """This replica's part of a step, with no cross-replica communication.
+
+        loss = sum_i loss_i / global_batch over this replica's examples i
+        (loss_i from ``objective.loss``); returns (terms, loss, gradients of
+        the optimizer-scaled loss). Being replica-local, it can be
+        XLA-compiled on its own under any tf.distribute strategy.
+        """
+        x = tf.cast(x, tf.float32)
+        step = self.optimizer.iterations
+        with tf.GradientTape() as tape:
+            terms, per_example_loss = self.objective.loss(self, x, sampling.step_seed(self.seed, step), step, labels)
+            loss = tf.reduce_sum(per_example_loss) / distribute.global_batch_size(x)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        return terms, loss, tape.gradient(scaled_loss, self.trainable_variables)
+
+    def apply_gradients_across_replicas(self, terms, loss, grads):
+        """Sums the replicas' gradients (clipping the sum if asked), applies them, updates the metrics."""
+        if self.gradient_spike_factor:
+            grads = self._guard_against_spikes(grads)
+        elif self.clip_global_norm is not None:
+            grads, _ = distribute.clip_across_replicas(grads, self.clip_global_norm)
+        self.optimizer.apply(grads, self.trainable_variables)
+        _, num_replicas = sampling.replica_position()
+        self._update_trackers(terms, loss * tf.cast(num_replicas, tf.float32))
+
+    def _guard_against_spikes(self, grads):
+        """Clips the all-replica gradient to min(clip_global_norm, the guard's limit); counts a spike."""
+        spike_limit = self.gradient_guard.limit()
+        limit = spike_limit if self.clip_global_norm is None else tf.minimum(spike_limit, self.clip_global_norm)
+        grads, norm = distribute.clip_across_replicas(grads, limit)
+        self.gradient_guard.record(norm, limit)
+        self.spike_tracker.update_state(tf.cast(norm > spike_limit, tf.float32))
+        return grads
+
+    def test_step(self, data):
+        x = tf.cast(_features(data), tf.float32)
+        terms = self.elbo_terms(x, sampling.step_seed(self.seed, 0, salt=1), labels=self._data_labels(data))
+        self._update_trackers(terms, -terms["elbo"])
+        return {m.name: m.result() for m in self.metrics}
+
+    # ----------------------------------------------------------- serialising
+    def get_config(self):
+        return {
+            "name": self.name,
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "prior": keras.saving.serialize_keras_object(self.prior_layer),
+            "objective": keras.saving.serialize_keras_object(self.objective),
+            "num_classes": self.num_classes,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for part in ("encoder", "decoder", "prior"):
+            config[part] = keras.saving.deserialize_keras_object(config[part])
+        config["objective"] = losses.get(config.get("objective"))
+        return cls(**config)

@@ -1,0 +1,379 @@
+"""SavedModel export for TensorFlow Serving: one signature per VAE job.
+
+The export is a ``tf.Module`` holding only the model's variables and five
+``tf.function`` signatures of standard TF ops (no py_func, no tfvae or TFP
+objects), so a stock ``tensorflow_model_server`` and ``tf.saved_model.load``
+run it without this package:
+
+  signature        inputs                                       outputs
+  encode           images, seed                                 loc, scale*, scale_tril**, z ~ q(z|x)
+  decode           z                                            probs|mean, logits|scale*
+  reconstruct      images                                       reconstruction = mean of p(x | z = E_q[z])
+  sample           num_samples, seed                            images = mean of p(x|z), z ~ p(z)
+  log_likelihood   images, num_importance_samples, seed         elbo, iwae_bound   (nats per example)
+  serving_default  = reconstruct
+
+``loc`` is E_q[z] (for an IAF posterior, the flow of its base mean; for a
+hierarchical VAE each layer's mean given the means above it, concatenated
+top layer first, with each layer's ``loc_z_l`` and ``scale_z_l`` as well); the
+outputs marked * exist where the distribution has a closed-form standard
+deviation (not for IAF posteriors or discretized logistic likelihoods);
+``scale_tril`` [batch, latent_dim, latent_dim] (** ) only for a
+full-covariance posterior, whose covariance is scale_tril @ scale_tril^T.
+A conditional VAE (``num_classes > 0``) takes ``labels`` too on every
+signature: int32 [batch], one class in [0, num_classes) per example (per
+drawn image for ``sample``).
+
+``images`` are float32 [batch, H, W, C] in [0, 1], declared with the model's
+H, W, C (so ``saved_model_cli`` and TF Serving's /metadata show them); ``z``
+float32 [batch, latent_dim]. Request-level parameters (``seed``,
+``num_samples``, ``num_importance_samples``) are int vectors whose elements
+must all be equal: one value in the columnar ("inputs") format, the value
+repeated on every instance in the row ("instances") format. ``seed`` is any
+int64 and all its 64 bits count (``sampling.as_seed``). Seeds are stateless:
+the same seed gives the same output on every call and after every reload,
+and equals the in-process ``model.sample(n, seed=s)``,
+``model.encoder(x).sample(seed=...)`` and ``model.log_likelihood(x, k, seed=s)``.
+
+Every input is checked in the graph as well as by its declared shape (TF
+Serving's C++ session feeds tensors without checking them against the
+signature); a bad one fails the request with an ``InvalidArgumentError``
+whose message starts with the input's name (TF Serving answers 400 with it):
+wrong shape, NaN/Inf, values outside [0, 1], a batch over ``max_batch_size``,
+unequal or out-of-range parameters, labels out of range or not one per example.
+
+Layout (TF Serving's): ``<export_dir>/<version>/saved_model.pb``,
+``variables/``, ``assets.extra/{model_card.json, flags.txt,
+tf_serving_warmup_requests}`` (the warm-up records: ``serving_warmup``). A version is
+written under a temporary name and renamed; an existing version is never
+touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from tfvae.core import files, sampling
+from tfvae.models import decoders, hierarchical
+from tfvae.serving import warmup
+
+__all__ = [
+    "DEFAULT_SIGNATURE",
+    "ExportError",
+    "SIGNATURES",
+    "ServingModule",
+    "export_model",
+    "next_version",
+    "reference_metrics",
+]
+
+SIGNATURES = ("encode", "decode", "reconstruct", "sample", "log_likelihood")
+DEFAULT_SIGNATURE = "reconstruct"
+MODEL_CARD = "model_card.json"
+
+
+class ExportError(ValueError):
+    """An export that cannot be written (bad version, existing version, bad directory)."""
+
+
+def _require(condition, message: str, *values):
+    """An in-graph check: fails the call with InvalidArgumentError('<message> ...values')."""
+    return tf.debugging.Assert(condition, [message, *values], summarize=8)
+
+
+def _checked(value: tf.Tensor, *checks) -> tf.Tensor:
+    """value, available only after every check has passed (checks run first, in the graph)."""
+    with tf.control_dependencies(checks):
+        return tf.identity(value)
+
+
+def _has_shape(value: tf.Tensor, trailing: list[int]) -> tf.Tensor:
+    """Whether value has shape [batch, *trailing]; false (not an error) for any other rank.
+
+    A server can feed a tensor of another rank than the signature's, so the
+    comparison must not assume it.
+    """
+    shape = tf.shape(value)
+    rank = len(trailing) + 1
+    padded = tf.concat([shape, tf.zeros([rank], tf.int32)], 0)[1:rank]
+    return (tf.size(shape) == rank) & tf.reduce_all(tf.equal(padded, trailing))
+
+
+def _request_parameter(values: tf.Tensor, name: str, low: int | None = None, high: int | None = None) -> tf.Tensor:
+    """The one value of a request-level parameter vector (all elements equal, in [low, high] if given)."""
+    values = _checked(values, _require(tf.size(values) > 0, f"{name}: expected at least one value"))
+    first = values[0]
+    checks = [_require(tf.reduce_all(tf.equal(values, first)), f"{name}: all values must be equal; got", values)]
+    if low is not None:
+        checks.append(_require((first >= low) & (first <= high), f"{name}: expected a value in [{low}, {high}]; got",
+                               first))
+    return _checked(first, *checks)
+
+
+def _stddev_if_closed_form(distribution) -> dict:
+    """{"scale": distribution.stddev()} where TFP has it in closed form, else {}."""
+    try:
+        return {"scale": distribution.stddev()}
+    except NotImplementedError:
+        return {}
+
+
+class ServingModule(tf.Module):
+    """The exportable form of a trained ``VAE``: variables plus signature functions.
+
+    Args:
+      model: a built ``tfvae.VAE``; a conditional one (``num_classes > 0``)
+        gets a ``labels`` input on every signature.
+      max_batch_size: largest batch a request may send (default 1024); also
+        the largest ``num_samples`` of ``sample``.
+      max_importance_samples: largest ``num_importance_samples`` (default 10000).
+    """
+
+    def __init__(self, model, max_batch_size: int = 1024, max_importance_samples: int = 10000):
+        super().__init__(name="tfvae_serving")
+        if int(max_batch_size) < 1 or int(max_importance_samples) < 1:
+            raise ExportError(
+                f"max_batch_size and max_importance_samples must be positive; got {max_batch_size}, "
+                f"{max_importance_samples}"
+            )
+        # The tf.Variables themselves: tracking Keras 3 variable wrappers saves copies that a
+        # TF1-style (TF Serving) load restores while the functions read the uninitialised originals.
+        self.model_variables = [v.value for v in model.variables]
+        data_shape = [int(d) for d in model.data_shape]
+        latent_dim, num_classes = model.latent_dim, int(model.num_classes)
+        bernoulli = isinstance(model.decoder, decoders.BernoulliDecoder)
+        max_batch = self.max_batch_size = int(max_batch_size)
+        shape_text = f"[batch, {', '.join(map(str, data_shape))}]"
+
+        def check_batch(value, name, trailing, trailing_text):
+            return _checked(
+                value,
+                _require(_has_shape(value, trailing), f"{name}: expected shape {trailing_text}; got", tf.shape(value)),
+                _require(tf.shape(value)[0] <= max_batch,
+                         f"{name}: batch larger than the maximum of {max_batch} examples; got", tf.shape(value)[0]),
+            )
+
+        def check_images(images):
+            images = check_batch(images, "images", data_shape, shape_text)
+            images = _checked(
+                images,
+                _require(tf.reduce_all(tf.math.is_finite(images)), "images: values must be finite (found NaN or Inf)"),
+                _require(tf.reduce_all((images >= 0.0) & (images <= 1.0)),
+                         "images: values must lie in [0, 1]; got min and max", tf.reduce_min(images),
+                         tf.reduce_max(images)),
+            )
+            return tf.reshape(images, [-1, *data_shape])
+
+        def check_labels(labels, batch_of):
+            """labels: one int in [0, num_classes) per row of ``batch_of``; None for an unconditional model."""
+            if labels is None:
+                return None
+            return _checked(
+                labels,
+                _require(tf.size(labels) == tf.shape(batch_of)[0],
+                         "labels: expected one label per example; got labels and examples", tf.size(labels),
+                         tf.shape(batch_of)[0]),
+                _require(tf.reduce_all((labels >= 0) & (labels < num_classes)),
+                         f"labels: expected ints in [0, {num_classes}); got", labels),
+            )
+
+        def likelihood_outputs(likelihood):
+            if bernoulli:
+                return {"probs": likelihood.mean(), "logits": likelihood.distribution.logits}
+            return {"mean": likelihood.mean(), **_stddev_if_closed_form(likelihood)}
+
+        def encode(images, seed, labels=None):
+            seed = _request_parameter(seed, "seed")
+            x = check_images(images)
+            posterior = model.posterior(x, check_labels(labels, x))
+            z = hierarchical.concat_latents(posterior.sample(seed=sampling.as_seed(seed)))
+            if sampling.is_joint(posterior):
+                return {**_layer_outputs(posterior, model.latent_names), "z": z}
+            return {"loc": sampling.posterior_location(posterior), **_scale_outputs(posterior), "z": z}
+
+        def decode(z, labels=None):
+            z = check_batch(z, "z", [latent_dim], f"[batch, {latent_dim}]")
+            z = _checked(z, _require(tf.reduce_all(tf.math.is_finite(z)), "z: values must be finite (found NaN or Inf)"))
+            z = tf.reshape(z, [-1, latent_dim])
+            return likelihood_outputs(model.likelihood(z, check_labels(labels, z)))
+
+        def reconstruct(images, labels=None):
+            x = check_images(images)
+            return {"reconstruction": model.reconstruct(x, check_labels(labels, x))}
+
+        def sample(num_samples, seed, labels=None):
+            num_samples = _request_parameter(num_samples, "num_samples", 1, max_batch)
+            seed = _request_parameter(seed, "seed")
+            z = model.prior.sample(num_samples, seed=sampling.as_seed(seed))
+            return {"images": model.likelihood(z, check_labels(labels, z)).mean()}
+
+        def log_likelihood(images, num_importance_samples, seed, labels=None):
+            k = _request_parameter(num_importance_samples, "num_importance_samples", 1, int(max_importance_samples))
+            seed = sampling.as_seed(_request_parameter(seed, "seed"))
+            x = check_images(images)
+            y = check_labels(labels, x)
+            return {"elbo": model.elbo(x, seed, labels=y), "iwae_bound": model.iwae_bound(x, k, seed, labels=y)}
+
+        images = tf.TensorSpec([None, *data_shape], tf.float32, name="images")
+        seed = tf.TensorSpec([None], tf.int64, name="seed")
+        labels = [tf.TensorSpec([None], tf.int32, name="labels")] if num_classes else []
+        z = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
+        num_samples = tf.TensorSpec([None], tf.int32, name="num_samples")
+        num_importance = tf.TensorSpec([None], tf.int32, name="num_importance_samples")
+        self.encode = _signature_function(encode, images, seed, *labels)
+        self.decode = _signature_function(decode, z, *labels)
+        self.reconstruct = _signature_function(reconstruct, images, *labels)
+        self.sample = _signature_function(sample, num_samples, seed, *labels)
+        self.log_likelihood = _signature_function(log_likelihood, images, num_importance, seed, *labels)
+
+    def signatures(self) -> dict:
+        functions = {name: getattr(self, name) for name in SIGNATURES}
+        return {**functions, "serving_default": functions[DEFAULT_SIGNATURE]}
+
+    def signature_inputs(self) -> dict:
+        """{signature: {input: {"dtype", "shape"}}}, the inputs each signature declares (-1: any size)."""
+        described = {}
+        for name, function in self.signatures().items():
+            specs = function.input_signature
+            described[name] = {spec.name: {"dtype": spec.dtype.name,
+                                           "shape": [-1 if d is None else int(d) for d in spec.shape]}
+                               for spec in specs}
+        return described
+
+
+def _signature_function(body, *specs: tf.TensorSpec):
+    """tf.function of ``body`` called with keyword arguments named by ``specs`` (the signature's inputs)."""
+    names = [spec.name for spec in specs]
+
+    def call(*values):
+        return body(**dict(zip(names, values, strict=True)))
+
+    return tf.function(call, input_signature=list(specs))
+
+
+def _scale_outputs(posterior) -> dict:
+    """{"scale": per-dimension stddev} where closed-form, plus {"scale_tril"} for a full-covariance Gaussian."""
+    outputs = _stddev_if_closed_form(posterior)
+    scale = getattr(posterior, "scale", None)
+    if isinstance(scale, tf.linalg.LinearOperatorLowerTriangular):
+        outputs["scale_tril"] = scale.to_dense()
+    return outputs
+
+
+def _layer_outputs(posterior, names) -> dict:
+    """A joint posterior's loc and scale, concatenated, and per layer (loc_z_l, scale_z_l).
+
+    Each layer's parameters are those of q(z_l | z_>l, x) with the layers
+    above at their locations (the path ``sampling.posterior_location`` takes).
+    """
+    layers, locations = sampling.walk_joint(
+        posterior, lambda i, distribution, is_root: sampling.posterior_location(distribution))
+    outputs = {"loc": tf.concat(locations, -1), "scale": tf.concat([q.stddev() for q in layers], -1)}
+    for name, q, location in zip(names, layers, locations, strict=True):
+        outputs.update({f"loc_{name}": location, f"scale_{name}": q.stddev()})
+    return outputs
+
+
+def reference_metrics(module: ServingModule, images, description: str, labels=None, num_importance_samples: int = 1000,
+                      seed: int = 0) -> dict:
+    """Mean ELBO and IWAE bound (nats) of ``images`` through ``module``'s own log_likelihood signature.
+
+    The images are sent in requests of at most ``max_batch_size``; each
+    request uses the same ``seed``, as a client sending those requests would.
+    """
+    batch = module.max_batch_size
+    sums = {"elbo": 0.0, "iwae_bound": 0.0}
+    for start in range(0, len(images), batch):
+        inputs = [tf.constant(images[start:start + batch], tf.float32), tf.constant([num_importance_samples], tf.int32),
+                  tf.constant([seed], tf.int64)]
+        if labels is not None:
+            inputs.append(tf.constant(labels[start:start + batch], tf.int32))
+        outputs = module.log_likelihood(*inputs)
+        for name in sums:
+            sums[name] += float(tf.reduce_sum(tf.cast(outputs[name], tf.float64)))
+    return {"images": description, "examples": len(images), "num_importance_samples": num_importance_samples,
+            "seed": seed, "requests_of": batch, **{name: total / len(images) for name, total in sums.items()}}
+
+
+def next_version(export_dir: str) -> int:
+    """1 + the largest integer version folder in export_dir (1 if none)."""
+    if not os.path.isdir(export_dir):
+        return 1
+    versions = [int(name) for name in os.listdir(export_dir) if re.fullmatch(r"\d+", name)]
+    return max(versions, default=0) + 1
+
+
+def export_model(
+    model,
+    export_dir: str,
+    version: int | None = None,
+    model_card: dict | None = None,
+    extra_files: dict | None = None,
+    max_batch_size: int = 1024,
+    max_importance_samples: int = 10000,
+    reference_data: dict | None = None,
+) -> str:
+    """Writes ``model`` as ``<export_dir>/<version>`` and returns that path.
+
+    Args:
+      model: a built ``tfvae.VAE``.
+      export_dir: the model's base folder (TF Serving's --model_base_path).
+      version: a positive int; default ``next_version(export_dir)``. An
+        existing version raises ExportError and is left as it is.
+      model_card: JSON-able facts written to ``assets.extra/model_card.json``
+        (the model name -- export_dir's base name, as TF Serving's
+        --model_name would usually be --, data shape, latent size, classes,
+        each signature's inputs and the limits are added).
+      extra_files: {file name: text} also written to ``assets.extra/``.
+      max_batch_size, max_importance_samples: the request limits (see ServingModule).
+      reference_data: {"images", optional "labels", "description"}: the card
+        then gets ``reference_metrics``, the mean ``elbo`` and ``iwae_bound``
+        (k = 1000, seed 0) that the exported ``log_likelihood`` signature
+        gives on these images, so a deployment can check it serves the same
+        model (see ``reference_metrics``).
+    """
+    version = next_version(export_dir) if version is None else version
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ExportError(f"version must be a positive int; got {version!r}")
+    final = os.path.join(export_dir, str(version))
+    if os.path.exists(final):
+        raise ExportError(f"{final}: version {version} already exists; choose another --version or leave it unset")
+    module = ServingModule(model, max_batch_size, max_importance_samples)
+    os.makedirs(export_dir, exist_ok=True)
+    card = dict(model_card or {})
+    card.update(
+        model_name=os.path.basename(os.path.normpath(export_dir)),
+        num_classes=int(model.num_classes),
+        signature_inputs=module.signature_inputs(),
+        data_shape=[int(d) for d in model.data_shape],
+        latent_dim=int(model.latent_dim),
+        latent_dims=model.latent_dims,
+        latent_names=model.latent_names,
+        signatures=list(SIGNATURES),
+        serving_default=DEFAULT_SIGNATURE,
+        max_batch_size=int(max_batch_size),
+        max_importance_samples=int(max_importance_samples),
+        version=version,
+    )
+    if reference_data is not None:
+        card["reference_metrics"] = reference_metrics(module, **reference_data)
+    tmp = tempfile.mkdtemp(dir=export_dir, prefix=f".tmp-{version}-")
+    try:
+        os.chmod(tmp, 0o755)
+        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        extra = {MODEL_CARD: json.dumps(card, indent=1, sort_keys=True), **(extra_files or {})}
+        for name, text in extra.items():
+            files.write_atomic(os.path.join(tmp, "assets.extra", name), text)
+        warmup.write_warmup_records(os.path.join(tmp, "assets.extra", warmup.WARMUP_FILE),
+                                            warmup.warmup_inputs(module.signature_inputs()))
+        os.rename(tmp, final)  # atomic; fails rather than replace if final appeared meanwhile
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final

@@ -1,0 +1,13 @@
+"""train: a training run, from its config to its run directory.
+
+  config.py       TrainConfig, documented field by field (the flags' help)
+  factory.py      config -> VAE parts and objective
+  training.py     train_and_evaluate, the recipe;   loops.py  the compiled training blocks
+  optimizers.py   the optimizer and precision;   hardware.py  whether a 16-bit precision is native
+  checkpoints.py  save, restore, damaged and failed checkpoints
+  rundir.py       the run directory's one layout;   runlock.py  one trainer per run directory
+  preemption.py   SIGTERM/SIGINT;   summaries.py  TensorBoard
+  loading.py      load_model;   cli.py  flags <-> TrainConfig for the scripts
+
+May import: core, nn, objectives, data, models, evaluation.
+"""

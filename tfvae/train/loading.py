@@ -1,0 +1,49 @@
+"""``load_model(model_dir)``: the trained VAE of a training run, for Python use."""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from tfvae.train import checkpoints, hardware
+from tfvae.train.config import TrainConfig
+from tfvae.train.rundir import RunDirectory
+
+__all__ = ["latest_checkpoint", "load_config", "load_model"]
+
+
+def load_config(model_dir: str) -> TrainConfig:
+    """The ``TrainConfig`` saved in ``<model_dir>/config.json`` (RunDirectoryError if absent or incompatible)."""
+    return RunDirectory(model_dir).read_config()
+
+
+def latest_checkpoint(model_dir: str) -> str | None:
+    """The name of the run's newest checkpoint (e.g. ``ckpt-39``), the one ``load_model`` restores; None if none."""
+    path = tf.train.latest_checkpoint(RunDirectory(model_dir).checkpoint_dir)
+    return None if path is None else os.path.basename(path)
+
+
+def load_model(model_dir: str, checkpoint: str | None = None):
+    """Rebuilds the run's VAE from model.json and restores its latest checkpoint.
+
+    Args:
+      model_dir: a directory written by ``train_and_evaluate`` (scripts/train.py).
+      checkpoint: a checkpoint path prefix to load instead of the latest.
+
+    Raises:
+      RunDirectoryError: model_dir is not a run directory of this tfvae version.
+      CheckpointError: no checkpoint, or an unreadable one.
+    """
+    run = RunDirectory(model_dir)
+    model = run.read_model()
+    hardware.warn_if_emulated(run.read_config().precision)
+    state = checkpoints.TrainingState(model, None, run.checkpoint_dir)
+    if checkpoint is None:
+        state.restore_latest(require=True)
+    else:
+        try:
+            state.checkpoint.restore(checkpoint).assert_existing_objects_matched().expect_partial()
+        except Exception as e:  # noqa: BLE001 - reported with the path, one line
+            raise checkpoints.CheckpointError(f"{checkpoint}: cannot restore ({str(e).splitlines()[0]})") from None
+    return model

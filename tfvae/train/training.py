@@ -1,0 +1,363 @@
+"""The training loop: ``train_and_evaluate(config, model_dir)``.
+
+It reads as its steps: prepare the run directory, build or restore the
+state, then per epoch run the compiled training blocks and evaluate and log,
+calling the standard ``keras.callbacks.Callback`` hooks throughout.
+
+Exact resume: the batches of epoch e are a function of (seed, e) and the
+sampling noise of step t a function of (seed, t); a rerun restores the latest
+checkpoint, skips the batches its epoch already consumed and repeats exactly
+the computation an uninterrupted run would do, so the final weights are equal.
+
+A non-finite loss stops training with ``NonFiniteLossError`` naming the step;
+no checkpoint is written after it, so the last good one stays. The chief
+holds the run directory's lock (``runlock``) while it trains; SIGTERM or
+SIGINT ends training with a checkpoint at the current step (``preemption``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import shutil
+import signal
+import time
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from tfvae import data, evaluation
+from tfvae.core import distribute
+from tfvae.core.errors import DataError
+from tfvae.train import checkpoints, factory, hardware, loops, optimizers, preemption, runlock
+from tfvae.train.config import TrainConfig
+from tfvae.train.loops import TrainingLoop, xla_enabled
+from tfvae.train.rundir import RunDirectory
+from tfvae.train.summaries import Writers
+
+__all__ = [
+    "CheckpointTriggers",
+    "NonFiniteLossError",
+    "TrainingLoop",
+    "build_model_and_optimizer",
+    "make_callbacks",
+    "train_and_evaluate",
+    "xla_enabled",
+]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+# ================================================================ the recipe
+def train_and_evaluate(
+    config: TrainConfig,
+    model_dir: str,
+    model=None,
+    strategy: tf.distribute.Strategy | None = None,
+    callbacks: list | None = None,
+    verbose: int = 1,
+    flags_text: str | None = None,
+    train_data=None,
+    validation_data=None,
+) -> dict:
+    """Trains (or resumes) the run in ``model_dir`` and returns validation metrics.
+
+    Args:
+      config: the run's settings.
+      model_dir: run directory (layout in ``tfvae.rundir``). Rerunning resumes exactly.
+      model: a VAE to train instead of the one ``config`` describes (its Keras
+        config is saved to model.json, so ``tfvae.load_model`` rebuilds it).
+      strategy: a ``tf.distribute.Strategy``; if None, the one
+        ``config.strategy`` names (``distribute.make_strategy``).
+      callbacks: ``keras.callbacks.Callback`` objects, called like ``fit``
+        calls them: train/epoch begin and end (epoch logs hold the training
+        metrics and, after a validation, ``val_loss``, ``val_elbo``, ...),
+        and batch end once per compiled block. ``model.stop_training = True``
+        ends the run after the epoch.
+      verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+      flags_text: the command line's resolved flags, written to flags.txt
+        with config.json (scripts/train.py passes them).
+      train_data: data from Python instead of ``config.dataset``: a NumPy
+        array of images, an (images, labels) tuple or a ``tf.data.Dataset``
+        of unbatched images or (image, label) pairs (``data.from_python``);
+        the run's config then records dataset "python".
+      validation_data: the validation examples, of the same kinds (None: hold
+        out ``config.validation_split`` of an array's examples).
+
+    Example:
+      images = np.random.default_rng(0).integers(0, 256, (1000, 28, 28, 1), np.uint8)
+      tfvae.train_and_evaluate(tfvae.TrainConfig(epochs=2), "runs/mine", train_data=images)
+
+    Returns:
+      {"elbo", "rate", "distortion"} on the validation images (nats per
+      example), plus "step", "epoch" and "stopped_early".
+
+    Raises:
+      runlock.RunLockError: another training process holds ``model_dir``.
+      preemption.TrainingPreempted: SIGTERM or SIGINT stopped training after
+        a checkpoint at the current step (rerun to resume).
+      checkpoints.CheckpointWriteError: a checkpoint could not be written
+        (the previous ones are kept).
+      NonFiniteLossError: the loss diverged (the last good checkpoint is kept).
+    """
+    if train_data is not None:
+        config = dataclasses.replace(config, dataset=data.PYTHON_DATASET, data_dir=None)
+    elif validation_data is not None:
+        raise ValueError("validation_data is given without train_data; pass both, or neither to read config.dataset")
+    strategy = strategy or distribute.make_strategy(config.strategy, config.devices, config.logical_cpu_devices)
+    factory.check_config(config)  # after the strategy: a multi-worker one must exist before TensorFlow starts
+    hardware.warn_if_emulated(config.precision)
+    distribute.check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
+    is_chief, task_id = distribute.worker_role(strategy)
+    run = RunDirectory(model_dir)
+    with contextlib.ExitStack() as held:
+        if is_chief:  # one training process per run directory
+            held.enter_context(runlock.RunLock(run.lock_path))
+        signals = held.enter_context(preemption.SignalWatch())
+        dataset = (data.prepare_data(config) if train_data is None
+                   else data.from_python(config, train_data, validation_data))
+        results = _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chief, task_id, signals,
+                         dataset)
+    if not is_chief:
+        shutil.rmtree(run.scratch_dir(task_id), ignore_errors=True)
+    return results
+
+
+def _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chief, task_id, signals, dataset) -> dict:
+    prepare_run_directory(config, run, is_chief, flags_text)
+    model, state = build_or_restore_state(config, run, strategy, dataset, model, is_chief, task_id)
+    loop = loops.make_training_loop(model, strategy, dataset, config)
+    writers = _summary_writers(run, is_chief, config)
+    callback_list = make_callbacks(callbacks, model, config, loop.steps_per_epoch, verbose if is_chief else 0)
+    triggers = CheckpointTriggers(config, strategy, signals)
+
+    validate = evaluation.ElboMetrics(model, jit_compile=loop.xla)  # traced once for the run's validations
+
+    callback_list.on_train_begin()
+    validation = {}
+    model.stop_training = False
+    while int(state.epoch.numpy()) < config.epochs and not model.stop_training:
+        triggers.stop_if_signalled(state)
+        epoch = int(state.epoch.numpy())
+        callback_list.on_epoch_begin(epoch)
+        logs = run_epoch(loop, state, config, callback_list, writers, triggers)
+        if (epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == config.epochs:
+            validation = evaluate_and_log(model, dataset, config, writers, state.global_step, validate)
+            logs.update({f"val_{name}": value for name, value in validation.items()})
+        callback_list.on_epoch_end(epoch, logs)
+    results = finish(model, dataset, config, run, state, writers, validation, is_chief, validate)
+    callback_list.on_train_end(results)
+    return results
+
+
+# ================================================================ the steps
+def prepare_run_directory(config: TrainConfig, run: RunDirectory, is_chief: bool,
+                          flags_text: str | None = None) -> RunDirectory:
+    """Refuses a directory holding another run; the chief (re)writes config.json (and flags.txt)."""
+    run.check_can_continue(config)
+    if is_chief:
+        run.write_config(config)
+        if flags_text is not None:
+            run.write_flags(flags_text)
+    return run
+
+
+def build_model_and_optimizer(config: TrainConfig, dataset: data.ImageData, strategy, model=None):
+    """(built and compiled model, built optimizer) under ``strategy``'s scope, weights seeded by config.seed.
+
+    ``dataset`` is the run's ``data.ImageData`` or ``streaming.StreamData``.
+    """
+    keras.utils.set_random_seed(config.seed)  # weight initialization
+    steps = loops.steps_per_epoch(dataset, config.batch_size, distribute.num_workers(strategy)) * config.epochs
+    with strategy.scope():
+        model = model or factory.build_model(config, dataset.data_shape, dataset.num_classes)
+        model.build((None, *dataset.data_shape))
+        optimizer = optimizers.make_optimizer(config.learning_rate, config.learning_rate_decay, steps,
+                                              config.precision)
+        model.compile(optimizer=optimizer, seed=config.seed, clip_global_norm=config.clip_global_norm or None,
+                      gradient_spike_factor=config.gradient_spike_factor or None, jit_compile=False)
+        optimizer.build(model.trainable_variables)
+    return model, optimizer
+
+
+def build_or_restore_state(config, run: RunDirectory, strategy, dataset, model, is_chief: bool, task_id: int):
+    """(model, TrainingState) restored from the latest checkpoint if there is one; the chief writes model.json."""
+    model, optimizer = build_model_and_optimizer(config, dataset, strategy, model)
+    # Every worker takes part in saving; only the chief's copy is the run's.
+    save_dir = None if is_chief else run.scratch_dir(task_id)
+    with strategy.scope():
+        state = checkpoints.TrainingState(model, optimizer, run.checkpoint_dir, config.max_checkpoints, save_dir)
+    restored = state.restore_latest(move_aside_damaged=is_chief)
+    if restored:
+        logging.info("Resuming from %s (step %d)", restored, state.global_step)
+    if is_chief:
+        run.write_model(model)
+    return model, state
+
+
+def run_epoch(loop: TrainingLoop, state, config: TrainConfig, callback_list, writers,
+              triggers: CheckpointTriggers | None = None) -> dict:
+    """Runs the rest of the current epoch block by block; checkpoints, summaries and callbacks between blocks.
+
+    After a block, a checkpoint is written at the step interval, at the end
+    of the epoch, when ``checkpoint_every_seconds`` have passed, and before
+    stopping on a signal (``TrainingPreempted``).
+    """
+    triggers = triggers or CheckpointTriggers(config, loop.strategy)
+    epoch, done = int(state.epoch.numpy()), int(state.step_in_epoch.numpy())
+    plan = block_plan(state.global_step, loop.steps_per_epoch - done, config.steps_per_execution,
+                      config.checkpoint_every_steps)
+    iterator = iter(loop.epoch_input(epoch, plan, skip_steps=done))
+    loop.reset_metrics()
+    start_time, start_step, logs = time.perf_counter(), done, {}
+    for num_steps in plan:
+        callback_list.on_train_batch_begin(done)
+        try:
+            logs = loop.run_block(iterator, num_steps)
+        except DataError as e:  # a streamed record that does not decode
+            raise DataError(f"{e}; training stopped and the last good checkpoint {state.latest} is kept") from None
+        step = state.global_step
+        callback_list.on_train_batch_end(done + num_steps - 1, logs)
+        if not math.isfinite(logs["loss"]):
+            first = step if num_steps == 1 else f"{step - num_steps + 1}-{step}"
+            raise NonFiniteLossError(f"non-finite loss ({logs['loss']}) at step {first}; training stopped and the "
+                                     f"last good checkpoint {state.latest} is kept")
+        done += num_steps
+        end_of_epoch = done == loop.steps_per_epoch
+        state.step_in_epoch.assign(0 if end_of_epoch else done)
+        if end_of_epoch:
+            state.epoch.assign(epoch + 1)
+        if step % config.summary_every_steps < num_steps or end_of_epoch:
+            writers.training(step, logs, float(loop.model.objective.rate_weight(step)),
+                             float(tf.convert_to_tensor(loop.model.optimizer.learning_rate)))
+        save, stop = triggers.after_block(step % config.checkpoint_every_steps == 0 or end_of_epoch)
+        if save:
+            triggers.save(state)
+        if stop:
+            triggers.stop(state)
+    examples_per_second = (done - start_step) * config.batch_size / max(time.perf_counter() - start_time, 1e-9)
+    writers.throughput(state.global_step, examples_per_second)
+    logging.info("epoch %d: %s, %.0f examples/s", epoch + 1, logs, examples_per_second)
+    return logs
+
+
+class CheckpointTriggers:
+    """When to write a checkpoint beyond the step interval (elapsed time) and when to stop (a signal).
+
+    With several workers the time and signal conditions are agreed across
+    workers after every block (``distribute.any_worker``), so every worker
+    saves and stops at the same step.
+
+    Args:
+      config: the run's settings (``checkpoint_every_seconds``).
+      strategy: the run's strategy.
+      signals: a ``preemption.SignalWatch`` (None: no signal handling).
+    """
+
+    def __init__(self, config: TrainConfig, strategy, signals: preemption.SignalWatch | None = None):
+        self.every_seconds = config.checkpoint_every_seconds
+        self.strategy = strategy
+        self.signals = signals
+        self.last_save = time.monotonic()
+
+    def after_block(self, at_interval: bool) -> tuple[bool, bool]:
+        """(save, stop) after a block; ``at_interval``: the step interval or the epoch end asks for a save."""
+        timed = bool(self.every_seconds) and time.monotonic() - self.last_save >= self.every_seconds
+        timed, signalled = distribute.any_worker(self.strategy, [timed, self._signalled_here()])
+        return at_interval or timed or signalled, signalled
+
+    def _signalled_here(self) -> bool:
+        return self.signals is not None and self.signals.requested
+
+    def save(self, state) -> None:
+        state.save()
+        self.last_save = time.monotonic()
+
+    def stop_if_signalled(self, state) -> None:
+        """Between epochs: stops (after saving this step, if not saved yet) when a signal came."""
+        if distribute.any_worker(self.strategy, [self._signalled_here()])[0]:
+            if state.latest is None or not state.latest.endswith(f"-{state.global_step}"):
+                self.save(state)
+            self.stop(state)
+
+    def stop(self, state) -> None:
+        number = (self.signals.signal_number if self.signals else None) or int(signal.SIGTERM)
+        name = signal.Signals(number).name
+        raise preemption.TrainingPreempted(
+            f"training stopped by {name} at step {state.global_step} (epoch {int(state.epoch.numpy()) + 1}, "
+            f"{int(state.step_in_epoch.numpy())} steps into it); checkpoint {state.latest} written; rerun the same "
+            "command to resume", number)
+
+
+def evaluate_and_log(model, dataset: data.ImageData, config: TrainConfig, writers, step: int,
+                     validate: evaluation.ElboMetrics) -> dict:
+    """Validation ELBO terms (``validate``, the run's ``evaluation.ElboMetrics`` of ``model``) and loss (-elbo),
+    active units and KL per dimension, written to TensorBoard.
+
+    A hierarchical VAE's rate and active units are also given per layer (rate_z_l, active_units_z_l).
+    """
+    images, labels = _validation_split(dataset, config)
+    metrics = validate(images, labels)
+    metrics["loss"] = -metrics["elbo"]
+    units = evaluation.active_units(model, images, labels=labels, per_layer=True)
+    metrics["active_units"] = sum(units.values())
+    if len(units) > 1:
+        metrics.update({f"active_units_{name}": count for name, count in units.items()})
+    writers.validation_metrics(step, metrics, evaluation.kl_per_dimension(model, images, labels=labels))
+    writers.validation_images(step, model, images, labels, config.seed)
+    return metrics
+
+
+def finish(model, dataset, config, run: RunDirectory, state, writers, validation: dict, is_chief: bool,
+           validate: evaluation.ElboMetrics) -> dict:
+    """The run's final validation metrics (evaluated now with ``validate`` if the last epoch had none); the chief
+    writes metrics.json."""
+    writers.flush()
+    if not validation:
+        validation = validate(*_validation_split(dataset, config))
+    results = {name: validation[name] for name in ("elbo", "rate", "distortion")}
+    results.update(step=state.global_step, epoch=int(state.epoch.numpy()),
+                   stopped_early=bool(model.stop_training and int(state.epoch.numpy()) < config.epochs))
+    if config.skip_bad_records:
+        results["skipped_records"] = len(dataset.bad_records)
+    if is_chief:
+        run.write_metrics(results)
+    return results
+
+
+def make_callbacks(callbacks, model, config: TrainConfig, steps_per_epoch: int, verbose: int):
+    """A keras.callbacks.CallbackList of ``callbacks``, a History, a progress bar (verbose 1 or 2) and,
+    with ``config.early_stopping_patience``, an EarlyStopping on the validation loss."""
+    callbacks = list(callbacks or [])
+    if config.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience,
+                                                       verbose=int(verbose > 0)))
+    return keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose > 0, model=model,
+                                        verbose=verbose, epochs=config.epochs, steps=steps_per_epoch)
+
+
+def block_plan(first_step: int, remaining: int, steps_per_execution: int, checkpoint_every: int) -> list[int]:
+    """Steps per compiled call for the rest of an epoch; calls end on checkpoint boundaries."""
+    plan, step = [], first_step
+    while remaining:
+        count = min(steps_per_execution, remaining, checkpoint_every - step % checkpoint_every)
+        plan.append(count)
+        step += count
+        remaining -= count
+    return plan
+
+
+def _validation_split(dataset: data.ImageData, config: TrainConfig):
+    images = dataset.test_images[: config.validation_examples or None]
+    labels = None if dataset.test_labels is None else dataset.test_labels[: len(images)]
+    return images, labels
+
+
+def _summary_writers(run: RunDirectory, is_chief: bool, config: TrainConfig) -> Writers:
+    writers = Writers(run.train_log_dir, run.validation_log_dir, enabled=is_chief)
+    writers.hparams(dataclasses.asdict(config))
+    return writers
