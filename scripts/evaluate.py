@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags
 
 from tfvae import data, evaluation
+from tfvae.core import distribute
 from tfvae.train import cli, loading, training
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory to evaluate.")
@@ -49,6 +50,7 @@ flags.mark_flag_as_required("model_dir")
 def main(argv):
     del argv
     cli.quiet_logging()
+    distribute.disable_tensor_float_32()  # reported figures in float32 on Ampere and newer GPUs too
     config, model = cli.load_run_or_exit(_MODEL_DIR.value)
     if _DATASET.value:
         config = dataclasses.replace(config, dataset=_DATASET.value)

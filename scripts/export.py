@@ -17,6 +17,7 @@ import tensorflow as tf
 from absl import app, flags
 
 import tfvae
+from tfvae.core import distribute
 from tfvae.serving import export
 from tfvae.train import cli, rundir
 
@@ -69,6 +70,7 @@ def reference_data(config, count):
 def main(argv):
     del argv
     cli.quiet_logging()
+    distribute.disable_tensor_float_32()  # reported figures in float32 on Ampere and newer GPUs too
     config, model = cli.load_run_or_exit(_MODEL_DIR.value)
     flags_text = rundir.RunDirectory(_MODEL_DIR.value).read_flags()
     try:

@@ -94,3 +94,18 @@ def test_benchmark_input_prints_streamed_against_in_memory_throughput_and_peak_m
     assert re.search(r"256 records, [\d.]+ GB of shards \([\d.]+ GB decoded\): 2 streamed conv training steps, peak "
                      r"RSS \d+ MiB, \d+ examples/s", result.stdout), result.stdout
     assert re.search(r"^CPU: .+", result.stdout, re.M)
+
+
+def test_gpu_check_without_a_gpu_runs_every_check_on_the_cpu_and_says_so():
+    result = run_script("gpu_check.py", "--settings=tiny", timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if " | " in line][1:]
+    checks = [row.split(" | ")[0].strip() for row in rows]
+    for expected in ("devices: physical GPUs", "step time: conv, XLA on, steps_per_execution 2",
+                     "float32 log-probs under mixed_float16", "overflow on one of two replicas",
+                     "deterministic resume", "IWAE evaluation, conv, k=20"):
+        assert expected in checks, (expected, checks)
+    assert all(" | CPU (tiny settings) | " in row for row in rows), rows
+    results = " ".join(rows)
+    assert "FAILED" not in results and "DIFFERENT" not in results and "NOT FINITE" not in results, results
+    assert "bitwise equal" in results and "both skipped" in results

@@ -2,6 +2,8 @@
 
   sampling.py        the one seed convention: stateless seeds, a replica's position, posterior draws
   distribute.py      tf.distribute strategies from a name, replica mechanics (global batch, clipping)
+  latents.py         latent structure in one place: a flat latent or a joint list of layers, asked the same way
+  optimizer_step.py  one optimizer step, applied or skipped on every replica and worker alike
   gradient_guard.py  the gradient spike guard
   files.py           atomic writes
   errors.py          DataError

@@ -29,6 +29,9 @@ __all__ = [
     "any_worker",
     "check_batch_size",
     "clip_across_replicas",
+    "describe",
+    "disable_tensor_float_32",
+    "set_determinism",
     "global_batch_size",
     "make_strategy",
     "num_workers",
@@ -150,6 +153,30 @@ def clip_across_replicas(grads, clip_norm):
     return grads, norm
 
 
+def describe(strategy) -> str:
+    """One line naming the strategy and the devices its replicas run on (logged at the start of a run)."""
+    try:
+        devices = list(strategy.extended.worker_devices)
+    except RuntimeError:  # the default strategy: TensorFlow's default device
+        devices = [d.name for d in (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))[:1]]
+    return (f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replica(s) in all, on this worker "
+            f"{', '.join(devices)}; visible GPUs: {len(tf.config.list_logical_devices('GPU'))}")
+
+
+def set_determinism(deterministic: bool) -> None:
+    """Makes TensorFlow's ops (and XLA's) deterministic, so a rerun on the same device model and software stack
+    repeats the same bits (``tf.config.experimental.enable_op_determinism``: no autotuned, atomics-based or
+    otherwise run-to-run varying GPU kernels, at some speed cost). False leaves TensorFlow's default."""
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def disable_tensor_float_32() -> None:
+    """Keeps float32 matmuls and convolutions in float32 on Ampere and newer GPUs (TensorFlow runs them in TF32,
+    10 mantissa bits, by default), so reported figures match a CPU's to float32 rounding."""
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
 def _local_devices(kind: str) -> list[str]:
     return [d.name for d in tf.config.list_logical_devices(kind)]
 
@@ -177,6 +204,11 @@ def make_strategy(name: str, devices=(), logical_cpu_devices: int = 0) -> tf.dis
         device = devices[0] if devices else (_local_devices("GPU") or _local_devices("CPU"))[0]
         return tf.distribute.OneDeviceStrategy(device)
     if name == "mirrored":
+        if not devices and not _local_devices("GPU") and len(_local_devices("CPU")) < 2:
+            raise ValueError(
+                "strategy mirrored: no GPU is visible and the CPU is one device; install the GPU build "
+                "(pip install -e .[gpu]) and check that TensorFlow sees the GPUs, split the CPU with "
+                "logical_cpu_devices (--logical_cpu_devices=N, for tests), or use strategy default")
         devices = devices or _local_devices("GPU") or _local_devices("CPU")
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker_mirrored":
@@ -185,7 +217,12 @@ def make_strategy(name: str, devices=(), logical_cpu_devices: int = 0) -> tf.dis
             resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
         else:
             resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
-        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        # NCCL between GPUs (the collective TensorFlow's own GPU guides use); AUTO (ring) on CPUs.
+        implementation = (tf.distribute.experimental.CommunicationImplementation.NCCL
+                          if tf.config.list_physical_devices("GPU") else
+                          tf.distribute.experimental.CommunicationImplementation.AUTO)
+        options = tf.distribute.experimental.CommunicationOptions(implementation=implementation)
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver, communication_options=options)
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)

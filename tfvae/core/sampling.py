@@ -14,7 +14,7 @@ which is still deterministic but depends on the number of replicas.
 A hierarchical posterior (a ``tfd.JointDistributionCoroutine``, e.g.
 ``tfvae.TopDownEncoder``'s) is sampled layer by layer in its order: layer i
 draws its noise like a single posterior from fold_in(seed, i), so it is
-replica-invariant too (``walk_joint``).
+replica-invariant too (``latents.walk``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,16 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae.core import latents
+
 tfd = tfp.distributions
 
 __all__ = ["as_seed", "is_joint", "posterior_location", "replica_position", "rng_algorithm", "sample_posterior",
            "step_seed", "walk_joint"]
+
+# Their home is core/latents.py; named here too, as in tfvae 0.3.
+is_joint = latents.is_joint
+walk_joint = latents.walk_joint
 
 
 def rng_algorithm() -> str:
@@ -120,35 +126,6 @@ def _is_standard_normal_base(distribution: tfd.Distribution) -> bool:
     return loc is not None and scale is not None and (loc == 0).all() and (scale == 1).all()
 
 
-def is_joint(distribution) -> bool:
-    """Whether ``distribution`` is a joint distribution over a list of latents (a hierarchical VAE's)."""
-    return isinstance(distribution, tfd.JointDistributionCoroutine)
-
-
-def walk_joint(joint: tfd.JointDistributionCoroutine, choose) -> tuple[list, list]:
-    """Runs ``joint``'s model with values of our choosing: ([distribution_i], [value_i]) in its order.
-
-    ``choose(i, distribution_i, is_root)`` returns the value of variable i;
-    distribution_i is its conditional given the values chosen before it. This
-    evaluates conditionals at given latents (``choose`` returns them) or draws
-    them with our own noise, which ``joint.sample`` cannot.
-    """
-    distributions, values = [], []
-    generator = joint.model()
-    try:
-        node = next(generator)
-        while True:
-            is_root = isinstance(node, tfd.JointDistributionCoroutine.Root)
-            distribution = node.distribution if is_root else node
-            value = choose(len(values), distribution, is_root)
-            distributions.append(distribution)
-            values.append(value)
-            node = generator.send(value)
-    except StopIteration:
-        pass
-    return distributions, values
-
-
 def _draw(distribution: tfd.Distribution, seed: tf.Tensor, sample_shape: list) -> tf.Tensor:
     """z ~ distribution with shape [*sample_shape, *batch_shape, D], replica-invariant where it can be.
 
@@ -186,13 +163,10 @@ def sample_posterior(
     layer with ``num_samples`` and each later layer once per sample of the
     layers above it, layer i from fold_in(seed, i).
     """
-    if is_joint(approx_posterior):
-        def choose(i, distribution, is_root):
-            layer_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, i), tf.int32)
-            return _draw(distribution, layer_seed, [num_samples] if is_root else [])
+    def choose(i, distribution, is_root):
+        return _draw(distribution, latents.layer_seed(approx_posterior, seed, i), [num_samples] if is_root else [])
 
-        return walk_joint(approx_posterior, choose)[1]
-    return _draw(approx_posterior, seed, [num_samples])
+    return latents.walk(approx_posterior, choose)[1]
 
 
 def posterior_location(approx_posterior: tfd.Distribution) -> tf.Tensor:
@@ -200,11 +174,13 @@ def posterior_location(approx_posterior: tfd.Distribution) -> tf.Tensor:
     else the base mean pushed through the flow, b_n(...b_1(E[base])). For a
     joint (hierarchical) posterior, the list of each layer's location given
     the locations above it."""
-    if is_joint(approx_posterior):
-        return walk_joint(approx_posterior, lambda i, distribution, is_root: posterior_location(distribution))[1]
+    return latents.walk(approx_posterior, lambda i, distribution, is_root: _location(distribution))[1]
+
+
+def _location(distribution: tfd.Distribution) -> tf.Tensor:
     try:
-        return approx_posterior.mean()
+        return distribution.mean()
     except NotImplementedError:
-        if not _is_transformed(approx_posterior):
+        if not _is_transformed(distribution):
             raise
-        return approx_posterior.bijector.forward(posterior_location(approx_posterior.distribution))
+        return distribution.bijector.forward(_location(distribution.distribution))

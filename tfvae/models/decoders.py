@@ -37,7 +37,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae.models import hierarchical
+from tfvae.core import latents
 from tfvae.models.pixel_distributions import DiscretizedLogisticMixture
 from tfvae.nn import networks
 
@@ -114,7 +114,7 @@ class _Decoder(keras.layers.Layer):
         A hierarchical VAE's list of latents is concatenated first.
         A condition [B, C] broadcasts against z's leading dimensions.
         """
-        z = tf.convert_to_tensor(hierarchical.concat_latents(z))
+        z = tf.convert_to_tensor(latents.as_vector(z))
         inputs = tf.reshape(z, [-1, z.shape[-1]])
         if self.condition_dim:
             if condition is None:

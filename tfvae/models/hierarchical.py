@@ -38,24 +38,13 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae.core.latents import concat_latents, layer_names
 from tfvae.nn import networks
 
 tfd = tfp.distributions
 Root = tfd.JointDistributionCoroutine.Root
 
 __all__ = ["HierarchicalPrior", "TopDownEncoder", "concat_latents", "layer_names"]
-
-
-def concat_latents(z):
-    """z itself for a tensor; a list or tuple of latents [..., D_l] concatenated along the last axis."""
-    if isinstance(z, (list, tuple)):
-        return tf.concat([tf.convert_to_tensor(t, tf.float32) for t in z], axis=-1)
-    return z
-
-
-def layer_names(latent_dims) -> list[str]:
-    """The latents' names in sampling order, top first: ["z_L", ..., "z_1"]."""
-    return [f"z_{level}" for level in range(len(latent_dims), 0, -1)]
 
 
 def _gaussian(params, scale_floor: float, name: str) -> tfd.Distribution:

@@ -49,8 +49,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import objectives
-from tfvae.core import distribute, gradient_guard, sampling
-from tfvae.models import hierarchical
+from tfvae.core import distribute, gradient_guard, latents, optimizer_step, sampling
 from tfvae.objectives import losses
 
 tfd = tfp.distributions
@@ -58,11 +57,11 @@ tfd = tfp.distributions
 __all__ = ["VAE", "LatentSample"]
 
 LatentSample = collections.namedtuple("LatentSample", ["approx_posterior", "prior", "z", "log_likelihood", "rate",
-                                                       "layer_rates"], defaults=[None])
-LatentSample.__doc__ = """k posterior samples of a batch: q, p(z), z [k, B, D], log p(x|z_j) [k, B] and the rate [B].
+                                                       "layer_rates"])
+LatentSample.__doc__ = """k posterior samples of a batch: q, p(z), z [k, B, D], log p(x|z_j) [k, B], the rate [B]
+and ``layer_rates``, the list of each latent layer's rate [B] (one for a flat latent; their sum is the rate).
 
-For a hierarchical VAE z is the list of layers [k, B, D_l] in the joint's
-order and ``layer_rates`` the list of their rates [B] (else None)."""
+For a hierarchical VAE z is the list of layers [k, B, D_l] in the joint's order (``core.latents``)."""
 
 # Arguments VAE took before the objective became a part (tfvae <= 0.2), with where they live now.
 _MOVED_ARGUMENTS = {
@@ -153,6 +152,7 @@ class VAE(keras.Model):
         self.distortion_tracker = keras.metrics.Mean(name="distortion")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.spike_tracker = keras.metrics.Mean(name="gradient_spikes")  # reported with gradient_spike_factor
+        self.skip_tracker = keras.metrics.Mean(name="skipped_steps")  # reported under loss scaling
 
     # ----------------------------------------------------------------- parts
     @property
@@ -176,7 +176,7 @@ class VAE(keras.Model):
     @property
     def latent_names(self) -> list[str]:
         """The latents' names in the joint's order, top first (["z"] for a single-layer VAE)."""
-        return hierarchical.layer_names(self.latent_dims) if len(self.latent_dims) > 1 else ["z"]
+        return latents.names(self.latent_dims)
 
     def build(self, input_shape):
         """Builds the parts for data of shape input_shape[1:] (a user's layer by one call on zeros)."""
@@ -224,7 +224,7 @@ class VAE(keras.Model):
 
     def _decode_folded(self, z, labels):
         """(p(x|z) over the N = prod(leading dims) latents of z, leading shape of z)."""
-        z = tf.convert_to_tensor(hierarchical.concat_latents(z), tf.float32)
+        z = tf.convert_to_tensor(latents.as_vector(z), tf.float32)
         leading = tf.shape(z)[:-1]
         flat_z = tf.reshape(z, [-1, self.latent_dim])
         condition = self.condition(labels)
@@ -242,7 +242,7 @@ class VAE(keras.Model):
         full batch shape (``data_log_prob`` does that for you). A hierarchical
         VAE's z is the list of its layers (concatenated for the decoder).
         """
-        z = tf.convert_to_tensor(hierarchical.concat_latents(z), tf.float32)
+        z = tf.convert_to_tensor(latents.as_vector(z), tf.float32)
         if self._decodes_sample_dimensions():
             condition = self.condition(labels)
             return self.decoder(z) if condition is None else self.decoder(z, condition=condition)
@@ -271,11 +271,8 @@ class VAE(keras.Model):
         approx_posterior, prior = self.posterior(x, labels), self.prior  # a VampPrior runs the encoder: once
         z = sampling.sample_posterior(approx_posterior, sampling.as_seed(seed), num_samples)
         log_likelihood = self.data_log_prob(x, z, labels)
-        if sampling.is_joint(approx_posterior):
-            layer_rates = objectives.layer_rates(approx_posterior, prior, z, kl_method)
-            return LatentSample(approx_posterior, prior, z, log_likelihood, tf.add_n(layer_rates), layer_rates)
-        rate = objectives.rate(approx_posterior, prior, z, kl_method)
-        return LatentSample(approx_posterior, prior, z, log_likelihood, rate)
+        layer_rates = objectives.layer_rates(approx_posterior, prior, z, kl_method)
+        return LatentSample(approx_posterior, prior, z, log_likelihood, tf.add_n(layer_rates), layer_rates)
 
     def elbo_terms(self, x, seed=None, num_samples: int = 1, labels=None, kl_method: str = "auto") -> dict:
         """Per-example ``distortion``, ``rate`` and ``elbo`` (nats, shape [B]).
@@ -288,7 +285,7 @@ class VAE(keras.Model):
         sample = self.sample_terms(x, seed, num_samples, labels, kl_method)
         distortion = -tf.reduce_mean(sample.log_likelihood, axis=0)
         terms = {"distortion": distortion, "rate": sample.rate, "elbo": -(distortion + sample.rate)}
-        if sample.layer_rates:
+        if len(sample.layer_rates) > 1:
             terms.update({f"rate_{name}": layer_rate
                           for name, layer_rate in zip(self.latent_names, sample.layer_rates, strict=True)})
         return terms
@@ -406,12 +403,17 @@ class VAE(keras.Model):
     @property
     def metrics(self):
         trackers = [self.loss_tracker, self.elbo_tracker, self.rate_tracker, self.distortion_tracker]
-        return trackers + ([self.spike_tracker] if self.gradient_spike_factor else [])
+        if self.gradient_spike_factor:
+            trackers.append(self.spike_tracker)
+        if optimizer_step.loss_scale(getattr(self, "optimizer", None)) is not None:
+            trackers.append(self.skip_tracker)
+        return trackers
 
-    def _update_trackers(self, terms, loss):
-        self.loss_tracker.update_state(loss)
+    def _update_trackers(self, terms, loss, weight=None):
+        self.loss_tracker.update_state(loss, sample_weight=weight)
         for tracker in (self.elbo_tracker, self.rate_tracker, self.distortion_tracker):
-            tracker.update_state(terms[tracker.name])
+            tracker.update_state(terms[tracker.name], sample_weight=None if weight is None else
+                                 tf.broadcast_to(weight, tf.shape(terms[tracker.name])))
 
     def train_step(self, data):
         """One gradient step on the global-batch mean of the objective's loss.
@@ -455,23 +457,29 @@ class VAE(keras.Model):
         return terms, loss, tape.gradient(scaled_loss, self.trainable_variables)
 
     def apply_gradients_across_replicas(self, terms, loss, grads):
-        """Sums the replicas' gradients (clipping the sum if asked), applies them, updates the metrics."""
-        if self.gradient_spike_factor:
-            grads = self._guard_against_spikes(grads)
-        elif self.clip_global_norm is not None:
-            grads, _ = distribute.clip_across_replicas(grads, self.clip_global_norm)
-        self.optimizer.apply(grads, self.trainable_variables)
-        _, num_replicas = sampling.replica_position()
-        self._update_trackers(terms, loss * tf.cast(num_replicas, tf.float32))
+        """Applies the step on every replica alike (``core.optimizer_step``); updates the metrics.
 
-    def _guard_against_spikes(self, grads):
-        """Clips the all-replica gradient to min(clip_global_norm, the guard's limit); counts a spike."""
-        spike_limit = self.gradient_guard.limit()
-        limit = spike_limit if self.clip_global_norm is None else tf.minimum(spike_limit, self.clip_global_norm)
-        grads, norm = distribute.clip_across_replicas(grads, limit)
-        self.gradient_guard.record(norm, limit)
-        self.spike_tracker.update_state(tf.cast(norm > spike_limit, tf.float32))
-        return grads
+        Gradients are summed across replicas; with loss scaling, clipping or
+        the spike guard they are unscaled, clipped and guarded on their true
+        values, and a step with a non-finite gradient is skipped by every
+        replica and worker (its loss left out of the metrics, counted in
+        ``skipped_steps``).
+        """
+        guard = self.gradient_guard if self.gradient_spike_factor else None
+        report = optimizer_step.apply_step(self.optimizer, grads, self.trainable_variables, self.clip_global_norm,
+                                           guard)
+        if "spike" in report:
+            self.spike_tracker.update_state(tf.cast(report["spike"], tf.float32))
+        _, num_replicas = sampling.replica_position()
+        loss = loss * tf.cast(num_replicas, tf.float32)
+        if optimizer_step.loss_scale(self.optimizer) is None:
+            self._update_trackers(terms, loss)
+            return
+        applied = report["finite"]
+        self.skip_tracker.update_state(tf.cast(tf.logical_not(applied), tf.float32))
+        weight = tf.cast(applied, tf.float32)  # a skipped step's (non-finite) figures are left out
+        self._update_trackers({k: tf.where(applied, v, tf.zeros_like(v)) for k, v in terms.items()},
+                              tf.where(applied, loss, 0.0), weight)
 
     def test_step(self, data):
         x = tf.cast(_features(data), tf.float32)

@@ -29,7 +29,7 @@ import math
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae.core import sampling
+from tfvae.core import latents, sampling
 
 tfd = tfp.distributions
 
@@ -87,14 +87,13 @@ def _single_rate(approx_posterior, prior, z, method):
 
 
 def joint_layers(approx_posterior, prior, z) -> list:
-    """[(q_i, p_i, z_i)]: a joint posterior's and prior's conditionals at the same given latents z_<i."""
-    posteriors, _ = sampling.walk_joint(approx_posterior, lambda i, distribution, is_root: z[i])
-    priors, _ = sampling.walk_joint(prior, lambda i, distribution, is_root: z[i])
-    return list(zip(posteriors, priors, z, strict=True))
+    """[(q_i, p_i, z_i)]: the posterior's and prior's conditionals of each layer at the same latents z_<i
+    (``core.latents.layers``; one layer for a flat latent)."""
+    return latents.layers(approx_posterior, prior, z)
 
 
 def layer_rates(approx_posterior, prior, z, method: str = "auto") -> list:
-    """[KL_i] per layer of a joint (hierarchical) posterior and prior, each [B] nats.
+    """[KL_i] per latent layer, each [B] nats (one for a flat latent).
 
     KL_i = KL(q(z_i | z_<i, x) || p(z_i | z_<i)) at the sampled z_<i (the
     layers before i in sampling order), closed form within the layer where
@@ -103,7 +102,7 @@ def layer_rates(approx_posterior, prior, z, method: str = "auto") -> list:
     """
     if method not in KL_METHODS:
         raise ValueError(f"kl method must be one of {KL_METHODS}; got {method!r}")
-    return [_single_rate(q_i, p_i, z_i, method) for q_i, p_i, z_i in joint_layers(approx_posterior, prior, z)]
+    return [_single_rate(q_i, p_i, z_i, method) for q_i, p_i, z_i in latents.layers(approx_posterior, prior, z)]
 
 
 def rate(
@@ -125,11 +124,7 @@ def rate(
     For joint (hierarchical) q and p, the sum of ``layer_rates`` at the
     latents z (a list).
     """
-    if method not in KL_METHODS:
-        raise ValueError(f"kl method must be one of {KL_METHODS}; got {method!r}")
-    if sampling.is_joint(approx_posterior):
-        return tf.add_n(layer_rates(approx_posterior, prior, z, method))
-    return _single_rate(approx_posterior, prior, z, method)
+    return tf.add_n(layer_rates(approx_posterior, prior, z, method))
 
 
 def log_importance_weights(
@@ -170,9 +165,12 @@ def per_dimension_kl(approx_posterior: tfd.Distribution, prior: tfd.Distribution
     For joint (hierarchical) q and p, each layer's conditionals at the latents
     z (default: the posterior's location), concatenated in the joint's order.
     """
-    if sampling.is_joint(approx_posterior):
-        z = sampling.posterior_location(approx_posterior) if z is None else z
-        return tf.concat([per_dimension_kl(q_i, p_i) for q_i, p_i, _ in joint_layers(approx_posterior, prior, z)], -1)
+    z = sampling.posterior_location(approx_posterior) if z is None else z
+    layers = latents.layers(approx_posterior, prior, z)
+    return tf.concat([_per_dimension_kl_of_layer(q_i, p_i) for q_i, p_i, _ in layers], -1)
+
+
+def _per_dimension_kl_of_layer(approx_posterior: tfd.Distribution, prior: tfd.Distribution) -> tf.Tensor:
     q_params, p_params = _diagonal_gaussian_params(approx_posterior), _diagonal_gaussian_params(prior)
     if q_params is None or p_params is None:
         raise ValueError(
@@ -209,14 +207,18 @@ def free_bits_rate(
     layer rates and ``z`` the latents: the floor applies within each layer,
     so a group_size of at least the largest layer gives free bits per layer.
     """
-    if sampling.is_joint(approx_posterior):
-        return tf.add_n([free_bits_rate(q_i, p_i, rate_i, free_bits, group_size)
-                         for (q_i, p_i, _), rate_i in zip(joint_layers(approx_posterior, prior, z), rate_per_example, strict=True)])
+    layers = latents.layers(approx_posterior, prior, z)
+    rates = latents.as_list(rate_per_example)
+    return tf.add_n([_free_bits_rate_of_layer(q_i, p_i, rate_i, free_bits, group_size)
+                     for (q_i, p_i, _), rate_i in zip(layers, rates, strict=True)])
+
+
+def _free_bits_rate_of_layer(approx_posterior, prior, rate_per_example, free_bits: float, group_size: int):
     latent_dim = int(prior.event_shape[-1])
     check_group_size(group_size, latent_dim)
     if group_size >= latent_dim:
         return tf.maximum(rate_per_example, free_bits)
-    kl = per_dimension_kl(approx_posterior, prior)
+    kl = _per_dimension_kl_of_layer(approx_posterior, prior)
     groups = tf.reduce_sum(tf.reshape(kl, [-1, latent_dim // group_size, group_size]), axis=-1)
     return tf.reduce_sum(tf.maximum(groups, free_bits), axis=-1)
 

@@ -134,7 +134,7 @@ class ELBO(Objective):
         terms = _elbo_terms(sample)
         rate = sample.rate
         if self.free_bits:
-            rate = bounds.free_bits_rate(sample.approx_posterior, sample.prior, sample.layer_rates or rate,
+            rate = bounds.free_bits_rate(sample.approx_posterior, sample.prior, sample.layer_rates,
                                              self.free_bits, self.free_bits_group_size, z=sample.z)
         return terms, terms["distortion"] + self.rate_weight(step) * rate
 

@@ -59,8 +59,8 @@ import tempfile
 
 import tensorflow as tf
 
-from tfvae.core import files, sampling
-from tfvae.models import decoders, hierarchical
+from tfvae.core import files, latents, sampling
+from tfvae.models import decoders
 from tfvae.serving import warmup
 
 __all__ = [
@@ -192,10 +192,8 @@ class ServingModule(tf.Module):
             seed = _request_parameter(seed, "seed")
             x = check_images(images)
             posterior = model.posterior(x, check_labels(labels, x))
-            z = hierarchical.concat_latents(posterior.sample(seed=sampling.as_seed(seed)))
-            if sampling.is_joint(posterior):
-                return {**_layer_outputs(posterior, model.latent_names), "z": z}
-            return {"loc": sampling.posterior_location(posterior), **_scale_outputs(posterior), "z": z}
+            z = latents.as_vector(posterior.sample(seed=sampling.as_seed(seed)))
+            return {**_posterior_outputs(posterior, model.latent_names), "z": z}
 
         def decode(z, labels=None):
             z = check_batch(z, "z", [latent_dim], f"[batch, {latent_dim}]")
@@ -257,26 +255,25 @@ def _signature_function(body, *specs: tf.TensorSpec):
     return tf.function(call, input_signature=list(specs))
 
 
-def _scale_outputs(posterior) -> dict:
-    """{"scale": per-dimension stddev} where closed-form, plus {"scale_tril"} for a full-covariance Gaussian."""
-    outputs = _stddev_if_closed_form(posterior)
-    scale = getattr(posterior, "scale", None)
-    if isinstance(scale, tf.linalg.LinearOperatorLowerTriangular):
-        outputs["scale_tril"] = scale.to_dense()
-    return outputs
+def _posterior_outputs(posterior, names) -> dict:
+    """q(z|x)'s location "loc" and, where closed-form, "scale" (per-dimension stddev), over all latent layers.
 
-
-def _layer_outputs(posterior, names) -> dict:
-    """A joint posterior's loc and scale, concatenated, and per layer (loc_z_l, scale_z_l).
-
-    Each layer's parameters are those of q(z_l | z_>l, x) with the layers
-    above at their locations (the path ``sampling.posterior_location`` takes).
+    A full-covariance Gaussian adds "scale_tril"; a hierarchy adds each
+    layer's "loc_z_l" and "scale_z_l", the parameters of q(z_l | z_>l, x)
+    with the layers above at their locations (the path
+    ``sampling.posterior_location`` takes).
     """
-    layers, locations = sampling.walk_joint(
-        posterior, lambda i, distribution, is_root: sampling.posterior_location(distribution))
-    outputs = {"loc": tf.concat(locations, -1), "scale": tf.concat([q.stddev() for q in layers], -1)}
-    for name, q, location in zip(names, layers, locations, strict=True):
-        outputs.update({f"loc_{name}": location, f"scale_{name}": q.stddev()})
+    layers, location = latents.walk(posterior, lambda i, q, is_root: sampling.posterior_location(q))
+    locations = latents.as_list(location)
+    scales = [_stddev_if_closed_form(q).get("scale") for q in layers]
+    outputs = {"loc": latents.as_vector(location)}
+    if all(scale is not None for scale in scales):
+        outputs["scale"] = tf.concat(scales, -1)
+    if len(layers) == 1 and isinstance(getattr(posterior, "scale", None), tf.linalg.LinearOperatorLowerTriangular):
+        outputs["scale_tril"] = posterior.scale.to_dense()
+    if len(layers) > 1:
+        for name, location_l, scale_l in zip(names, locations, scales, strict=True):
+            outputs.update({f"loc_{name}": location_l, f"scale_{name}": scale_l})
     return outputs
 
 

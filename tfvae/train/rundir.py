@@ -33,7 +33,7 @@ __all__ = ["RESUMABLE_CHANGES", "RunDirectory", "RunDirectoryError"]
 RESUMABLE_CHANGES = frozenset({
     "epochs", "checkpoint_every_steps", "checkpoint_every_seconds", "summary_every_steps", "eval_every_epochs", "max_checkpoints",
     "validation_examples", "steps_per_execution", "strategy", "devices", "logical_cpu_devices",
-    "early_stopping_patience",
+    "early_stopping_patience", "deterministic",
 })
 _VERSION_KEY = "tfvae_version"
 

@@ -108,7 +108,9 @@ def train_and_evaluate(
         config = dataclasses.replace(config, dataset=data.PYTHON_DATASET, data_dir=None)
     elif validation_data is not None:
         raise ValueError("validation_data is given without train_data; pass both, or neither to read config.dataset")
+    distribute.set_determinism(config.deterministic)
     strategy = strategy or distribute.make_strategy(config.strategy, config.devices, config.logical_cpu_devices)
+    logging.info("%s", distribute.describe(strategy))
     factory.check_config(config)  # after the strategy: a multi-worker one must exist before TensorFlow starts
     hardware.warn_if_emulated(config.precision)
     distribute.check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
@@ -224,8 +226,9 @@ def run_epoch(loop: TrainingLoop, state, config: TrainConfig, callback_list, wri
         callback_list.on_train_batch_end(done + num_steps - 1, logs)
         if not math.isfinite(logs["loss"]):
             first = step if num_steps == 1 else f"{step - num_steps + 1}-{step}"
-            raise NonFiniteLossError(f"non-finite loss ({logs['loss']}) at step {first}; training stopped and the "
-                                     f"last good checkpoint {state.latest} is kept")
+            kept = (f"the last good checkpoint {state.latest} is kept" if state.latest else
+                    "no checkpoint had been written yet")
+            raise NonFiniteLossError(f"non-finite loss ({logs['loss']}) at step {first}; training stopped and {kept}")
         done += num_steps
         end_of_epoch = done == loop.steps_per_epoch
         state.step_in_epoch.assign(0 if end_of_epoch else done)

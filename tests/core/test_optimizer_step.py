@@ -1,0 +1,115 @@
+"""A loss-scaled step is applied or skipped by every replica and worker together (core/optimizer_step.py)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+WORKER = os.path.join(REPO, "tests", "loss_scale_worker.py")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _check_skipped_then_applied(report):
+    for weight_before, weight_marked, weight_clean in zip(report["before"], report["after_marked"],
+                                                          report["after_clean"], strict=True):
+        for replica_before, replica_marked in zip(weight_before, weight_marked, strict=True):
+            # Skipped on every replica: each copy of each weight is what it was, and finite.
+            np.testing.assert_array_equal(replica_marked, replica_before)
+            assert np.all(np.isfinite(replica_marked))
+        # The clean step is applied, to the same values on every replica.
+        assert not np.array_equal(weight_clean[0], weight_before[0])
+        for replica_clean in weight_clean[1:]:
+            np.testing.assert_array_equal(replica_clean, weight_clean[0])
+    assert report["scale_after_marked"] == report["scale_before"] / 2
+    # A skipped step counts: the step (seeds, schedules, checkpoints) follows the data.
+    assert report["iterations_after_marked"] == 1 and report["iterations_after_clean"] == 2
+    assert all(skipped == 1.0 for skipped in report["skipped"])
+
+
+def test_an_overflow_on_one_of_two_replicas_is_skipped_by_both(tmp_path):
+    out = tmp_path / "mirrored.json"
+    result = subprocess.run([sys.executable, WORKER, "mirrored", str(out)], capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert len(report["before"][0]) == 2  # two replicas' copies
+    _check_skipped_then_applied(report)
+
+
+def test_an_overflow_on_one_of_two_workers_is_skipped_by_both_without_a_hang(tmp_path):
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    processes = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        processes.append(subprocess.Popen(
+            [sys.executable, WORKER, "multi_worker", str(tmp_path / f"worker{index}.json")],
+            env=dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="3"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        outputs = [p.communicate(timeout=240) for p in processes]
+    except subprocess.TimeoutExpired:
+        for p in processes:
+            p.kill()
+        pytest.fail("the workers did not finish within 240 s: their collectives no longer matched (a hang)")
+    for p, (_, stderr) in zip(processes, outputs, strict=True):
+        assert p.returncode == 0, stderr[-3000:]
+    reports = [json.loads((tmp_path / f"worker{index}.json").read_text()) for index in range(2)]
+    for report in reports:
+        _check_skipped_then_applied(report)
+    np.testing.assert_array_equal(np.array(reports[0]["after_clean"][0][0]), np.array(reports[1]["after_clean"][0][0]))
+
+
+# ------------------------------------------------------------ one device: unscaled clipping, the guard
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfvae.core import gradient_guard, optimizer_step  # noqa: E402
+
+
+def _variables():
+    return [tf.Variable([1.0, -2.0]), tf.Variable([[0.5]])]
+
+
+@pytest.mark.parametrize("clip", [None, 0.1])
+def test_clipping_acts_on_the_true_gradient_whatever_the_loss_scale(clip):
+    true_grads = [tf.constant([3.0, -4.0]), tf.constant([[12.0]])]  # global norm 13
+    plain, scaled = _variables(), _variables()
+    optimizer_step.apply_step(keras.optimizers.SGD(1.0), true_grads, plain, clip)
+    lso = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(1.0), initial_scale=2.0**15)
+    lso.build(scaled)
+    report = optimizer_step.apply_step(lso, [g * 2.0**15 for g in true_grads], scaled, clip)
+    for a, b in zip(plain, scaled, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+    expected_step = 1.0 if clip is None else clip / 13.0
+    np.testing.assert_allclose(plain[0].numpy(), [1.0 - 3.0 * expected_step, -2.0 + 4.0 * expected_step], rtol=1e-6)
+    assert float(report["norm"]) == pytest.approx(13.0)
+
+
+def test_a_non_finite_norm_is_never_a_spike_and_leaves_the_guards_level_alone():
+    guard = gradient_guard.GradientSpikeGuard(factor=2.0, warmup_steps=1)
+    lso = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=4.0)
+    variables = _variables()
+    lso.build(variables)
+    optimizer_step.apply_step(lso, [tf.constant([4.0, 0.0]), tf.constant([[0.0]])], variables, guard=guard)
+    level = float(guard.norm_mean.numpy())
+    before = [v.numpy() for v in variables]
+    report = optimizer_step.apply_step(lso, [tf.constant([np.inf, 0.0]), tf.constant([[0.0]])], variables,
+                                       guard=guard)
+    assert not bool(report["finite"]) and not bool(report["spike"])
+    assert float(guard.norm_mean.numpy()) == level
+    for b, v in zip(before, variables, strict=True):
+        np.testing.assert_array_equal(b, v.numpy())
+    assert int(lso.iterations.numpy()) == 2
+    report = optimizer_step.apply_step(lso, [tf.constant([400.0, 0.0]), tf.constant([[0.0]])], variables, guard=guard)
+    assert bool(report["spike"]) and bool(report["finite"])  # 100 (unscaled) > 2 x the level of 1

@@ -1,0 +1,94 @@
+"""One loss-scaled step with a non-finite gradient on one replica or worker only, in a fresh process.
+
+  python tests/loss_scale_worker.py mirrored <out.json>   # 2 logical CPU devices, one process
+  python tests/loss_scale_worker.py multi_worker <out.json>  # one of 2 workers (TF_CONFIG set by the test)
+
+The encoder multiplies q's location by 1e30 for an example whose pixel (0, 0)
+is 2: its KL (and gradient) overflows. Global batch 4, 2 replicas: example 3,
+on replica (or worker) 1 only, is marked in the first batch; the second batch
+is clean. Writes what each replica saw to out.json.
+"""
+
+import json
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+import tfvae
+from tfvae.core import distribute
+
+tfd = tfp.distributions
+MARK = 2.0
+
+
+@keras.saving.register_keras_serializable(package="tfvae_tests")
+class OverflowingEncoder(keras.layers.Layer):
+    """A diagonal Gaussian q(z|x) whose location overflows on marked examples."""
+
+    def __init__(self, latent_dim=2, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = latent_dim
+        self.params = keras.layers.Dense(2 * latent_dim)
+
+    def call(self, x):
+        loc, raw_scale = tf.split(self.params(tf.reshape(x, [-1, 64])), 2, axis=-1)
+        marked = tf.cast(x[:, 0, 0, 0] > 1.5, tf.float32)[:, None]
+        return tfd.MultivariateNormalDiag(loc * (1.0 + marked * 1e30), tf.nn.softplus(raw_scale) + 1e-3)
+
+    def get_config(self):
+        return {**super().get_config(), "latent_dim": self.latent_dim}
+
+
+def batches():
+    rng = np.random.default_rng(0)
+    first = (rng.random((4, 8, 8, 1)) < 0.5).astype(np.float32)
+    first[3, 0, 0, 0] = MARK
+    second = (rng.random((4, 8, 8, 1)) < 0.5).astype(np.float32)
+    return first, second
+
+
+def main(mode, out_path):
+    if mode == "mirrored":
+        distribute.split_cpu(2)
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    else:
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=60)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = tfvae.VAE(OverflowingEncoder(2),
+                          tfvae.BernoulliDecoder((8, 8, 1), hidden_units=[8]),
+                          tfvae.StandardNormalPrior(2))
+        model.build((None, 8, 8, 1))
+        model.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.01)), seed=0)
+        model.optimizer.build(model.trainable_variables)
+
+    @tf.function
+    def step(x):
+        return strategy.run(model.train_step, args=(x,))
+
+    def per_replica(batch):
+        return strategy.experimental_distribute_values_from_function(
+            lambda ctx: tf.constant(batch[2 * ctx.replica_id_in_sync_group: 2 * ctx.replica_id_in_sync_group + 2]))
+
+    def weights():  # every local replica's copy of every weight
+        return [[np.asarray(r).tolist() for r in strategy.experimental_local_results(v.value)]
+                for v in model.trainable_variables]
+
+    report = {"before": weights(), "scale_before": float(model.optimizer.dynamic_scale.numpy())}
+    first, second = batches()
+    logs = step(per_replica(first))
+    report.update(after_marked=weights(), iterations_after_marked=int(model.optimizer.iterations.numpy()),
+                  scale_after_marked=float(model.optimizer.dynamic_scale.numpy()),
+                  skipped=[float(v) for v in strategy.experimental_local_results(logs["skipped_steps"])])
+    step(per_replica(second))
+    report.update(after_clean=weights(), iterations_after_clean=int(model.optimizer.iterations.numpy()))
+    with open(out_path, "w") as f:
+        json.dump(report, f)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
