@@ -46,9 +46,10 @@ def class_indices(labels, source: str) -> np.ndarray:
     if values.dtype == np.bool_:
         values = values.astype(np.int8)
     if np.issubdtype(values.dtype, np.floating):
-        if not np.isfinite(values).all() or not (values == np.floor(values)).all():
+        whole = np.isfinite(values) & (values == np.floor(values))
+        if not whole.all():
             raise DataError(f"{source}: labels must be whole numbers for --conditional; found "
-                            f"{values[~(np.isfinite(values) & (values == np.floor(values)))][0]!r}")
+                            f"{float(values[~whole][0])}")
     elif not np.issubdtype(values.dtype, np.integer):
         raise DataError(f"{source}: labels must be whole numbers for --conditional; got dtype {values.dtype}")
     low, high = values.min(), values.max()

@@ -12,6 +12,8 @@ feature.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from tfvae.core.errors import DataError
@@ -62,8 +64,10 @@ def read_csv(path: str, budget: limits.MemoryBudget | None = None) -> tuple[np.n
         count = _count_values(path)
         budget.claim(8 * count, f"{path}: a CSV file of up to {count:,} values (float64)")
         header = _header(path, budget)
-        values = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, ndmin=2, dtype=np.float64,
-                            encoding="utf-8")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": an empty file is refused below
+            values = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, ndmin=2, dtype=np.float64,
+                                encoding="utf-8")
     except OSError as e:
         raise DataError(f"{path}: cannot read CSV file ({e.strerror or e})") from None
     except DataError:
@@ -71,7 +75,9 @@ def read_csv(path: str, budget: limits.MemoryBudget | None = None) -> tuple[np.n
     except ValueError as e:  # a UnicodeDecodeError too
         raise DataError(f"{path}: not a CSV file of numbers ({(str(e).splitlines() or ['?'])[0]})") from None
     labels = None
-    if header and len(values) and values.shape[1] != len(header):
+    if len(values) == 0:
+        raise DataError(f"{path}: no rows of values")
+    if header and values.shape[1] != len(header):
         raise DataError(f"{path}: the first row names {len(header)} columns but the rows hold {values.shape[1]} "
                         "values")
     if header and LABEL_COLUMN in header:

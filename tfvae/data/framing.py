@@ -153,15 +153,17 @@ class _GzipStream:
         return self._take(count, keep=False)[1]
 
 
-def check_framing(path: str, max_record_bytes: int = limits.MAX_RECORD_BYTES) -> int:
+def check_framing(path: str, max_record_bytes: int | None = None) -> int:
     """The number of records of the shard at ``path``, after checking every record's framing.
 
     Raises DataError naming the shard and the record index when a length
     field is cut short or fails its CRC, or a record claims more than
-    ``max_record_bytes`` or more than the bytes left in the file (for a GZIP
-    shard: left in its inflated stream, which is not inflated past
-    ``limits.MAX_SHARD_BYTES``). Memory: a few 64 KiB chunks, whatever the file claims.
+    ``max_record_bytes`` (default ``limits.MAX_RECORD_BYTES``) or more than
+    the bytes left in the file (for a GZIP shard: left in its inflated
+    stream, which is not inflated past ``limits.MAX_SHARD_BYTES``). Memory:
+    a few 64 KiB chunks, whatever the file claims.
     """
+    max_record_bytes = limits.MAX_RECORD_BYTES if max_record_bytes is None else max_record_bytes
     try:
         with open(path, "rb") as file:
             compressed = file.read(2) == _GZIP_MAGIC

@@ -41,8 +41,9 @@ DEFAULT_MEMORY_BUDGET_MB = 2048
 
 
 def describe_bytes(count: int) -> str:
-    """``count`` bytes for a message: "47,040,000 bytes (44.9 MiB)"."""
-    return f"{count:,} bytes ({count / 2**20:.1f} MiB)"
+    """``count`` bytes for a message: "47,040,000 bytes (44.9 MiB)" (any int: a claim can exceed a float)."""
+    mebibytes = f"{count / 2**20:.1f}" if count < 2**100 else f"{count // 2**20:,}"
+    return f"{count:,} bytes ({mebibytes} MiB)"
 
 
 class MemoryBudget:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import struct
+import tokenize
 import zipfile
 import zlib
 
@@ -28,9 +29,10 @@ from tfvae.data import limits
 __all__ = ["read_npz"]
 
 _NUMBER_KINDS = "biuf"  # bool, int, unsigned, float
-# What a damaged archive can raise from zipfile, zlib and numpy's .npy reader.
+# What a damaged archive can raise from zipfile, zlib and numpy's .npy reader (whose header parser lets
+# tokenize's error out: found by fuzzing).
 _READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
-                struct.error)
+                struct.error, tokenize.TokenError)
 
 
 def _header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> tuple[tuple[int, ...], np.dtype, int]:

@@ -131,7 +131,7 @@ def count_records(path: str, require_label: bool = False) -> tuple[int, int, int
         low = -1 if count == 0 else low
         if not (require_label and low < 0):
             return count, low, high
-    except tf.errors.OpError:
+    except (tf.errors.OpError, UnicodeDecodeError):  # TensorFlow's message can quote the record's bytes: not UTF-8
         pass
     index = 0
     iterator = iter(record_dataset(path))
@@ -140,8 +140,8 @@ def count_records(path: str, require_label: bool = False) -> tuple[int, int, int
             serialized = next(iterator)
         except StopIteration:
             break
-        except tf.errors.OpError as e:
-            reason = e.message.splitlines()[0]
+        except (tf.errors.OpError, UnicodeDecodeError) as e:
+            reason = (e.message if isinstance(e, tf.errors.OpError) else "unreadable").splitlines()[0]
             raise DataError(f"{path}: record {index} is corrupt or truncated ({reason})") from None
         _check_record(serialized.numpy(), path, index, require_label)
         index += 1
