@@ -79,6 +79,14 @@ def test_forged_idx_sizes_do_not_overflow_into_negative_byte_counts(tmp_path):
         idx_files.read_idx(str(path))
 
 
+def test_claims_of_any_size_are_described_exactly():
+    with pytest.raises(data.DataError, match=r"^x needs 1,267,650,600,228,229,401,496,703,205,376 bytes \("
+                                             r"1,208,925,819,614,629,174,706,176 MiB\), more than the memory budget"):
+        limits.MemoryBudget(1).claim(2**100, "x")
+    assert limits.describe_bytes(2**1100).endswith(f"({2**1100 // 2**20:,} MiB)")  # past a float: an OverflowError
+    assert limits.describe_bytes(47_040_000) == "47,040,000 bytes (44.9 MiB)"                 # before (fuzzing)
+
+
 def test_the_budget_covers_all_files_of_a_data_set_and_comes_from_the_config(tmp_path):
     directory = write_idx_dataset(str(tmp_path / "idx"), num_train=5000, num_test=1000, shape=(20, 20))
     loaded = data.load_dataset("idx", directory, memory_budget_mb=3)  # 2,000,000 + 400,000 + 6,000 bytes of labels

@@ -57,7 +57,7 @@ def test_a_length_field_claiming_2_to_the_40_bytes_is_named_not_a_segfault(tmp_p
     path.write_bytes(gzip.compress(contents) if compress else contents)
     message = rf"^{path}: record 1 claims 1,099,511,627,776 bytes \(1048576.0 MiB\), more than the 268,435,456"
     with pytest.raises(data.DataError, match=message):
-        records.count_records(str(path))
+        framing.check_framing(str(path))  # count_records calls it first: tests/data/test_hostile_files.py
 
 
 def test_lengths_beyond_the_file_and_broken_or_cut_length_fields_are_named(tmp_path):
@@ -103,3 +103,12 @@ def test_a_record_over_the_record_limit_is_refused_before_it_is_read(tmp_path, m
     monkeypatch.setattr(limits, "MAX_RECORD_BYTES", 1000)
     with pytest.raises(data.DataError, match=r"record 1 claims 3,000 bytes .* more than the 1,000 bytes"):
         records.count_records(path)
+
+
+def test_a_record_whose_parse_error_is_not_utf8_is_named(tmp_path):
+    # TensorFlow quotes the record's bytes in its error message, which then fails to decode as UTF-8: a
+    # UnicodeDecodeError instead of an OpError (found by fuzzing).
+    path = tmp_path / "s.tfrecord"
+    path.write_bytes(framing.frame_record(b"\n\x8b"))
+    with pytest.raises(data.DataError, match=rf"^{path}: record 0 is not a tf.train.Example$"):
+        records.count_records(str(path))
