@@ -35,6 +35,7 @@ __all__ = [
     "mutated",
     "npz_files",
     "png_bytes",
+    "regressions",
     "seed_images",
     "tfrecord_files",
 ]
@@ -381,3 +382,19 @@ def example_records():
     record = st.one_of(example, mutated(example, 2))
     framed = st.lists(st.tuples(record, st.none(), st.just(True), st.just(True)), min_size=1, max_size=3)
     return st.builds(_framed, framed, st.booleans())
+
+
+def regressions() -> dict[str, list[bytes]]:
+    """Inputs that once broke a target (found by fuzzing or in the issue), run first by every property test."""
+    from tfvae.data import framing
+
+    huge_idx = bytes([0, 0, 0x0E, 40]) + struct.pack(">I", 2**32 - 1) * 40  # a claim past a float's range
+    forged = struct.pack("<Q", 2**40)
+    return {
+        "idx": [b"\x00\x00\x08\x03" + bytes(4) + b"\xff" * 8, gzip.compress(huge_idx, mtime=0)],
+        "npz": [_zip([("x_train", _npy("|u1", False, (1,), (1, 0), "exact", 0, ")"))], zipfile.ZIP_STORED, None)],
+        "csv": [b",label"],
+        "image_header": [seed_images()["png_palette_trns.png"], CMYK_JPEG],
+        "tfrecord": [framing.frame_record(b"x") + forged + struct.pack("<I", framing.masked_crc32c(forged))],
+        "example": [framing.frame_record(b"\n\x8b")],
+    }

@@ -17,7 +17,8 @@ deleted bytes, GZIP wrapping.
   example        tf.train.Example records through sources.tfrecord_source and num_classes
 
 ``tests/data/test_fuzz_parsers.py`` runs every target for a few seconds
-(derandomized); ``scripts/fuzz.py`` runs them for minutes (``fuzz``) and
+(derandomized), after the inputs that once broke it
+(``fuzz_inputs.regressions``); ``scripts/fuzz.py`` runs them for minutes (``fuzz``) and
 writes each failing input to a folder. ``hypothesis`` is imported only
 here, when a target runs.
 """
@@ -183,6 +184,8 @@ def property_test(target: Target, max_examples: int, derandomize: bool = True, s
                 failed(contents, traceback.format_exc())
             raise
 
+    for contents in fuzz_inputs.regressions().get(target.name, []):
+        test = hypothesis.example(contents=contents)(test)  # run ahead of the drawn inputs
     return hypothesis.seed(seed)(test) if seed is not None else test
 
 
