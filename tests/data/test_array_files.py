@@ -97,6 +97,17 @@ def test_the_budget_covers_all_files_of_a_data_set_and_comes_from_the_config(tmp
         data.prepare_data(tfvae.TrainConfig(dataset="idx", data_dir=directory, memory_budget_mb=2))
 
 
+def test_make_tfrecords_reads_idx_npz_and_csv_under_its_budget_too(tmp_path):
+    from tfvae.data import conversion
+
+    directory = write_idx_dataset(str(tmp_path / "idx"), num_train=3000, num_test=10, shape=(20, 20))
+    with pytest.raises(data.DataError, match=r"needs 1,200,000 bytes .* \(--memory_budget_mb=1\)"):
+        conversion.write_tfrecords("idx", directory, str(tmp_path / "out"), 2, memory_budget_mb=1)
+    assert not os.path.exists(tmp_path / "out")
+    written = conversion.write_tfrecords("idx", directory, str(tmp_path / "out"), 2, memory_budget_mb=2)
+    assert len(written["train"]) == 2
+
+
 def _npy(header: str, payload: bytes = b"") -> bytes:
     header += " " * ((-(len(header) + 11)) % 64) + "\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + payload
