@@ -69,13 +69,17 @@ def test_forged_idx_sizes_do_not_overflow_into_negative_byte_counts(tmp_path):
     with pytest.raises(data.DataError, match=r"forged: IDX header shape \[4294967295, 4294967295, 2147483648\] is too "
                                              r"large for an array$"):
         idx_files.read_idx(str(path))
-    # 2^31 x (2^31 - 1) float64: 2^65 bytes, more than an int64 holds; Python ints count them.
-    path.write_bytes(bytes([0, 0, 0x0E, 2]) + struct.pack(">II", 2**31, 2**31 - 1) + b"\0" * 16)
-    with pytest.raises(data.DataError, match=r"needs 36,893,488,130,239,234,048 bytes, file has 16$"):
+    # The same with the dtype's size: 0 x 65535 x (2^31 - 1) x 16385 int32 (a 10-minute fuzzing run found it).
+    path.write_bytes(bytes.fromhex("00000c04 00000000 0000ffff 7fffffff 00004001"))
+    with pytest.raises(data.DataError, match=r"is too large for an array$"):
+        idx_files.read_idx(str(path))
+    # 2^31 x (2^31 - 1) bytes: counted exactly, compared with the file, then with the budget.
+    path.write_bytes(bytes([0, 0, 0x08, 2]) + struct.pack(">II", 2**31, 2**31 - 1) + b"\0" * 16)
+    with pytest.raises(data.DataError, match=r"needs 4,611,686,016,279,904,256 bytes, file has 16$"):
         idx_files.read_idx(str(path))
     path.write_bytes(gzip.compress(path.read_bytes()))
-    with pytest.raises(data.DataError, match=r"of float64 needs 36,893,488,130,239,234,048 bytes \([\d.]+ MiB\), more "
-                                             r"than the memory budget"):
+    with pytest.raises(data.DataError, match=r"of uint8 needs 4,611,686,016,279,904,256 bytes \(4398046509056.0 MiB\), "
+                                             r"more than the memory budget"):
         idx_files.read_idx(str(path))
 
 

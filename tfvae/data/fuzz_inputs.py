@@ -391,7 +391,8 @@ def regressions() -> dict[str, list[bytes]]:
     huge_idx = bytes([0, 0, 0x0E, 40]) + struct.pack(">I", 2**32 - 1) * 40  # a claim past a float's range
     forged = struct.pack("<Q", 2**40)
     return {
-        "idx": [b"\x00\x00\x08\x03" + bytes(4) + b"\xff" * 8, gzip.compress(huge_idx, mtime=0)],
+        "idx": [b"\x00\x00\x08\x03" + bytes(4) + b"\xff" * 8, gzip.compress(huge_idx, mtime=0),
+                bytes.fromhex("00000c04 00000000 0000ffff 7fffffff 00004001")],  # 0 x 65535 x (2^31 - 1) x 16385 int32
         "npz": [_zip([("x_train", _npy("|u1", False, (1,), (1, 0), "exact", 0, ")"))], zipfile.ZIP_STORED, None)],
         "csv": [b",label"],
         "image_header": [seed_images()["png_palette_trns.png"], CMYK_JPEG],
