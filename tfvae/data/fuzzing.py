@@ -19,8 +19,8 @@ deleted bytes, GZIP wrapping.
 ``tests/data/test_fuzz_parsers.py`` runs every target for a few seconds
 (derandomized), after the inputs that once broke it
 (``fuzz_inputs.regressions``); ``scripts/fuzz.py`` runs them for minutes (``fuzz``) and
-writes each failing input to a folder. ``hypothesis`` is imported only
-here, when a target runs.
+writes each failing input to a folder. ``hypothesis`` (a test dependency)
+is imported only when a target runs.
 """
 
 from __future__ import annotations
@@ -35,8 +35,21 @@ import traceback
 import tracemalloc
 from collections.abc import Callable
 
+import tensorflow as tf
+
 from tfvae.core.errors import DataError
-from tfvae.data import fuzz_inputs
+from tfvae.data import (
+    classes,
+    framing,
+    fuzz_inputs,
+    idx_files,
+    image_folders,
+    image_headers,
+    limits,
+    loaders,
+    records,
+    sources,
+)
 
 __all__ = ["FUZZ_BUDGET_MB", "MEMORY_BOUND", "TARGETS", "FuzzReport", "Target", "check_input", "fuzz",
            "fuzz_targets", "property_test"]
@@ -57,8 +70,6 @@ class Target:
 
 
 def _idx(path, workdir):
-    from tfvae.data import classes, idx_files, limits, loaders
-
     array = idx_files.read_idx(path, limits.MemoryBudget(FUZZ_BUDGET_MB))
     if array.ndim == 1:
         return classes.class_indices(array, path)
@@ -66,8 +77,6 @@ def _idx(path, workdir):
 
 
 def _labels_of(loaded, source):
-    from tfvae.data import classes
-
     found = [classes.class_indices(y, source) for y in (loaded.train_labels, loaded.test_labels) if y is not None]
     if found and all(len(y) for y in found):
         classes.num_classes(int(max(y.max() for y in found)), sum(len(y) for y in found), source)
@@ -75,14 +84,10 @@ def _labels_of(loaded, source):
 
 
 def _npz(path, workdir):
-    from tfvae.data import loaders
-
     return _labels_of(loaders.load_npz(path, memory_budget_mb=FUZZ_BUDGET_MB), path)
 
 
 def _csv(path, workdir):
-    from tfvae.data import loaders
-
     return _labels_of(loaders.load_csv(path, validation_split=0.5, memory_budget_mb=FUZZ_BUDGET_MB), path)
 
 
@@ -90,10 +95,6 @@ _DECODE_PIXEL_LIMIT = 2**20  # decode to compare only images this small (the com
 
 
 def _image_header(path, workdir):
-    import tensorflow as tf
-
-    from tfvae.data import image_folders, image_headers
-
     with open(path, "rb") as file:
         shape = image_headers.image_shape(file)
     if shape is None:
@@ -111,8 +112,6 @@ def _image_header(path, workdir):
 
 
 def _tfrecord(path, workdir):
-    from tfvae.data import framing, records
-
     count = framing.check_framing(path)
     if count <= 64:  # TensorFlow's reader after the check: records that are not Examples give DataError
         records.count_records(path)
@@ -120,8 +119,6 @@ def _tfrecord(path, workdir):
 
 
 def _example(path, workdir):
-    from tfvae.data import classes, sources
-
     directory = os.path.join(workdir, "shards")
     os.makedirs(directory)
     os.replace(path, os.path.join(directory, "train-00000-of-00001.tfrecord"))

@@ -91,7 +91,7 @@ def _parse(stream, path: str, budget: limits.MemoryBudget, file_size: int | None
         raise DataError(f"{path}: IDX header is truncated or has 0 dimensions")
     shape = tuple(int.from_bytes(sizes[4 * i : 4 * i + 4], "big") for i in range(ndim))
     dtype = IDX_DTYPES[magic[2]]
-    if math.prod(max(d, 1) for d in shape) > 2**62:  # NumPy refuses such a shape even with a size of 0
+    if math.prod(max(d, 1) for d in shape) * dtype.itemsize > 2**62:  # NumPy refuses it, even with a size of 0
         raise DataError(f"{path}: IDX header shape {list(shape)} is too large for an array")
     claimed = math.prod(shape) * dtype.itemsize
     header = 4 + 4 * ndim
