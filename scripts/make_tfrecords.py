@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags
 
 from tfvae import data
-from tfvae.data import conversion
+from tfvae.data import conversion, limits
 from tfvae.train import cli
 
 _DATASET = cli.define_dataset_flag("fashion_mnist", "Data set to convert")
@@ -32,6 +32,8 @@ _CHANNELS = flags.DEFINE_enum("channels", "0", ["0", "1", "3", "4"], "image_fold
 _IMAGE_SIZE = flags.DEFINE_list("image_size", [], "image_folder/tfrecord: resize to H,W (centred crop first).")
 _VALIDATION_SPLIT = flags.DEFINE_float("validation_split", 0.1, "image_folder without train/ and test/: test fraction.")
 _SEED = flags.DEFINE_integer("seed", 0, "image_folder without train/ and test/: seed of the split.")
+_MEMORY_BUDGET_MB = flags.DEFINE_integer("memory_budget_mb", limits.DEFAULT_MEMORY_BUDGET_MB, "idx, npz, csv (read into memory first): the most "
+                                         "their headers may claim, in MiB.", lower_bound=1)
 
 
 flags.mark_flag_as_required("output_dir")
@@ -48,7 +50,8 @@ def main(argv):
     try:
         written = conversion.write_tfrecords(
             _DATASET.value, _DATA_DIR.value, _OUTPUT_DIR.value, _NUM_SHARDS.value, _NUM_TEST_SHARDS.value,
-            _COMPRESS.value, int(_CHANNELS.value), image_size, _VALIDATION_SPLIT.value, _SEED.value)
+            _COMPRESS.value, int(_CHANNELS.value), image_size, _VALIDATION_SPLIT.value, _SEED.value,
+            _MEMORY_BUDGET_MB.value)
     except data.DataError as e:
         cli.exit_with_error(str(e), code=1)
     except ValueError as e:

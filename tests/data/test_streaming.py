@@ -12,7 +12,7 @@ from conftest import assert_killed_run_resumes_exactly, checkpoint_weights, last
 
 import tfvae
 from tfvae import data, evaluation
-from tfvae.data import records, sources, streaming
+from tfvae.data import limits, records, sources, streaming
 from tfvae.train import loops, training
 
 NUM = 48  # numbered examples: label i on the image of example i
@@ -86,6 +86,32 @@ def test_blocks_follow_the_plan_and_give_each_replica_its_rows_of_every_step(num
         step += count
     with pytest.raises(ValueError, match="plan sums to 5, but 6 steps remain"):
         streaming.train_blocks(source, 8, 2, 0, steps=6, plan=[2, 3], shuffle_buffer=16)
+
+
+def test_a_shuffle_buffer_larger_than_the_data_shuffles_as_one_of_its_size():
+    # Why bounding the buffer by the records read changes no order: tf.data draws from the elements it holds.
+    numbers = tf.data.Dataset.range(300)
+    exact = list(numbers.shuffle(300, seed=7, reshuffle_each_iteration=False).as_numpy_iterator())
+    larger = list(numbers.shuffle(10**6, seed=7, reshuffle_each_iteration=False).as_numpy_iterator())
+    assert exact == larger and sorted(exact) == list(range(300)) and exact != list(range(300))
+
+
+def test_the_shuffle_buffer_is_bounded_by_the_records_a_worker_reads(numbered_dir, monkeypatch):
+    # Before: the flag went to tf.data as given; 10^9 on 300 records held 20 GB, 2^63 - 1 crashed (SIGSEGV).
+    requested, shuffle = [], tf.data.Dataset.shuffle
+    monkeypatch.setattr(tf.data.Dataset, "shuffle",
+                        lambda self, size, *args, **kwargs: requested.append(int(size)) or shuffle(self, size, *args,
+                                                                                                     **kwargs))
+    source = _source(numbered_dir)
+    largest = streaming.train_dataset(source, 8, seed=5, epoch=0, steps=3, shuffle_buffer=limits.MAX_SHUFFLE_BUFFER,
+                                      num_workers=2, worker_index=1)
+    assert requested == [24]  # worker 1 of 2 reads shards 1 and 3: 24 records
+    exact = streaming.train_dataset(source, 8, seed=5, epoch=0, steps=3, shuffle_buffer=24, num_workers=2,
+                                    worker_index=1)
+    assert [x.tolist() for x in largest.as_numpy_iterator()] == [x.tolist() for x in exact.as_numpy_iterator()]
+    for bad in (0, limits.MAX_SHUFFLE_BUFFER + 1, 2**63 - 1, True, 1.5):
+        with pytest.raises(ValueError, match=r"^shuffle_buffer must be an int in \[1, 16777216\] \(records\); got"):
+            streaming.train_dataset(source, 8, seed=5, epoch=0, steps=3, shuffle_buffer=bad)
 
 
 def test_auto_input_mode_streams_a_training_split_over_the_memory_budget(tmp_path):

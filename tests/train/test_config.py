@@ -18,6 +18,9 @@ def test_every_field_is_documented_and_its_help_comes_from_the_docstring():
     assert set(help_texts) == {f.name for f in dataclasses.fields(TrainConfig)}
     assert help_texts["free_bits"] == "KL floor in nats per group of latent dimensions, per example (0 = none)."
     assert all(text.endswith((".", ")")) and len(text) > 15 for text in help_texts.values())
+    from tfvae.data import limits
+
+    assert f"at most {limits.MAX_SHUFFLE_BUFFER}," in help_texts["shuffle_buffer"]  # the help states the ceiling
 
 
 def test_each_choice_list_is_the_implementing_modules_own_tuple():
@@ -42,7 +45,9 @@ def test_from_json_rejects_unknown_fields():
     "field, value, message",
     [("latent_dim", 0, "latent_dim must be > 0"), ("architecture", "rnn", "architecture must be one of"),
      ("jit_compile", "yes", "jit_compile must be one of"), ("epochs", 0, "epochs must be > 0"),
-     ("hidden_units", (), "hidden_units must be")],
+     ("hidden_units", (), "hidden_units must be"),
+     ("shuffle_buffer", 2**63 - 1, r"shuffle_buffer must be an int in \[1, 16777216\] \(records\); got 9223372036854775807"),
+     ("memory_budget_mb", 0, "memory_budget_mb must be > 0")],
 )
 def test_validate_names_the_bad_field(field, value, message):
     with pytest.raises(ValueError, match=message):

@@ -4,6 +4,13 @@
   loaders.py        data sets read into memory by name: IDX, npz, CSV, image folders, shards, TFDS, downloads
   sources.py        a split's files and how their records decode
   records.py        TFRecord shards;   image_folders.py  folders of image files;   tfds_data.py  TFDS
+  framing.py        TFRecord framing checked in Python before TensorFlow reads a shard
+  idx_files.py, npz_files.py, csv_files.py   IDX, .npz and CSV files read under the memory budget
+  image_headers.py  PNG and JPEG sizes and channels from their headers, as the decoders give them
+  classes.py        class labels of a conditional run, bounded by the data
+  limits.py         the stated ceilings on what a file may claim, and the memory budget
+  fuzzing.py        the property every parser of untrusted bytes must hold, run by tests and scripts/fuzz.py
+  fuzz_inputs.py    the fuzzers' inputs: valid files of each format, changed where their parsers read them
   in_memory.py      resumable index blocks over data held in memory, evaluation batches
   streaming.py      streamed, resumable input in bounded memory
   pixels.py         pixel conversions and the fixed test binarization

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
-from tfvae.data import records, run_data, tfds_data
+from tfvae.data import limits, records, run_data, tfds_data
 
 __all__ = ["write_tfrecords"]
 
@@ -35,10 +35,11 @@ def _examples(images: tf.data.Dataset, with_labels: bool) -> Iterator[tuple[byte
 
 def write_tfrecords(dataset: str, data_dir: str | None, output_dir: str, num_shards: int, num_test_shards: int = 1,
                     compress: bool = False, channels: int = 0, image_size=(), validation_split: float = 0.1,
-                    seed: int = 0) -> dict[str, list[str]]:
+                    seed: int = 0, memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB) -> dict[str, list[str]]:
     """Writes ``dataset`` (``run_data.DATASETS``, read from ``data_dir``) as train and test shards in ``output_dir``.
 
-    Labels are kept where the data has them. Shards are written under
+    Labels are kept where the data has them. IDX, npz and CSV data are read
+    into memory first, under ``memory_budget_mb`` (``loaders.load_dataset``). Shards are written under
     temporary names and renamed when complete; existing shards are never
     overwritten (``records.write_splits``). Returns {split: shard paths}.
     """
@@ -49,7 +50,7 @@ def write_tfrecords(dataset: str, data_dir: str | None, output_dir: str, num_sha
                           num_shards if split == "train" else num_test_shards)
                   for split, source in found.items()}
     else:
-        loaded = run_data.load_dataset(dataset, data_dir)
+        loaded = run_data.load_dataset(dataset, data_dir, memory_budget_mb=memory_budget_mb)
         splits = {}
         for split, images, labels in (("train", loaded.train_images, loaded.train_labels),
                                       ("test", loaded.test_images, loaded.test_labels)):

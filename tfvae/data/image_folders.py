@@ -7,24 +7,23 @@
 Class folders are sorted by name and numbered from 0 (the test split uses
 the training split's numbering). Files: PNG, JPEG, BMP or GIF (first frame).
 ``list_image_folder`` only lists; sizes are read from the files' headers by
-``image_sizes``, so a folder of any size is checked without decoding it.
+``image_sizes`` (``image_headers``), so a folder of any size is checked
+without decoding it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import struct
 
 import numpy as np
 
 from tfvae.core.errors import DataError
+from tfvae.data import image_headers, limits
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFiles", "image_sizes", "list_image_folder"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # colour type -> channels decode_png gives
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,32 +96,25 @@ def list_image_folder(directory: str, validation_split: float = 0.1, seed: int =
     return splits
 
 
-def _png_size(header: bytes) -> tuple[int, int, int] | None:
-    if header[:8] != _PNG_SIGNATURE or header[12:16] != b"IHDR":
-        return None
-    width, height = struct.unpack(">II", header[16:24])
-    return height, width, _PNG_CHANNELS.get(header[25], 0)
-
-
 def image_sizes(paths) -> list[tuple[int, int, int]]:
-    """(height, width, channels as stored) of each file, from its header (PNG, JPEG) or by decoding it."""
+    """(height, width, channels as decoded) of each file: from its header (PNG, JPEG: ``image_headers``), else
+    by decoding it. DataError naming the file if it cannot be read or decoded, or if its header claims more
+    than ``limits.MAX_IMAGE_PIXELS`` pixels (it is then never decoded)."""
     import tensorflow as tf
 
     sizes = []
     for path in paths:
         try:
-            with open(path, "rb") as f:
-                header = f.read(32)
-            size = _png_size(header)
+            size = image_headers.read_image_shape(path)
             if size is None:
                 contents = tf.io.read_file(path)
-                if header[:2] == b"\xff\xd8":
-                    size = tuple(int(d) for d in tf.io.extract_jpeg_shape(contents).numpy())
-                else:
-                    size = tuple(int(d) for d in tf.io.decode_image(contents, expand_animations=False).shape)
+                size = tuple(int(d) for d in tf.io.decode_image(contents, expand_animations=False).shape)
         except OSError as e:
             raise DataError(f"{path}: cannot read image ({e.strerror})") from None
         except tf.errors.OpError as e:
             raise DataError(f"{path}: cannot decode image ({e.message.splitlines()[0]})") from None
+        if size[0] * size[1] > limits.MAX_IMAGE_PIXELS:
+            raise DataError(f"{path}: its header claims {size[0]}x{size[1]} pixels, more than the "
+                            f"{limits.MAX_IMAGE_PIXELS:,} of one image (a decompression-bomb guard)")
         sizes.append(size)
     return sizes

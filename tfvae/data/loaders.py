@@ -20,19 +20,27 @@ Sources:
   * TensorFlow Datasets (``tfvae.tfds_data``);
   * ``keras.datasets`` downloads (mnist, fashion_mnist) when no local copy is
     found and the machine has internet.
+
+IDX, .npz and CSV files are read into memory whole: what their headers
+claim (their values counted, for CSV), summed over a data set's files, must
+fit in ``memory_budget_mb`` MiB, checked before anything is read or
+inflated (``limits.MemoryBudget``; ``idx_files``, ``npz_files``,
+``csv_files``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import glob
-import gzip
 import os
 
 import numpy as np
 
 from tfvae.core.errors import DataError
-from tfvae.data import image_folders, records, sources, tfds_data
+from tfvae.data import image_folders, limits, records, sources, tfds_data
+from tfvae.data.csv_files import LABEL_COLUMN, read_csv
+from tfvae.data.idx_files import read_idx
+from tfvae.data.npz_files import read_npz
 
 __all__ = [
     "DATASETS",
@@ -62,16 +70,6 @@ DEFAULT_DATA_DIRS = {
     "fashion_mnist": "/usr/share/datasets/fashion-mnist",
     "mnist": "/usr/share/datasets/mnist",
 }
-_IDX_DTYPES = {
-    0x08: np.uint8,
-    0x09: np.int8,
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-
-
 @dataclasses.dataclass(frozen=True)
 class ImageData:
     """Train and test images, [N, H, W, C], uint8 in [0, 255] or float32 in [0, 1].
@@ -110,36 +108,6 @@ class ImageData:
         return images, None if self.test_labels is None else self.test_labels[: len(images)]
 
 
-def read_idx(path: str) -> np.ndarray:
-    """Reads one IDX file (gzipped or not) into a NumPy array.
-
-    Format: two zero bytes, a dtype code, the number of dimensions n, then n
-    big-endian uint32 sizes, then the data in C order.
-    """
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"{path}: cannot read IDX file ({e})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise DataError(f"{path}: IDX header is truncated or has 0 dimensions")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise DataError(
-            f"{path}: IDX data is truncated or has trailing bytes: header shape {list(shape)} "
-            f"needs {expected} bytes, file has {len(raw) - header}"
-        )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
-
-
 def _find_one(directory: str, patterns: tuple[str, ...], required: bool) -> str | None:
     matches = sorted({m for p in patterns for m in glob.glob(os.path.join(directory, p))})
     if len(matches) > 1:
@@ -151,10 +119,12 @@ def _find_one(directory: str, patterns: tuple[str, ...], required: bool) -> str 
     return matches[0]
 
 
-def load_idx_directory(directory: str) -> ImageData:
-    """Loads ``*train-images-idx3-ubyte[.gz]`` and ``*t10k-images-idx3-ubyte[.gz]``."""
+def load_idx_directory(directory: str, memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB) -> ImageData:
+    """Loads ``*train-images-idx3-ubyte[.gz]`` and ``*t10k-images-idx3-ubyte[.gz]`` (and their labels), whose
+    headers together may claim at most ``memory_budget_mb`` MiB."""
     if not os.path.isdir(directory):
         raise DataError(f"{directory}: data directory does not exist")
+    budget = limits.MemoryBudget(memory_budget_mb)
     arrays = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
         images_path = _find_one(
@@ -163,10 +133,10 @@ def load_idx_directory(directory: str) -> ImageData:
         labels_path = _find_one(
             directory, (f"*{prefix}-labels-idx1-ubyte", f"*{prefix}-labels-idx1-ubyte.gz"), False
         )
-        images = validate_images(read_idx(images_path), images_path)
+        images = validate_images(read_idx(images_path, budget), images_path)
         labels = None
         if labels_path:
-            labels = read_idx(labels_path)
+            labels = read_idx(labels_path, budget)
             if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
                 raise DataError(
                     f"{labels_path}: {labels.shape[0] if labels.ndim else 0} labels for "
@@ -176,17 +146,14 @@ def load_idx_directory(directory: str) -> ImageData:
     return image_data(arrays, directory)
 
 
-def load_npz(path: str) -> ImageData:
-    """Loads a Keras-style ``.npz`` with x_train and x_test (y_* optional)."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            contents = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError) as e:
-        raise DataError(f"{path}: cannot read .npz file ({e})") from None
+def load_npz(path: str, memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB) -> ImageData:
+    """Loads a Keras-style ``.npz`` with x_train and x_test (y_* optional), whose headers together may claim at
+    most ``memory_budget_mb`` MiB; other arrays in it are not read."""
+    contents, names = read_npz(path, ("x_train", "x_test", "y_train", "y_test"), limits.MemoryBudget(memory_budget_mb))
     arrays = {}
     for split in ("train", "test"):
         if f"x_{split}" not in contents:
-            raise DataError(f"{path}: missing array x_{split} (found {sorted(contents)})")
+            raise DataError(f"{path}: missing array x_{split} (found {names})")
         images = validate_images(contents[f"x_{split}"], f"{path}[x_{split}]")
         labels = contents.get(f"y_{split}")
         if labels is not None and labels.shape[:1] != images.shape[:1]:
@@ -198,51 +165,16 @@ def load_npz(path: str) -> ImageData:
     return image_data(arrays, path)
 
 
-LABEL_COLUMN = "label"
-
-
-def read_csv(path: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """(values [N, D], labels [N] or None) of a CSV file of numbers, one example per row.
-
-    An optional first row of column names; a column named ``label`` holds
-    int labels and is not a feature. Values are floats in [0, 1], or, when
-    every value is a whole number and some exceed 1, 8-bit values in [0, 255].
-    """
-    try:
-        with open(path) as f:
-            first = f.readline()
-        names = [n.strip() for n in first.split(",")]
-        try:
-            [float(n) for n in names]
-            header = None
-        except ValueError:
-            header = names
-        values = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, ndmin=2, dtype=np.float64)
-    except OSError as e:
-        raise DataError(f"{path}: cannot read CSV file ({e.strerror})") from None
-    except ValueError as e:
-        raise DataError(f"{path}: not a CSV file of numbers ({str(e).splitlines()[0]})") from None
-    labels = None
-    if header and LABEL_COLUMN in header:
-        column = header.index(LABEL_COLUMN)
-        labels, values = values[:, column], np.delete(values, column, axis=1)
-        if not np.all(labels == np.round(labels)):
-            raise DataError(f"{path}: column {LABEL_COLUMN!r} must hold whole numbers")
-        labels = labels.astype(np.int64)
-    if values.shape[1] == 0:
-        raise DataError(f"{path}: no feature columns (only {LABEL_COLUMN!r})")
-    if np.all(values == np.round(values)) and values.max(initial=0) > 1:
-        values = values.astype(np.int64)
-    return values, labels
-
-
-def load_csv(path: str, validation_split: float = 0.1, seed: int = 0) -> ImageData:
+def load_csv(path: str, validation_split: float = 0.1, seed: int = 0,
+             memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB) -> ImageData:
     """Vectors [N, D] from ``path``/train.csv and ``path``/test.csv, or from one .csv file whose
-    ``validation_split`` of rows (drawn with ``seed``) is the test split (``read_csv``)."""
+    ``validation_split`` of rows (drawn with ``seed``) is the test split (``read_csv``); their values (as
+    float64) may take at most ``memory_budget_mb`` MiB."""
+    budget = limits.MemoryBudget(memory_budget_mb)
     if os.path.isdir(path):
-        arrays = {split: read_csv(os.path.join(path, f"{split}.csv")) for split in ("train", "test")}
+        arrays = {split: read_csv(os.path.join(path, f"{split}.csv"), budget) for split in ("train", "test")}
     else:
-        values, labels = read_csv(path)
+        values, labels = read_csv(path, budget)
         if len(values) < 2:
             raise DataError(f"{path}: needs at least 2 rows to split into train and test; found {len(values)}")
         order = np.random.default_rng(seed).permutation(len(values))
@@ -292,7 +224,8 @@ def _load_keras_download(name: str) -> ImageData:
 
 
 def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, channels: int = 0, image_size=(),
-                 validation_split: float = 0.1, seed: int = 0) -> ImageData:
+                 validation_split: float = 0.1, seed: int = 0,
+                 memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB) -> ImageData:
     """Loads a data set into memory by name.
 
     Args:
@@ -305,6 +238,8 @@ def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, ch
       data_dir: where the data is; required for all but fashion_mnist and mnist.
       channels, image_size: decoding of image files and records (``tfvae.sources``).
       validation_split, seed: the test split of an image folder without train/ and test/, or of one .csv.
+      memory_budget_mb: what the headers of IDX, .npz and CSV files may claim in all (MiB), checked before
+        they are read.
     """
     if tfds_data.is_tfds(dataset):
         found = tfds_data.tfds_sources(dataset, data_dir)
@@ -316,16 +251,16 @@ def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, ch
     if dataset in DEFAULT_DATA_DIRS:
         directory = data_dir or DEFAULT_DATA_DIRS[dataset]
         if data_dir or os.path.isdir(directory):
-            return load_idx_directory(directory)
+            return load_idx_directory(directory, memory_budget_mb)
         return _load_keras_download(dataset)
     if not data_dir:
         raise DataError(f"flag --data_dir: dataset {dataset!r} needs a data_dir (a path); got none")
     if dataset == "idx":
-        return load_idx_directory(data_dir)
+        return load_idx_directory(data_dir, memory_budget_mb)
     if dataset == "npz":
-        return load_npz(data_dir)
+        return load_npz(data_dir, memory_budget_mb)
     if dataset == "csv":
-        return load_csv(data_dir, validation_split, seed)
+        return load_csv(data_dir, validation_split, seed, memory_budget_mb)
     found = example_sources(dataset, data_dir, channels, image_size, validation_split, seed)
     return image_data({split: decode_source(source) for split, source in found.items()}, data_dir)
 

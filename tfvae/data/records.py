@@ -9,8 +9,11 @@ Each record is a ``tf.train.Example`` with the features
 
 GZIP-compressed shards are recognised by their first bytes, whatever their
 names. ``write_splits`` writes this layout (``scripts/make_tfrecords.py``
-calls it through ``tfvae.conversion``); ``count_records`` reads every record once, which finds corrupt,
-truncated or feature-less records up front and names the file and the index.
+calls it through ``tfvae.conversion``); ``count_records`` checks a shard's
+framing in Python (``framing.check_framing``: no length field may claim
+more than the file holds) and then reads every record once, which finds
+corrupt, truncated or feature-less records up front and names the file and
+the index.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import tensorflow as tf
 
 from tfvae.core.errors import DataError
+from tfvae.data import framing
 
 __all__ = [
     "IMAGE_KEY",
@@ -109,12 +113,15 @@ def count_records(path: str, require_label: bool = False) -> tuple[int, int, int
     """Reads every record of a shard; returns (number of records, smallest label, largest label).
 
     The labels are -1 where the records have none. Raises DataError naming
-    the file and the record index for a corrupt or truncated record, one
-    that is not a ``tf.train.Example``, one without an ``image`` feature, and
+    the file and the record index for a corrupt or truncated record (its
+    framing is checked first, in Python, so that TensorFlow's reader never
+    meets a length field that claims more than the file holds), one that is
+    not a ``tf.train.Example``, one without an ``image`` feature, and
     (``require_label``) one without a ``label`` or with a negative one. The
     pass runs in a graph; only a failing shard is read again record by
     record to find the index.
     """
+    framing.check_framing(path)
     dataset = record_dataset(path).map(lambda r: parse_example(r)[1],
                                        num_parallel_calls=tf.data.AUTOTUNE)
     start = (tf.constant(0, tf.int64), tf.constant(2**62, tf.int64), tf.constant(-1, tf.int64))
@@ -124,7 +131,7 @@ def count_records(path: str, require_label: bool = False) -> tuple[int, int, int
         low = -1 if count == 0 else low
         if not (require_label and low < 0):
             return count, low, high
-    except tf.errors.OpError:
+    except (tf.errors.OpError, UnicodeDecodeError):  # TensorFlow's message can quote the record's bytes: not UTF-8
         pass
     index = 0
     iterator = iter(record_dataset(path))
@@ -133,8 +140,8 @@ def count_records(path: str, require_label: bool = False) -> tuple[int, int, int
             serialized = next(iterator)
         except StopIteration:
             break
-        except tf.errors.OpError as e:
-            reason = e.message.splitlines()[0]
+        except (tf.errors.OpError, UnicodeDecodeError) as e:
+            reason = (e.message if isinstance(e, tf.errors.OpError) else "unreadable").splitlines()[0]
             raise DataError(f"{path}: record {index} is corrupt or truncated ({reason})") from None
         _check_record(serialized.numpy(), path, index, require_label)
         index += 1

@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfvae.core.errors import DataError
-from tfvae.data import sources, streaming, tfds_data
+from tfvae.data import classes, sources, streaming, tfds_data
 from tfvae.data.loaders import (
     DATASETS,
     DEFAULT_DATA_DIRS,
@@ -158,7 +158,7 @@ def prepare_data(config, data_dir: str | None = None) -> ImageData | streaming.S
             raise ValueError(f"input_mode must be memory or auto for dataset {config.dataset!r}, which is read into "
                              f"memory whole; got 'stream' (scripts/make_tfrecords.py writes it as TFRecord shards, "
                              f"which stream)")
-        return _ready(config, load_dataset(config.dataset, directory))
+        return _ready(config, load_dataset(config.dataset, directory, memory_budget_mb=config.memory_budget_mb))
     found = example_sources(config.dataset, directory, config.channels, config.image_size, config.validation_split,
                             config.seed, require_label=config.conditional)
     return _from_sources(config, found, directory, config.skip_bad_records)
@@ -166,6 +166,8 @@ def prepare_data(config, data_dir: str | None = None) -> ImageData | streaming.S
 
 def _from_sources(config, found: dict, name: str, skip_bad_records: bool) -> ImageData | streaming.StreamData:
     """The run's data from {"train", "test"} example sources: decoded into memory or streamed (``input_mode``)."""
+    if config.conditional and found["train"].has_labels and found["test"].has_labels:
+        _source_classes(found, name)  # before decoding, which casts labels to int32
     bad = _bad_records(found) if skip_bad_records else ()
     if input_mode(config, found["train"]) == "memory":
         loaded = image_data({split: decode_source(source, source.record_ids(bad)) for split, source in found.items()},
@@ -189,11 +191,21 @@ def _labels_or_error(loaded, config) -> tuple[np.ndarray | None, np.ndarray | No
         raise DataError(f"{loaded.source}: no labels for both splits; a conditional VAE (--conditional) needs "
                         "them (IDX *-labels-idx1-ubyte files, y_train/y_test in an .npz, class folders of an image "
                         "folder, or a label in every TFRecord)")
-    train_labels, test_labels = (np.asarray(y, np.int32).reshape(-1) for y in (loaded.train_labels,
-                                                                                loaded.test_labels))
-    if min(train_labels.min(), test_labels.min()) < 0:
-        raise DataError(f"{loaded.source}: labels must be ints >= 0 for --conditional; found negative ones")
-    return train_labels, test_labels, int(max(train_labels.max(), test_labels.max())) + 1
+    train_labels, test_labels = (classes.class_indices(y, loaded.source) for y in (loaded.train_labels,
+                                                                                   loaded.test_labels))
+    for split, found, images in (("train", train_labels, loaded.train_images), ("test", test_labels,
+                                                                                  loaded.test_images)):
+        if len(found) != len(images):
+            raise DataError(f"{loaded.source}: {len(found)} {split} labels for {len(images)} {split} examples")
+    num_classes = classes.num_classes(int(max(train_labels.max(), test_labels.max())),
+                                     len(train_labels) + len(test_labels), loaded.source)
+    return train_labels, test_labels, num_classes
+
+
+def _source_classes(found: dict, name: str) -> int:
+    """num_classes of {"train", "test"} labelled sources, from their largest labels as stored (before any cast)."""
+    return classes.num_classes(max(found["train"].max_label, found["test"].max_label),
+                              found["train"].num_examples + found["test"].num_examples, name)
 
 
 def _test_images(config, images: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -222,6 +234,6 @@ def _stream(config, found: dict, bad: tuple, directory: str) -> streaming.Stream
     count = config.validation_examples or None
     images, labels = test.to_arrays(test.record_ids(bad), limit=count)
     test_images, binarized = _test_images(config, validate_images(images, test.name))
-    num_classes = max(train.max_label, test.max_label) + 1 if config.conditional else 0
+    num_classes = _source_classes(found, directory) if config.conditional else 0
     return streaming.StreamData(train, test, test_images, labels if config.conditional else None, directory,
                                 binarized, num_classes, bad)

@@ -33,6 +33,7 @@ __all__ = [
     "ExampleSource",
     "crop_and_resize",
     "dataset_source",
+    "decode_image",
     "find_bad_records",
     "image_folder_source",
     "tfrecord_source",
@@ -179,10 +180,7 @@ class ExampleSource:
         return {"image": image, "label": tf.cast(tf.reshape(label, []), tf.int64)}
 
     def _decode_image(self, encoded):
-        # The DecodeImage kernel tells PNG, JPEG, BMP and GIF apart itself (tf.io.decode_image builds graph
-        # conditionals for that, which cost more than the decoding of a small image).
-        image = tf.raw_ops.DecodeImage(contents=encoded, channels=self.channels, dtype=tf.uint8,
-                                       expand_animations=False)
+        image = decode_image(encoded, self.channels)
         if self.resize:
             image = crop_and_resize(image, self.data_shape[:2])
         return tf.ensure_shape(image, self.data_shape)  # checked when run: a record of another shape fails here
@@ -210,6 +208,38 @@ class ExampleSource:
         except tf.errors.InvalidArgumentError:
             raise DataError(str(find_bad_records(self, limit=1)[0])) from None
         return images, labels if self.has_labels else None
+
+
+def _luma(rgb: tf.Tensor) -> tf.Tensor:
+    """uint8 [H, W, 1] grey of uint8 RGB: Y = 0.299 R + 0.587 G + 0.114 B, rounded (ITU-R BT.601, as libjpeg)."""
+    grey = tf.tensordot(tf.cast(rgb, tf.float32), tf.constant([0.299, 0.587, 0.114]), axes=1)
+    return tf.cast(tf.clip_by_value(tf.round(grey), 0.0, 255.0), tf.uint8)[..., tf.newaxis]
+
+
+def decode_image(encoded: tf.Tensor, channels: int) -> tf.Tensor:
+    """uint8 [H, W, C] of one encoded PNG, JPEG, BMP or GIF (first frame), with ``channels`` (0: as stored).
+
+    TensorFlow decodes a CMYK (or YCCK) JPEG to RGB only (``channels`` 0 or
+    3) and refuses 1 or 4; such a JPEG is decoded to RGB and converted: grey
+    is its BT.601 luma, RGBA adds an opaque alpha, as for any RGB image.
+    """
+    def decode(to_channels):
+        # The DecodeImage kernel tells PNG, JPEG, BMP and GIF apart itself (tf.io.decode_image builds graph
+        # conditionals for that, which cost more than the decoding of a small image).
+        return tf.raw_ops.DecodeImage(contents=encoded, channels=to_channels, dtype=tf.uint8, expand_animations=False)
+
+    if channels not in (1, 4):
+        return decode(channels)
+    is_jpeg = tf.equal(tf.strings.substr(encoded, 0, 2), b"\xff\xd8")
+    four_components = tf.cond(is_jpeg, lambda: tf.equal(tf.io.extract_jpeg_shape(encoded)[2], 4),
+                              lambda: tf.constant(False))
+
+    def from_rgb():
+        rgb = decode(3)
+        return _luma(rgb) if channels == 1 else tf.concat([rgb, tf.fill(tf.concat([tf.shape(rgb)[:2], [1]], 0),
+                                                                        tf.constant(255, tf.uint8))], -1)
+
+    return tf.cond(four_components, from_rgb, lambda: decode(channels))
 
 
 def crop_and_resize(image: tf.Tensor, size) -> tf.Tensor:
@@ -302,8 +332,7 @@ def tfrecord_source(data_dir: str, split: str, channels: int = 0, image_size=(),
         payload = next(iter(probe.records([file_id]).take(1)))
         try:
             encoded, _ = records.parse_example(payload)
-            shapes[path] = tuple(int(d) for d in tf.io.decode_image(encoded, channels=channels,
-                                                                     expand_animations=False).shape)
+            shapes[path] = tuple(int(d) for d in decode_image(encoded, channels).shape)
         except tf.errors.OpError as e:
             raise DataError(f"{path}: record 0: cannot decode image ({e.message.splitlines()[0]})") from None
     if not shapes:

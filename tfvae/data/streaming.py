@@ -5,8 +5,10 @@ The batches of epoch e on worker w are a function of (seed, e, w) alone:
   files_w   = the source's files i with i % W == w  (shard-level split: every
               example belongs to one worker)
   order     = files_w permuted from (seed, e, w), read interleaved (16 at a time)
-  records   = that stream shuffled in a buffer of ``shuffle_buffer`` records
-              (tf.data's shuffle, seeded from (seed, e, w))
+  records   = that stream shuffled in a buffer of min(shuffle_buffer, records
+              of files_w) records (tf.data's shuffle, seeded from (seed, e,
+              w); a buffer of at least the worker's records shuffles all of
+              them whatever its size, so the bound changes no order)
   epoch     = the first S * B / W records, S = steps per epoch (the same on
               every worker: the smallest share's full batches)
 
@@ -29,10 +31,11 @@ import tensorflow as tf
 
 from tfvae.core import distribute
 from tfvae.core.errors import DataError
-from tfvae.data import pixels
+from tfvae.data import limits, pixels
 from tfvae.data.sources import BadRecord, ExampleSource
 
-__all__ = ["StreamData", "TestSplit", "steps_per_epoch", "train_blocks", "train_dataset", "worker_files"]
+__all__ = ["StreamData", "TestSplit", "check_shuffle_buffer", "steps_per_epoch", "train_blocks", "train_dataset",
+           "worker_files"]
 
 
 class TestSplit:
@@ -141,6 +144,15 @@ def steps_per_epoch(source: ExampleSource, global_batch_size: int, num_workers: 
     return steps
 
 
+def check_shuffle_buffer(shuffle_buffer: int) -> int:
+    """``shuffle_buffer`` if it is an int in [1, ``limits.MAX_SHUFFLE_BUFFER``]; else a one-line ValueError."""
+    if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, (int, np.integer)) or not (
+            1 <= shuffle_buffer <= limits.MAX_SHUFFLE_BUFFER):
+        raise ValueError(f"shuffle_buffer must be an int in [1, {limits.MAX_SHUFFLE_BUFFER}] (records); got "
+                         f"{shuffle_buffer!r}")
+    return int(shuffle_buffer)
+
+
 def _seed(seed: int, epoch: int, worker_index: int) -> int:
     return int(np.random.default_rng([seed, epoch, worker_index, 0x57EA]).integers(2**31 - 1))
 
@@ -155,20 +167,22 @@ def train_dataset(source: ExampleSource, global_batch_size: int, seed: int, epoc
       global_batch_size: B, examples per step over all workers and replicas.
       seed, epoch: define the order (with the worker index).
       steps: steps per epoch (``steps_per_epoch``).
-      shuffle_buffer: records in the shuffle buffer (1: read order).
+      shuffle_buffer: records in the shuffle buffer (1: read order), at most
+        ``limits.MAX_SHUFFLE_BUFFER``; bounded by the records this worker reads.
       num_workers, worker_index: this input pipeline among all.
       skip_steps: steps of this epoch already done (exact resume).
       skipped: (file id, record index) of records to leave out.
       with_labels: yield (images, labels) instead of images.
     """
     local_batch = global_batch_size // num_workers
+    buffer = min(check_shuffle_buffer(shuffle_buffer), _worker_examples(source, num_workers, worker_index, skipped))
     files = np.array(worker_files(source, num_workers, worker_index))
     order = files[np.random.default_rng([seed, epoch, worker_index]).permutation(len(files))]
     dataset = source.records(order, skipped)
     if source.kind == "dataset" and num_workers > 1:
         dataset = dataset.shard(num_workers, worker_index)
-    if shuffle_buffer > 1:
-        dataset = dataset.shuffle(shuffle_buffer, seed=_seed(seed, epoch, worker_index),
+    if buffer > 1:
+        dataset = dataset.shuffle(buffer, seed=_seed(seed, epoch, worker_index),
                                   reshuffle_each_iteration=False)
     dataset = dataset.take(steps * local_batch).skip(skip_steps * local_batch).batch(local_batch, drop_remainder=True)
 

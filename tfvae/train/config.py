@@ -16,7 +16,7 @@ import re
 
 from tfvae import data, objectives
 from tfvae.core import distribute
-from tfvae.data import sources
+from tfvae.data import sources, streaming
 from tfvae.models import decoders, encoders, priors
 from tfvae.nn import networks, resnet
 from tfvae.objectives import losses, schedules
@@ -43,9 +43,11 @@ class TrainConfig:
         the files as it is needed, in bounded memory: image_folder, tfrecord and tfds:NAME data, and tf.data
         datasets given from Python) or auto (memory when the decoded training split fits in --memory_budget_mb,
         else stream).
-      memory_budget_mb: --input_mode=auto: the most decoded training data, in MiB, to hold in memory.
+      memory_budget_mb: --input_mode=auto: the most decoded training data, in MiB, to hold in memory; idx, npz
+        and csv data (always read into memory whole): the most their headers may claim, over all their files
+        (a larger claim is refused before anything is read).
       shuffle_buffer: Streaming: encoded records in the shuffle buffer (1 = read order; the shards' order is
-        still drawn anew every epoch).
+        still drawn anew every epoch); at most 16777216, and in effect at most the records a worker reads.
       skip_bad_records: Leave out records and image files that do not decode (every record is decoded once up
         front; they are counted and logged); off: such a record stops the run, naming its file and index.
       image_size: Resize the images of image_folder and tfrecord data to H,W (a centred crop to that aspect ratio
@@ -259,6 +261,7 @@ def validate(config: TrainConfig) -> None:
     for name in _NON_NEGATIVE:
         if not getattr(config, name) >= 0:
             raise ValueError(f"{name} must be >= 0; got {getattr(config, name)}")
+    streaming.check_shuffle_buffer(config.shuffle_buffer)
     if 0 < config.gradient_spike_factor <= 1:
         raise ValueError(f"gradient_spike_factor must be 0 (off) or > 1; got {config.gradient_spike_factor}")
     if config.channels not in sources.CHANNELS:
