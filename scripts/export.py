@@ -19,7 +19,7 @@ from absl import app, flags
 import tfvae
 from tfvae.core import distribute
 from tfvae.serving import export
-from tfvae.train import cli, rundir
+from tfvae.train import cli, loading, rundir
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory to export (latest checkpoint).")
 _EXPORT_DIR = flags.DEFINE_string(
@@ -28,6 +28,11 @@ _VERSION = flags.DEFINE_integer("version", None, "Version to write (default: the
 _MAX_BATCH = flags.DEFINE_integer("max_batch_size", 1024, "Largest batch a request may send.", lower_bound=1)
 _MAX_K = flags.DEFINE_integer(
     "max_importance_samples", 10000, "Largest num_importance_samples a log_likelihood request may ask.", lower_bound=1)
+_MAX_SAMPLES = flags.DEFINE_integer(
+    "max_samples_per_request", export.MAX_SAMPLES_PER_REQUEST, "Largest batch * num_importance_samples of a "
+    "log_likelihood request (its cost: that many decoder passes).", lower_bound=1)
+_MAX_ABS_LATENT = flags.DEFINE_float(
+    "max_abs_latent", export.MAX_ABS_LATENT, "Largest |z| a decode request may send.", lower_bound=1e-6)
 _REFERENCE_EXAMPLES = flags.DEFINE_integer(
     "reference_examples", 0, "If > 0, the model card gets the mean ELBO and IWAE bound (k=1000, seed 0) that the "
     "export's log_likelihood signature gives on the first N test images of the run's data set.", lower_bound=0)
@@ -38,7 +43,7 @@ flags.mark_flag_as_required("export_dir")
 def model_card(model_dir, model, config) -> dict:
     """Facts a serving client needs: shapes, likelihood, prior, metrics at export."""
     run = rundir.RunDirectory(model_dir)
-    latest = tf.train.latest_checkpoint(run.checkpoint_dir)
+    latest = loading.latest_checkpoint(model_dir)
     return {
         "data_range": [0.0, 1.0],
         "likelihood": config.likelihood,
@@ -47,7 +52,7 @@ def model_card(model_dir, model, config) -> dict:
         "architecture": config.architecture,
         "hidden_units": list(config.hidden_units),
         "dataset": config.dataset,
-        "checkpoint": os.path.basename(latest) if latest else None,
+        "checkpoint": latest,
         "validation_metrics_at_export": run.read_metrics(),
         "tfvae_version": tfvae.__version__,
         "tensorflow_version": tf.__version__,
@@ -79,6 +84,7 @@ def main(argv):
             model_card=model_card(_MODEL_DIR.value, model, config),
             extra_files={"flags.txt": flags_text} if flags_text else None,
             max_batch_size=_MAX_BATCH.value, max_importance_samples=_MAX_K.value,
+            max_samples_per_request=_MAX_SAMPLES.value, max_abs_latent=_MAX_ABS_LATENT.value,
             reference_data=reference_data(config, _REFERENCE_EXAMPLES.value) if _REFERENCE_EXAMPLES.value else None,
         )
     except export.ExportError as e:

@@ -21,7 +21,6 @@ package; binarized with seed 0 as in training; for 28x28x1 models) or from
 classes in turn).
 """
 
-import glob
 import json
 import os
 import sys
@@ -61,20 +60,58 @@ _TIMEOUT = flags.DEFINE_float("timeout", 30.0, "Seconds to wait for the server."
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the request and exit without sending it.")
 
 
+_CARD_FIELDS = {"model_name": str, "data_shape": list, "latent_dim": int, "num_classes": int}
+
+
 def read_model_card(export_dir):
-    """The model card of ``export_dir`` (a version folder, or the newest version of a base folder)."""
+    """The model card of ``export_dir`` (a version folder, or the newest version of a base folder: the newest
+    all-digit folder name holding a card, as TF Serving picks versions)."""
     path = os.path.join(export_dir, "assets.extra", export.MODEL_CARD)
     if not os.path.exists(path):
-        versions = sorted(glob.glob(os.path.join(export_dir, "[0-9]*", "assets.extra", export.MODEL_CARD)),
-                          key=lambda p: int(p.split(os.sep)[-3]))
-        if not versions:
+        cards = [card for card in (os.path.join(export_dir, str(v), "assets.extra", export.MODEL_CARD)
+                                   for v in export.versions(export_dir)) if os.path.exists(card)]
+        if not cards:
             cli.exit_with_error(f"flag --export_dir: no tfvae export (assets.extra/{export.MODEL_CARD}) in {export_dir}")
-        path = versions[-1]
+        path = cards[-1]
     try:
         with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        cli.exit_with_error(f"flag --export_dir: cannot read {path} ({e})")
+            card = json.load(f)
+    except (OSError, ValueError, RecursionError) as e:
+        cli.exit_with_error(f"flag --export_dir: cannot read {path} ({str(e).splitlines()[0] if str(e) else e!r})")
+    if not isinstance(card, dict):
+        cli.exit_with_error(f"flag --export_dir: {path} is not a model card (a JSON object)")
+    for field, kind in _CARD_FIELDS.items():
+        if not isinstance(card.get(field), kind) or isinstance(card.get(field), bool):
+            cli.exit_with_error(f"flag --export_dir: {path}: {field} must be a {kind.__name__}; got "
+                                f"{card.get(field)!r:.60}")
+    if not all(isinstance(d, int) and 0 < d for d in card["data_shape"]) or not 0 < card["latent_dim"]:
+        cli.exit_with_error(f"flag --export_dir: {path}: data_shape and latent_dim must be positive ints")
+    return card
+
+
+def load_npy(flag, path, trailing_shape, max_batch):
+    """The float32 array [batch, *trailing_shape] of the .npy file ``path`` for ``--flag``; one-line errors.
+
+    Read without pickles (an object array is refused) and memory-mapped
+    first, so its dtype and shape are checked before anything is copied.
+    """
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        cli.exit_with_error(f"flag --{flag}: cannot read {path} as a .npy array ({str(e).splitlines()[0]})")
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+        cli.exit_with_error(f"flag --{flag}: {path} holds {getattr(array, 'dtype', type(array).__name__)}, "
+                            "not numbers")
+    if array.ndim != 1 + len(trailing_shape) or list(array.shape[1:]) != list(trailing_shape):
+        cli.exit_with_error(f"flag --{flag}: {path} has shape {list(array.shape)}; expected "
+                            f"[batch, {', '.join(map(str, trailing_shape))}]")
+    if not 1 <= len(array) <= max_batch:
+        cli.exit_with_error(f"flag --{flag}: {path} holds {len(array)} examples; the model card allows 1 to "
+                            f"{max_batch} per request")
+    array = np.asarray(array, np.float32)
+    if not np.isfinite(array).all():
+        cli.exit_with_error(f"flag --{flag}: {path} holds NaN or Inf")
+    return array
 
 
 def _test_data(card):
@@ -90,19 +127,21 @@ def _test_data(card):
 
 def _images(card):
     if _IMAGES_NPY.value:
-        try:
-            return np.load(_IMAGES_NPY.value).astype(np.float32), None
-        except (OSError, ValueError) as e:
-            cli.exit_with_error(f"flag --images_npy: cannot read {_IMAGES_NPY.value} ({e})")
+        return load_npy("images_npy", _IMAGES_NPY.value, card["data_shape"], _max_batch(card)), None
     return _test_data(card)
+
+
+def _max_batch(card):
+    limit = card.get("max_batch_size")
+    return limit if isinstance(limit, int) and limit > 0 else 1024
 
 
 def request_inputs(signature, card):
     """The inputs of one request for ``signature`` from the flags and the model card."""
     labels = None
     if signature == "decode":
-        z = np.load(_Z_NPY.value) if _Z_NPY.value else np.random.default_rng(_SEED.value).normal(
-            size=(_TEST_IMAGES.value, card["latent_dim"]))
+        z = (load_npy("z_npy", _Z_NPY.value, [card["latent_dim"]], _max_batch(card)) if _Z_NPY.value
+             else np.random.default_rng(_SEED.value).normal(size=(_TEST_IMAGES.value, card["latent_dim"])))
         inputs, batch = {"z": z}, len(z)
     elif signature == "sample":
         inputs, batch = {"num_samples": _NUM_SAMPLES.value, "seed": _SEED.value}, _NUM_SAMPLES.value
@@ -115,6 +154,8 @@ def request_inputs(signature, card):
             inputs["num_importance_samples"] = _NUM_IMPORTANCE.value
     if card.get("num_classes"):
         if _LABELS.value:
+            if not all(v.strip().isdigit() for v in _LABELS.value):
+                cli.exit_with_error(f"flag --labels: expected ints >= 0, one per example; got {','.join(_LABELS.value)}")
             labels = [int(v) for v in _LABELS.value]
         elif signature == "sample":
             labels = [i % card["num_classes"] for i in range(batch)]  # the classes in turn

@@ -130,6 +130,7 @@ def last_error_line(result):
 
 LATENT_DIM = 3  # of small_vae
 MAX_BATCH = 6  # of small_export
+MAX_SAMPLES = 1000  # of small_export: batch * num_importance_samples of a log_likelihood request
 
 
 def small_vae():
@@ -144,9 +145,10 @@ def small_vae():
 
 
 def small_export(model, tmp_path_factory):
-    """model exported as version 1 with max_batch_size=6, max_importance_samples=500; returns its path."""
+    """model exported as version 1 with max_batch_size=6, max_importance_samples=500, max_samples_per_request=1000;
+    returns its path."""
     from tfvae.serving import export
 
     base = str(tmp_path_factory.mktemp("saved_models") / "vae")
     return export.export_model(model, base, model_card={"note": "test"}, max_batch_size=MAX_BATCH,
-                               max_importance_samples=500)
+                               max_importance_samples=500, max_samples_per_request=MAX_SAMPLES)

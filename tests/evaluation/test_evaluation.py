@@ -1,6 +1,9 @@
 """Test-set figures against hand-computed values: active units, bits/dim, KL per dimension."""
 
+import io
+import json
 import math
+import zipfile
 
 import numpy as np
 import pytest
@@ -126,3 +129,69 @@ def test_a_bounds_file_continues_its_own_evaluation_and_refuses_another(tmp_path
     (tmp_path / "junk.npz").write_bytes(b"not an npz")
     with pytest.raises(evaluation.BoundsFileError, match="junk.npz: not a bounds file"):
         evaluation.BoundsFile(str(tmp_path / "junk.npz"), settings).load()
+
+
+_BOUNDS_SETTINGS = {"checkpoint": "ckpt-3", "num_importance_samples": 7, "batch_size": 4, "num_examples": 12}
+
+
+def _npz_bytes(**members):
+    buffer = io.BytesIO()
+    np.savez(buffer, **members)
+    return buffer.getvalue()
+
+
+def _bounds_npz(bounds, settings=None, **extra):
+    return _npz_bytes(bounds=bounds, settings=json.dumps(settings or _BOUNDS_SETTINGS, sort_keys=True), **extra)
+
+
+def _npy_bytes(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _huge_claim():
+    """A 1 kB zip whose bounds.npy member claims 2^32 - 1 bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("settings.npy", _npy_bytes(np.array(json.dumps(_BOUNDS_SETTINGS))))
+        archive.writestr("bounds.npy", _npy_bytes(np.zeros(8)))
+    data = bytearray(buffer.getvalue())
+    entry = data.rindex(b"PK\x01\x02", 0, data.rindex(b"bounds.npy"))  # the bounds member's central directory entry
+    data[entry + 24: entry + 28] = (2**32 - 1).to_bytes(4, "little")  # its uncompressed size
+    return bytes(data)
+
+
+HOSTILE_BOUNDS_FILES = [
+    (_bounds_npz(np.full(16, -90.0)), "holds 16 bounds for 12 examples"),  # 300 bounds for 200 examples, smaller
+    (_bounds_npz(np.full(5, -90.0)), "holds 5 bounds, not whole batches of 4 nor all 12 examples"),
+    (_bounds_npz(np.full((2, 4), -90.0)), "bounds must be a 1-D float array; got float64 of shape [2, 4]"),
+    (_bounds_npz(np.arange(8)), "bounds must be a 1-D float array; got int64 of shape [8]"),
+    (_bounds_npz(np.array([-90.0, np.nan, -91.0, -92.0])), "bounds must be finite; found NaN or Inf"),
+    (_bounds_npz(np.array([-90.0, np.inf, -91.0, -92.0])), "bounds must be finite; found NaN or Inf"),
+    (_bounds_npz(np.array([{"a": 1}] * 4, dtype=object)), "Object arrays cannot be loaded when allow_pickle=False"),
+    (_bounds_npz(np.full(4, -90.0), extra=np.zeros(1)), "members ['bounds.npy', 'extra.npy', 'settings.npy']"),
+    (_npz_bytes(bounds=np.full(4, -90.0), settings=np.array([1, 2])), "settings must be a JSON string"),
+    (_npz_bytes(bounds=np.full(4, -90.0), settings="[1, 2]"), "settings must be a JSON object"),
+    (_huge_claim(), "bounds claims 4294967295 bytes, more than the 4192 its settings allow"),
+    (b"PK\x05\x06" + bytes(18), "members [], not ['bounds', 'settings']"),
+]
+
+
+@pytest.mark.parametrize("contents, message", HOSTILE_BOUNDS_FILES)
+def test_a_bounds_file_of_the_wrong_shape_type_or_size_is_refused_in_one_line_and_left_as_it_is(
+        tmp_path, contents, message):
+    path = tmp_path / "bounds.npz"
+    path.write_bytes(contents)
+    with pytest.raises(evaluation.BoundsFileError) as error:
+        evaluation.BoundsFile(str(path), _BOUNDS_SETTINGS).load()
+    assert str(error.value).startswith(f"{path}: ") and message in str(error.value) and "\n" not in str(error.value)
+    assert str(error.value).endswith("pass another file or remove it")
+    assert path.read_bytes() == contents
+
+
+def test_a_bounds_file_of_whole_batches_or_all_examples_is_accepted(tmp_path):
+    for count in (0, 4, 8, 12):
+        path = str(tmp_path / f"bounds_{count}.npz")
+        evaluation.BoundsFile(path, _BOUNDS_SETTINGS).save(np.full(count, -90.0))
+        np.testing.assert_array_equal(evaluation.BoundsFile(path, _BOUNDS_SETTINGS).load(), np.full(count, -90.0))

@@ -13,6 +13,7 @@ from builders import binary_batch
 from conftest import (
     LATENT_DIM,
     MAX_BATCH,
+    MAX_SAMPLES,
     REPO,
     last_error_line,
     run_script,
@@ -136,6 +137,53 @@ def test_a_server_feeding_a_wrong_shape_past_the_declared_one_gets_the_in_graph_
     assert f"z: expected shape [batch, {LATENT_DIM}]; got] [2 {LATENT_DIM + 2}]" in str(outputs["decode/error"])
 
 
+def test_the_request_cost_limits_are_in_the_model_card_and_the_servers_graph(exported, tmp_path):
+    with open(os.path.join(exported, "assets.extra", "model_card.json")) as f:
+        card = json.load(f)
+    assert card["max_batch_size"] == MAX_BATCH and card["max_importance_samples"] == 500
+    assert card["max_samples_per_request"] == MAX_SAMPLES and card["max_abs_latent"] == 1000.0
+    costly = {"log_likelihood/images": np.zeros((4, 8, 8, 1), np.float32),
+              "log_likelihood/num_importance_samples": np.array([300], np.int32),
+              "log_likelihood/seed": np.array([1], np.int64),
+              "decode/z": np.full((1, LATENT_DIM), 3e38, np.float32)}
+    outputs = _run_probe("tf1", exported, costly, tmp_path)  # the C++ session a server runs
+    assert (f"num_importance_samples: batch * num_importance_samples must be at most {MAX_SAMPLES}; got batch and "
+            "num_importance_samples] [4] [300]") in str(outputs["log_likelihood/error"])
+    assert "z: values must lie in [-1000, 1000]; got min and max] [3e+38] [3e+38]" in str(outputs["decode/error"])
+    at_the_limit = {"log_likelihood/images": np.zeros((2, 8, 8, 1), np.float32),
+                    "log_likelihood/num_importance_samples": np.array([500], np.int32),
+                    "log_likelihood/seed": np.array([1], np.int64),
+                    "decode/z": np.full((1, LATENT_DIM), -1000.0, np.float32)}
+    outputs = _run_probe("tf2", exported, at_the_limit, tmp_path)
+    assert np.isfinite(outputs["log_likelihood/iwae_bound"]).all() and np.isfinite(outputs["decode/probs"]).all()
+
+
+def test_export_limits_must_be_positive():
+    model = small_vae()
+    for limits, message in ((dict(max_samples_per_request=0), "max_samples_per_request must be a positive int; got 0"),
+                            (dict(max_batch_size=2.5), "max_batch_size must be a positive int; got 2.5"),
+                            (dict(max_abs_latent=float("inf")), "max_abs_latent must be a positive finite number")):
+        with pytest.raises(export.ExportError, match=message):
+            export.ServingModule(model, **limits)
+
+
+def test_decode_fails_naming_z_rather_than_return_a_non_finite_output(model):
+    module = export.ServingModule(model, max_abs_latent=3.4e38)  # the input bound moved out of the way
+    with pytest.raises(tf.errors.InvalidArgumentError, match="z: the decoder output (probs|logits) is not finite for "
+                                                             "these latents"):
+        module.decode(tf.constant(np.full((2, LATENT_DIM), 3e38, np.float32)))
+
+
+def test_reference_metrics_send_requests_within_the_cost_limit(model):
+    module = export.ServingModule(model, max_batch_size=MAX_BATCH, max_importance_samples=500,
+                                  max_samples_per_request=100)
+    images = binary_batch(5, seed=2)
+    reference = export.reference_metrics(module, images, "five images", num_importance_samples=40)
+    assert reference["requests_of"] == 2  # 100 // 40
+    with pytest.raises(export.ExportError, match="num_importance_samples 400 is more than max_samples_per_request 100"):
+        export.reference_metrics(module, images, "five images", num_importance_samples=400)
+
+
 def test_warmup_records_hold_one_valid_request_per_signature_that_the_server_replays(exported, tmp_path):
     outputs = _run_probe("warmup", exported, {}, tmp_path)
     assert not [key for key in outputs if key.endswith("/error")]
@@ -178,6 +226,14 @@ BAD_REQUESTS = [
     ("encode", dict(images=np.zeros((2, 8, 8, 1), np.float32), seed=np.array([1, 2])), "seed: all values must be equal"),
     ("log_likelihood", dict(images=np.zeros((2, 8, 8, 1), np.float32), num_importance_samples=np.array([501], np.int32),
                             seed=np.array([1])), r"num_importance_samples: expected a value in \[1, 500\]"),
+    # per-request cost: batch * k decoder passes (6 * 500 = 3000 > MAX_SAMPLES)
+    ("log_likelihood", dict(images=np.zeros((MAX_BATCH, 8, 8, 1), np.float32),
+                            num_importance_samples=np.array([500], np.int32), seed=np.array([1])),
+     rf"num_importance_samples: batch \* num_importance_samples must be at most {MAX_SAMPLES}; got batch and "
+     r"num_importance_samples\] \[6\] \[500\]"),
+    # a finite z can overflow the decoder: 3e38 gave all-NaN probabilities
+    ("decode", dict(z=np.full((2, LATENT_DIM), 3e38, np.float32)), r"z: values must lie in \[-1000, 1000\]"),
+    ("decode", dict(z=np.full((1, LATENT_DIM), -1000.5, np.float32)), r"z: values must lie in \[-1000, 1000\]"),
 ]
 
 

@@ -2,12 +2,13 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from builders import binary_batch
-from conftest import LATENT_DIM, run_script, small_export, small_vae
+from conftest import LATENT_DIM, last_error_line, run_script, small_export, small_vae
 
 from tfvae.serving import requests
 
@@ -110,3 +111,24 @@ def test_client_without_an_export_says_which_folder_it_read(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"serving_client.py: error: flag --export_dir: no tfvae export (assets.extra/model_card.json) in {tmp_path}")
+
+
+def test_client_ignores_folders_that_are_not_versions_and_refuses_bad_npy_files_in_one_line(exported, tmp_path):
+    base = tmp_path / "vae"
+    shutil.copytree(exported, base / "1")
+    (base / "2.bak" / "assets.extra").mkdir(parents=True)  # a stray copy: not a version (TF Serving skips it too)
+    (base / "2.bak" / "assets.extra" / "model_card.json").write_text("{not json")
+    ok = run_script("serving_client.py", f"--export_dir={base}", "--signature=decode", "--test_images=2", "--dry_run")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert requests.decode_rest_request(json.loads(ok.stdout.strip().splitlines()[-1]))[1]["z"].shape == (2, LATENT_DIM)
+
+    objects, wide = tmp_path / "objects.npy", tmp_path / "wide.npy"
+    np.save(objects, np.array([{"z": 1}, None], dtype=object), allow_pickle=True)
+    np.save(wide, np.zeros((2, LATENT_DIM + 1)))
+    for path, message in ((objects, f"cannot read {objects} as a .npy array (Array can't be memory-mapped: Python "
+                                    "objects in dtype.)"),
+                          (wide, f"{wide} has shape [2, {LATENT_DIM + 1}]; expected [batch, {LATENT_DIM}]")):
+        result = run_script("serving_client.py", f"--export_dir={base}", "--signature=decode", f"--z_npy={path}",
+                            "--dry_run")
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert last_error_line(result).startswith(f"serving_client.py: error: flag --z_npy: {message}")

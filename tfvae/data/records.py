@@ -23,6 +23,7 @@ import os
 
 import tensorflow as tf
 
+from tfvae.core import files
 from tfvae.core.errors import DataError
 from tfvae.data import framing
 
@@ -175,8 +176,10 @@ def write_splits(output_dir: str, splits: dict, compress: bool = False) -> dict[
     options = tf.io.TFRecordOptions(compression_type="GZIP" if compress else "")
     paths = {split: [os.path.join(output_dir, f"{split}-{i:05d}-of-{n:05d}{suffix}") for i in range(n)]
              for split, (_, _, n) in splits.items()}
-    temporary = {p: os.path.join(output_dir, f".{os.path.basename(p)}.tmp") for ps in paths.values() for p in ps}
+    temporary = {}
     try:
+        for p in (p for ps in paths.values() for p in ps):
+            temporary[p] = files.new_temporary(p)  # a unique new file: no clobbering, no planted link followed
         for split, (examples, num_examples, num_shards) in splits.items():
             writers = [tf.io.TFRecordWriter(temporary[p], options) for p in paths[split]]
             written = 0
@@ -189,9 +192,8 @@ def write_splits(output_dir: str, splits: dict, compress: bool = False) -> dict[
             if written != num_examples:
                 raise DataError(f"{split}: expected {num_examples} examples, got {written}")
         for path, tmp in temporary.items():
-            os.replace(tmp, path)
+            files.commit(tmp, path)
     finally:
         for tmp in temporary.values():
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            files.discard(tmp)
     return paths

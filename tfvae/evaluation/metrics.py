@@ -22,6 +22,7 @@ import io
 import json
 import math
 import os
+import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -148,26 +149,71 @@ class BoundsFile:
     (None if there is no file) and refuses another evaluation's file, naming
     it; ``save`` writes to a temporary name and renames, so an interruption
     never leaves a half-written file.
+
+    The file is checked before its bounds are used, since a wrong count would
+    silently change the printed mean: exactly the members ``bounds`` and
+    ``settings``, read without pickles and within the sizes the settings
+    allow (``settings["num_examples"]`` float64 values); ``bounds`` a 1-D
+    float array of finite values, no more than ``settings["num_examples"]``
+    and a whole number of ``settings["batch_size"]`` batches (or all
+    examples). Anything else is a one-line ``BoundsFileError``; the file is
+    left as it is.
     """
+
+    _SETTINGS_BYTES = 2**16  # the settings JSON of evaluate.py is a few hundred bytes
+    _HEADER_BYTES = 2**12  # an .npy header
 
     def __init__(self, path: str, settings: dict):
         self.path, self.settings = path, dict(settings)
 
     def load(self) -> np.ndarray | None:
-        if not os.path.exists(self.path):
+        if not os.path.lexists(self.path):
             return None
-        try:
-            with np.load(self.path) as saved:
-                bounds, settings = np.asarray(saved["bounds"], np.float64), json.loads(str(saved["settings"]))
-        except Exception as e:  # noqa: BLE001 - any unreadable file is reported in one line
-            raise BoundsFileError(f"{self.path}: not a bounds file ({str(e).splitlines()[0]}); "
-                                  f"pass another file or remove it") from None
+        num_examples, batch_size = self.settings.get("num_examples"), self.settings.get("batch_size")
+        bounds, settings = self._read(num_examples)
         differing = sorted(k for k in set(settings) | set(self.settings) if settings.get(k) != self.settings.get(k))
         if differing:
             name = differing[0]
             raise BoundsFileError(f"{self.path} holds another evaluation's bounds ({name} {settings.get(name)!r}, "
                                   f"not {self.settings.get(name)!r}); pass another file or remove it")
+        count = len(bounds)
+        if num_examples is not None and count > num_examples:
+            raise BoundsFileError(f"{self.path}: holds {count} bounds for {num_examples} examples; pass another "
+                                  "file or remove it")
+        if batch_size and count % batch_size and count != num_examples:
+            raise BoundsFileError(f"{self.path}: holds {count} bounds, not whole batches of {batch_size} nor all "
+                                  f"{num_examples} examples; pass another file or remove it")
         return bounds
+
+    def _read(self, num_examples) -> tuple[np.ndarray, dict]:
+        """(bounds, settings) of the file, each member's size checked before it is read."""
+        limit = 8 * (num_examples if isinstance(num_examples, int) else 2**24) + self._HEADER_BYTES
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                members = {info.filename: info for info in archive.infolist()}
+                if sorted(members) != ["bounds.npy", "settings.npy"]:
+                    raise ValueError(f"members {sorted(members)[:4]}, not ['bounds', 'settings']")
+                arrays = {}
+                for name, most in (("bounds.npy", limit), ("settings.npy", self._SETTINGS_BYTES)):
+                    if members[name].file_size > most:
+                        raise ValueError(f"{name[:-4]} claims {members[name].file_size} bytes, more than the "
+                                         f"{most} its settings allow")
+                    with archive.open(name) as member:
+                        arrays[name] = np.load(io.BytesIO(member.read(most + 1)), allow_pickle=False)
+            bounds, settings = arrays["bounds.npy"], arrays["settings.npy"]
+            if bounds.ndim != 1 or bounds.dtype.kind != "f":
+                raise ValueError(f"bounds must be a 1-D float array; got {bounds.dtype} of shape {list(bounds.shape)}")
+            if not np.isfinite(bounds).all():
+                raise ValueError("bounds must be finite; found NaN or Inf")
+            if settings.ndim != 0 or settings.dtype.kind != "U":
+                raise ValueError("settings must be a JSON string")
+            settings = json.loads(str(settings))
+            if not isinstance(settings, dict):
+                raise ValueError("settings must be a JSON object")
+        except Exception as e:  # noqa: BLE001 - any unreadable file is reported in one line
+            text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise BoundsFileError(f"{self.path}: not a bounds file ({text}); pass another file or remove it") from None
+        return bounds.astype(np.float64), settings
 
     def save(self, bounds: np.ndarray) -> None:
         buffer = io.BytesIO()

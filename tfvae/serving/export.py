@@ -42,6 +42,16 @@ whose message starts with the input's name (TF Serving answers 400 with it):
 wrong shape, NaN/Inf, values outside [0, 1], a batch over ``max_batch_size``,
 unequal or out-of-range parameters, labels out of range or not one per example.
 
+Per-request cost is bounded in the graph too, so a stock server enforces it
+(a request is refused before any work, with the limit in the message; the
+limits are in the model card): a batch holds at most ``max_batch_size``
+examples (``num_samples`` of ``sample`` too); ``log_likelihood`` evaluates
+batch * k decoder passes, so ``num_importance_samples`` is at most
+``max_importance_samples`` and batch * num_importance_samples at most
+``max_samples_per_request``; a finite ``z`` can still overflow the decoder
+(|z| = 3e38 gives NaN probabilities), so ``decode`` takes |z| <= ``max_abs_latent``
+and fails, naming ``z``, rather than return a non-finite output.
+
 Layout (TF Serving's): ``<export_dir>/<version>/saved_model.pb``,
 ``variables/``, ``assets.extra/{model_card.json, flags.txt,
 tf_serving_warmup_requests}`` (the warm-up records: ``serving_warmup``). A version is
@@ -52,6 +62,7 @@ touched.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import re
 import shutil
@@ -71,11 +82,14 @@ __all__ = [
     "export_model",
     "next_version",
     "reference_metrics",
+    "versions",
 ]
 
 SIGNATURES = ("encode", "decode", "reconstruct", "sample", "log_likelihood")
 DEFAULT_SIGNATURE = "reconstruct"
 MODEL_CARD = "model_card.json"
+MAX_SAMPLES_PER_REQUEST = 2**16  # batch * k of one log_likelihood request (docs/serving.md: 2.5 s for an MLP 784-400-20)
+MAX_ABS_LATENT = 1000.0  # |z| decode takes
 
 
 class ExportError(ValueError):
@@ -133,15 +147,26 @@ class ServingModule(tf.Module):
       max_batch_size: largest batch a request may send (default 1024); also
         the largest ``num_samples`` of ``sample``.
       max_importance_samples: largest ``num_importance_samples`` (default 10000).
+      max_samples_per_request: largest batch * num_importance_samples of a
+        ``log_likelihood`` request (default 2^16 = 65536; its cost is that
+        many decoder passes).
+      max_abs_latent: largest |z| ``decode`` takes (default 1000; prior
+        draws lie within a few units of 0).
     """
 
-    def __init__(self, model, max_batch_size: int = 1024, max_importance_samples: int = 10000):
+    def __init__(self, model, max_batch_size: int = 1024, max_importance_samples: int = 10000,
+                 max_samples_per_request: int = MAX_SAMPLES_PER_REQUEST, max_abs_latent: float = MAX_ABS_LATENT):
         super().__init__(name="tfvae_serving")
-        if int(max_batch_size) < 1 or int(max_importance_samples) < 1:
-            raise ExportError(
-                f"max_batch_size and max_importance_samples must be positive; got {max_batch_size}, "
-                f"{max_importance_samples}"
-            )
+        for name, value in (("max_batch_size", max_batch_size), ("max_importance_samples", max_importance_samples),
+                            ("max_samples_per_request", max_samples_per_request)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ExportError(f"{name} must be a positive int; got {value!r}")
+        if isinstance(max_abs_latent, bool) or not isinstance(max_abs_latent, numbers.Real) or not (
+                0 < max_abs_latent < float("inf")):
+            raise ExportError(f"max_abs_latent must be a positive finite number; got {max_abs_latent!r}")
+        self.limits = {"max_batch_size": int(max_batch_size), "max_importance_samples": int(max_importance_samples),
+                       "max_samples_per_request": int(max_samples_per_request),
+                       "max_abs_latent": float(max_abs_latent)}
         # The tf.Variables themselves: tracking Keras 3 variable wrappers saves copies that a
         # TF1-style (TF Serving) load restores while the functions read the uninitialised originals.
         self.model_variables = [v.value for v in model.variables]
@@ -197,9 +222,18 @@ class ServingModule(tf.Module):
 
         def decode(z, labels=None):
             z = check_batch(z, "z", [latent_dim], f"[batch, {latent_dim}]")
-            z = _checked(z, _require(tf.reduce_all(tf.math.is_finite(z)), "z: values must be finite (found NaN or Inf)"))
+            z = _checked(
+                z,
+                _require(tf.reduce_all(tf.math.is_finite(z)), "z: values must be finite (found NaN or Inf)"),
+                _require(tf.reduce_all(tf.abs(z) <= max_abs_latent),
+                         f"z: values must lie in [-{max_abs_latent:g}, {max_abs_latent:g}]; got min and max",
+                         tf.reduce_min(z), tf.reduce_max(z)),
+            )
             z = tf.reshape(z, [-1, latent_dim])
-            return likelihood_outputs(model.likelihood(z, check_labels(labels, z)))
+            outputs = likelihood_outputs(model.likelihood(z, check_labels(labels, z)))
+            return {name: _checked(value, _require(tf.reduce_all(tf.math.is_finite(value)),
+                                                   f"z: the decoder output {name} is not finite for these latents"))
+                    for name, value in outputs.items()}
 
         def reconstruct(images, labels=None):
             x = check_images(images)
@@ -215,6 +249,10 @@ class ServingModule(tf.Module):
             k = _request_parameter(num_importance_samples, "num_importance_samples", 1, int(max_importance_samples))
             seed = sampling.as_seed(_request_parameter(seed, "seed"))
             x = check_images(images)
+            batch = tf.shape(x, out_type=tf.int64)[0]
+            x = _checked(x, _require(batch * tf.cast(k, tf.int64) <= max_samples_per_request,
+                                     f"num_importance_samples: batch * num_importance_samples must be at most "
+                                     f"{max_samples_per_request}; got batch and num_importance_samples", batch, k))
             y = check_labels(labels, x)
             return {"elbo": model.elbo(x, seed, labels=y), "iwae_bound": model.iwae_bound(x, k, seed, labels=y)}
 
@@ -281,10 +319,14 @@ def reference_metrics(module: ServingModule, images, description: str, labels=No
                       seed: int = 0) -> dict:
     """Mean ELBO and IWAE bound (nats) of ``images`` through ``module``'s own log_likelihood signature.
 
-    The images are sent in requests of at most ``max_batch_size``; each
-    request uses the same ``seed``, as a client sending those requests would.
+    The images are sent in requests of at most ``max_batch_size`` examples
+    and ``max_samples_per_request`` importance samples; each request uses
+    the same ``seed``, as a client sending those requests would.
     """
-    batch = module.max_batch_size
+    batch = min(module.max_batch_size, module.limits["max_samples_per_request"] // num_importance_samples)
+    if batch < 1:
+        raise ExportError(f"num_importance_samples {num_importance_samples} is more than max_samples_per_request "
+                          f"{module.limits['max_samples_per_request']}")
     sums = {"elbo": 0.0, "iwae_bound": 0.0}
     for start in range(0, len(images), batch):
         inputs = [tf.constant(images[start:start + batch], tf.float32), tf.constant([num_importance_samples], tf.int32),
@@ -298,12 +340,18 @@ def reference_metrics(module: ServingModule, images, description: str, labels=No
             "seed": seed, "requests_of": batch, **{name: total / len(images) for name, total in sums.items()}}
 
 
+def versions(export_dir: str) -> list[int]:
+    """The versions of export_dir, ascending: its sub-folders named by digits only (as TF Serving reads them;
+    ``2.bak`` or ``tmp`` are not versions)."""
+    if not os.path.isdir(export_dir):
+        return []
+    return sorted(int(name) for name in os.listdir(export_dir)
+                  if re.fullmatch(r"[0-9]+", name) and os.path.isdir(os.path.join(export_dir, name)))
+
+
 def next_version(export_dir: str) -> int:
     """1 + the largest integer version folder in export_dir (1 if none)."""
-    if not os.path.isdir(export_dir):
-        return 1
-    versions = [int(name) for name in os.listdir(export_dir) if re.fullmatch(r"\d+", name)]
-    return max(versions, default=0) + 1
+    return max(versions(export_dir), default=0) + 1
 
 
 def export_model(
@@ -315,6 +363,8 @@ def export_model(
     max_batch_size: int = 1024,
     max_importance_samples: int = 10000,
     reference_data: dict | None = None,
+    max_samples_per_request: int = MAX_SAMPLES_PER_REQUEST,
+    max_abs_latent: float = MAX_ABS_LATENT,
 ) -> str:
     """Writes ``model`` as ``<export_dir>/<version>`` and returns that path.
 
@@ -328,7 +378,9 @@ def export_model(
         --model_name would usually be --, data shape, latent size, classes,
         each signature's inputs and the limits are added).
       extra_files: {file name: text} also written to ``assets.extra/``.
-      max_batch_size, max_importance_samples: the request limits (see ServingModule).
+      max_batch_size, max_importance_samples, max_samples_per_request,
+        max_abs_latent: the request limits (see ServingModule), recorded
+        in the model card.
       reference_data: {"images", optional "labels", "description"}: the card
         then gets ``reference_metrics``, the mean ``elbo`` and ``iwae_bound``
         (k = 1000, seed 0) that the exported ``log_likelihood`` signature
@@ -341,7 +393,7 @@ def export_model(
     final = os.path.join(export_dir, str(version))
     if os.path.exists(final):
         raise ExportError(f"{final}: version {version} already exists; choose another --version or leave it unset")
-    module = ServingModule(model, max_batch_size, max_importance_samples)
+    module = ServingModule(model, max_batch_size, max_importance_samples, max_samples_per_request, max_abs_latent)
     os.makedirs(export_dir, exist_ok=True)
     card = dict(model_card or {})
     card.update(
@@ -354,8 +406,7 @@ def export_model(
         latent_names=model.latent_names,
         signatures=list(SIGNATURES),
         serving_default=DEFAULT_SIGNATURE,
-        max_batch_size=int(max_batch_size),
-        max_importance_samples=int(max_importance_samples),
+        **module.limits,
         version=version,
     )
     if reference_data is not None:
@@ -370,6 +421,7 @@ def export_model(
         warmup.write_warmup_records(os.path.join(tmp, "assets.extra", warmup.WARMUP_FILE),
                                             warmup.warmup_inputs(module.signature_inputs()))
         os.rename(tmp, final)  # atomic; fails rather than replace if final appeared meanwhile
+        files.fsync_directory(export_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfvae.core import files
+
 __all__ = ["WARMUP_FILE", "warmup_inputs", "write_warmup_records"]
 
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -46,8 +48,9 @@ def warmup_inputs(signature_inputs: dict) -> dict:
 
 
 def write_warmup_records(path: str, requests: dict) -> None:
-    """Writes one PredictionLog record per ``{signature: {input: array}}`` entry to ``path``."""
-    with tf.io.TFRecordWriter(path) as writer:
+    """Writes one PredictionLog record per ``{signature: {input: array}}`` entry to ``path`` (through a unique
+    temporary, ``files.replacing``)."""
+    with files.replacing(path) as temporary, tf.io.TFRecordWriter(temporary) as writer:
         for signature, inputs in requests.items():
             writer.write(_prediction_log(signature, inputs))
 

@@ -18,7 +18,16 @@ Faults:
     with a warning: the newest readable one is restored and, by the run's
     owner, the damaged one is moved to ``checkpoints/damaged/`` (never
     deleted) and dropped from the index. Only when none is readable is it a
-    ``CheckpointError``.
+    ``CheckpointError``;
+  * weights that are not finite are never checkpointed:
+    ``NonFiniteWeightsError`` (a ``CheckpointError``) names the step and the
+    last good checkpoint, which is kept;
+  * the index is not trusted to name files: only ``ckpt-N`` (N an int) in
+    ``checkpoints/`` itself is a checkpoint. Other entries (paths outside
+    the folder, other names) are ignored with a warning and never read,
+    moved or deleted; the run's owner rewrites the index without them before
+    its first save, since ``tf.train.CheckpointManager`` deletes the oldest
+    entries of its index when it rotates checkpoints.
 """
 
 from __future__ import annotations
@@ -27,13 +36,23 @@ import glob
 import os
 import re
 import shutil
+import time
 
 import tensorflow as tf
 from absl import logging
 
-__all__ = ["CheckpointError", "CheckpointWriteError", "TrainingState", "weights_are_finite"]
+__all__ = [
+    "CheckpointError",
+    "CheckpointWriteError",
+    "NonFiniteWeightsError",
+    "TrainingState",
+    "checkpoint_paths",
+    "stored_bytes",
+    "weights_are_finite",
+]
 
 _PREFIX = "ckpt"  # tf.train.CheckpointManager's default checkpoint_name
+_NAME = re.compile(rf"{_PREFIX}-(\d+)")
 DAMAGED_DIR = "damaged"
 
 
@@ -43,6 +62,75 @@ class CheckpointError(RuntimeError):
 
 class CheckpointWriteError(CheckpointError):
     """A checkpoint could not be written; the previous ones are intact."""
+
+
+class NonFiniteWeightsError(CheckpointError, FloatingPointError):
+    """The weights are not finite (training diverged); no checkpoint was written, the previous ones are intact."""
+
+
+def _is_checkpoint_path(path: str, directory: str) -> bool:
+    """Whether ``path`` names ``<directory>/ckpt-N`` (N an int): the only checkpoints tfvae reads or moves."""
+    return (os.path.dirname(os.path.abspath(path)) == os.path.abspath(directory)
+            and _NAME.fullmatch(os.path.basename(path)) is not None)
+
+
+def _index_entries(directory: str) -> list[str] | None:
+    """The checkpoint paths the index of ``directory`` names (relative ones joined to it); None without a readable
+    index."""
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except Exception:  # noqa: BLE001 - a damaged index: the caller falls back to the files themselves
+        return None
+    if state is None:
+        return None
+    return list(dict.fromkeys([*state.all_model_checkpoint_paths, state.model_checkpoint_path]))
+
+
+def _rewrite_index(directory: str, kept: list[str]) -> None:
+    """Rewrites the index of ``directory`` to name ``kept`` (oldest first; none: the index is removed).
+
+    Each kept entry keeps its timestamp, so ``tf.train.CheckpointManager``
+    still rotates it (an entry without one it would treat as preserved for
+    ever and leave out of the next index); one that had none gets the
+    current time.
+    """
+    index = os.path.join(directory, "checkpoint")
+    if not kept:
+        os.remove(index)
+        return
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except Exception:  # noqa: BLE001 - a damaged index is replaced
+        state = None
+    stamps, last_preserved = {}, 0.0
+    if state is not None:
+        last_preserved = min(state.last_preserved_timestamp, time.time())
+        if len(state.all_model_checkpoint_timestamps) == len(state.all_model_checkpoint_paths):
+            stamps = dict(zip(state.all_model_checkpoint_paths, state.all_model_checkpoint_timestamps, strict=True))
+    now = time.time()
+    tf.compat.v1.train.update_checkpoint_state(
+        directory, kept[-1], all_model_checkpoint_paths=kept,
+        all_model_checkpoint_timestamps=[stamps.get(p, now) for p in kept], last_preserved_timestamp=last_preserved)
+
+
+def checkpoint_paths(directory: str) -> list[str]:
+    """The checkpoints of ``directory``, newest first: those its index names (only ``<directory>/ckpt-N``), or
+    without such entries the ``ckpt-N.index`` files on disk."""
+    entries = _index_entries(directory) or []
+    paths = [p for p in entries if _is_checkpoint_path(p, directory)]
+    ignored = [p for p in entries if p not in paths]
+    if ignored:
+        logging.warning("%s: ignoring index entries that are not checkpoints in that folder (ckpt-N): %s",
+                        os.path.join(directory, "checkpoint"), ", ".join(ignored))
+    if not paths:
+        paths = [name[: -len(".index")] for name in glob.glob(os.path.join(glob.escape(directory), f"{_PREFIX}-*.index"))
+                 if _is_checkpoint_path(name[: -len(".index")], directory)]
+    return sorted(set(paths), key=_checkpoint_number, reverse=True)
+
+
+def stored_bytes(path: str) -> int:
+    """Bytes on disk of the checkpoint ``path`` (its index and data files; 0 if it has none)."""
+    return sum(os.path.getsize(name) for name in glob.glob(glob.escape(path) + ".*") if os.path.isfile(name))
 
 
 def weights_are_finite(variables) -> bool:
@@ -79,26 +167,38 @@ class TrainingState:
         self.directory = directory
         self.save_dir = save_dir or directory
         self.max_to_keep = max_to_keep
-        self.manager = self._make_manager()
+        self._manager = None  # made at the first save, after the index is cleaned (see _clean_index)
 
-    def _make_manager(self):
-        return tf.train.CheckpointManager(self.checkpoint, self.save_dir, max_to_keep=self.max_to_keep)
+    @property
+    def manager(self) -> tf.train.CheckpointManager:
+        """The manager that writes and rotates checkpoints in ``save_dir``; its index names only ckpt-N there."""
+        if self._manager is None:
+            self._clean_index()
+            self._manager = tf.train.CheckpointManager(self.checkpoint, self.save_dir, max_to_keep=self.max_to_keep)
+        return self._manager
+
+    def _clean_index(self) -> None:
+        """Rewrites ``save_dir``'s index without the entries that are not its checkpoints, which the manager would
+        otherwise delete when it rotates (the owner's job: only called before a save)."""
+        entries = _index_entries(self.save_dir)
+        if not entries:
+            return
+        kept = sorted((p for p in entries if _is_checkpoint_path(p, self.save_dir)), key=_checkpoint_number)
+        if len(kept) == len(entries):
+            return
+        logging.warning("%s: dropping index entries that are not checkpoints in that folder: %s",
+                        os.path.join(self.save_dir, "checkpoint"), ", ".join(p for p in entries if p not in kept))
+        _rewrite_index(self.save_dir, kept)
 
     @property
     def latest(self) -> str | None:
-        return tf.train.latest_checkpoint(self.directory)
+        """The newest checkpoint of the run's folder (by the index, checked as ``candidates`` does); None if none."""
+        paths = self.candidates()
+        return paths[0] if paths else None
 
     def candidates(self) -> list[str]:
-        """Checkpoint paths, newest first: those the index names, or (without a readable index) those on disk."""
-        try:
-            state = tf.train.get_checkpoint_state(self.directory)
-        except Exception:  # noqa: BLE001 - a damaged index: fall back to the files themselves
-            state = None
-        if state is not None and state.all_model_checkpoint_paths:
-            paths = list(state.all_model_checkpoint_paths)  # relative ones already joined to the directory
-        else:
-            paths = [name[: -len(".index")] for name in glob.glob(os.path.join(self.directory, f"{_PREFIX}-*.index"))]
-        return sorted(set(paths), key=_checkpoint_number, reverse=True)
+        """Checkpoint paths, newest first (``checkpoint_paths``)."""
+        return checkpoint_paths(self.directory)
 
     def restore_latest(self, require: bool = False, move_aside_damaged: bool = False) -> str | None:
         """Restores the newest readable checkpoint; returns its path (None if there is none).
@@ -152,22 +252,21 @@ class TrainingState:
                     suffix += 1
                 os.replace(name, target)
             logging.warning("moved the damaged checkpoint %s to %s", path, folder)
-        kept = sorted(kept, key=_checkpoint_number)
-        tf.compat.v1.train.update_checkpoint_state(self.directory, kept[-1], all_model_checkpoint_paths=kept)
-        self.manager = self._make_manager()
+        _rewrite_index(self.directory, sorted(kept, key=_checkpoint_number))
+        self._manager = None
 
     def save(self) -> str:
         """Writes a checkpoint numbered by the global step, if all weights are finite.
 
-        Raises FloatingPointError for non-finite weights and
+        Raises NonFiniteWeightsError for non-finite weights and
         CheckpointWriteError if the files cannot be written; in both cases
         the previous checkpoints are left as they were.
         """
         step = self.global_step
         if not weights_are_finite(self.model.weights):
-            raise FloatingPointError(
-                f"refusing to checkpoint non-finite weights at step {step}; "
-                f"the last good checkpoint {self.latest} is kept"
+            raise NonFiniteWeightsError(
+                f"refusing to checkpoint non-finite weights at step {step} (training diverged: a smaller learning "
+                f"rate or gradient clipping may help); the last good checkpoint {self.latest} is kept"
             )
         try:
             return self.manager.save(checkpoint_number=step)
@@ -186,7 +285,7 @@ class TrainingState:
 
 
 def _checkpoint_number(path: str) -> int:
-    match = re.search(r"-(\d+)$", path)
+    match = _NAME.fullmatch(os.path.basename(path))
     return int(match.group(1)) if match else -1
 
 

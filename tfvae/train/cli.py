@@ -7,6 +7,7 @@ time and ``config_from_flags`` in ``main``.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import sys
 
@@ -25,6 +26,7 @@ __all__ = [
     "load_run_or_exit",
     "quiet_logging",
     "resolved_flags",
+    "serialize_flags",
 ]
 
 def define_config_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -92,11 +94,49 @@ def resolved_flags() -> str:
     """The main script's resolved flags, one per line, as flags.txt holds them (--flagfile= repeats them).
 
     The script must call ``flags.adopt_module_key_flags(cli)`` so that the
-    config flags count as its own.
+    config flags count as its own. A value that the file could not replay
+    exactly exits with a one-line error naming the flag (``serialize_flags``).
     """
     module_flags = flags.FLAGS.get_key_flags_for_module(sys.modules["__main__"])
-    lines = [f.serialize() for f in sorted(module_flags, key=lambda f: f.name) if f.name != "flagfile"]
-    return "\n".join(line for line in lines if line) + "\n"
+    try:
+        return serialize_flags(module_flags)
+    except ValueError as e:
+        exit_with_error(str(e))
+
+
+def serialize_flags(flag_list) -> str:
+    """``flag_list`` (absl Flag objects; not --flagfile, not unset ones) as flags.txt lines, sorted by name.
+
+    absl reads a flagfile one line per flag and strips each line, so a value
+    holding a line break (which would add flags the user never gave) or
+    ending with white space would not come back as it was: such a value is
+    refused with a one-line ValueError naming the flag. Every line is read
+    back as --flagfile= reads it and must give the same value.
+    """
+    lines = []
+    for flag in sorted(flag_list, key=lambda f: f.name):
+        line = flag.serialize()
+        if flag.name == "flagfile" or not line:
+            continue
+        read_back = io.StringIO(line + "\n", newline=None).readlines()  # the flagfile reader's universal newlines
+        replayed = read_back[0].strip() if len(read_back) == 1 else None
+        if not flag.boolean and not _replays(flag, replayed):
+            raise ValueError(f"flag --{flag.name}: {flag.value!r} cannot be written to flags.txt (one flag per "
+                             "line) and replayed as it is: pass a value without line breaks or trailing "
+                             "white space")
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _replays(flag, line: str | None) -> bool:
+    """Whether ``line`` (a flagfile line, stripped) parses back to ``flag``'s value."""
+    prefix = f"--{flag.name}="
+    if line is None or not line.startswith(prefix):
+        return False
+    try:
+        return flag.parser.parse(line[len(prefix):]) == flag.value
+    except (ValueError, TypeError):
+        return False
 
 
 def load_run_or_exit(model_dir: str):

@@ -14,6 +14,13 @@ so taking it is atomic and a crashed trainer never blocks the next one:
 
 Only the training chief takes the lock; evaluation, sampling and export read
 the newest complete checkpoint and need none.
+
+The lock file is opened with ``O_NOFOLLOW``: a ``run.lock`` that is a
+symbolic link (planted in a shared directory such as /tmp), or anything but
+a regular file owned by this user, is refused with ``RunLockError`` and
+left as it is, so the lock never writes into another file. A model_dir the
+lock had to create is removed again on release if the run left it empty
+(a run refused for bad data writes nothing); nothing else is ever removed.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 
 from absl import logging
 
@@ -47,11 +55,20 @@ class RunLock:
         self.path = path
         self.directory = os.path.dirname(path) or "."
         self._fd: int | None = None
+        self._created: list[str] = []  # folders acquire() made, deepest first
 
     def acquire(self) -> None:
+        self._created = _missing_folders(self.directory)
         os.makedirs(self.directory, exist_ok=True)
+        try:
+            self._lock()
+        except BaseException:
+            self._remove_created_if_empty()
+            raise
+
+    def _lock(self) -> None:
         for _ in range(10):  # the file can be released and removed between open and flock: take the new one
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -80,6 +97,23 @@ class RunLock:
         os.fsync(fd)
         self._fd = fd
 
+    def _open(self) -> int:
+        """The lock file, opened (or created) without following a link; a regular file owned by this user."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
+        except OSError as e:
+            self._refuse("a symbolic link" if os.path.islink(self.path) else f"not openable ({e.strerror})")
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+            os.close(fd)
+            self._refuse("not a regular file" if not stat.S_ISREG(info.st_mode) else f"owned by uid {info.st_uid}")
+        return fd
+
+    def _refuse(self, what: str):
+        raise RunLockError(f"{self.path} is {what}; the lock is taken only in a regular file of this user (uid "
+                           f"{os.getuid()}), never through a link, and this one is left as it is: remove it (or train "
+                           "into another model_dir)") from None
+
     def release(self) -> None:
         if self._fd is None:
             return
@@ -89,6 +123,16 @@ class RunLock:
             pass
         os.close(self._fd)
         self._fd = None
+        self._remove_created_if_empty()
+
+    def _remove_created_if_empty(self) -> None:
+        """Removes the folders acquire() created, deepest first, while they are empty (rmdir removes no content)."""
+        for folder in self._created:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+        self._created = []
 
     def __enter__(self) -> RunLock:
         self.acquire()
@@ -98,11 +142,24 @@ class RunLock:
         self.release()
 
 
+def _missing_folders(directory: str) -> list[str]:
+    """``directory`` and those of its parents that do not exist yet, deepest first."""
+    missing, folder = [], os.path.abspath(directory)
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return missing
+
+
 def _same_file(fd: int, path: str) -> bool:
     try:
-        return os.fstat(fd).st_ino == os.stat(path).st_ino
+        opened, named = os.fstat(fd), os.lstat(path)
     except FileNotFoundError:
         return False
+    return (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
 
 
 def _read_holder(fd: int) -> dict | None:
