@@ -95,7 +95,7 @@ def _idx_bomb(directory):
     return directory
 
 
-def test_a_forged_idx_gz_is_refused_under_an_address_space_limit_and_by_train_py(tmp_path):
+def test_a_forged_idx_gz_is_refused_under_an_address_space_limit(tmp_path):
     directory = _idx_bomb(str(tmp_path / "idx"))
     result = _run_child(f"""
         import tfvae
@@ -112,8 +112,3 @@ def test_a_forged_idx_gz_is_refused_under_an_address_space_limit_and_by_train_py
     """)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("refused: ") and "needs 400,000,000 bytes" in result.stdout, result.stdout
-    trained = run_script("train.py", "--dataset=idx", f"--data_dir={directory}", "--memory_budget_mb=64",
-                         f"--model_dir={tmp_path / 'run'}", timeout=300)
-    assert trained.returncode == 1, (trained.returncode, trained.stderr[-2000:])
-    assert "train-images-idx3-ubyte.gz: IDX header shape [500, 800, 1000] of uint8 needs 400,000,000 bytes" in \
-        last_error_line(trained)
