@@ -57,7 +57,7 @@ def test_a_length_field_claiming_2_to_the_40_bytes_is_named_not_a_segfault(tmp_p
     path.write_bytes(gzip.compress(contents) if compress else contents)
     message = rf"^{path}: record 1 claims 1,099,511,627,776 bytes \(1048576.0 MiB\), more than the 268,435,456"
     with pytest.raises(data.DataError, match=message):
-        framing.check_framing(str(path))  # count_records calls it first: tests/data/test_hostile_files.py
+        framing.check_framing(str(path))  # count_records calls it first: tests/data/test_hostile_data.py
 
 
 def test_lengths_beyond_the_file_and_broken_or_cut_length_fields_are_named(tmp_path):
