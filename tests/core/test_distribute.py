@@ -241,7 +241,7 @@ def test_preempted_job_restarted_from_checkpoints_ends_like_an_uninterrupted_one
      (["--strategy=mirrored", "--logical_cpu_devices=4", "--batch_size=30"], None,
       "train.py: error: flag --batch_size (30) must be divisible by the number of replicas (4)"),
      # No GPU (the suite hides them) and one CPU device: refused, not a silent one-device CPU run.
-     (["--strategy=mirrored"], None, "train.py: error: strategy mirrored: no GPU is visible and the CPU is one device")],
+     (["--strategy=mirrored"], None, "train.py: error: flag --strategy mirrored: no GPU is visible and the CPU is one device")],
 )
 def test_train_script_reports_bad_distribution_settings_in_one_line(tmp_path, data_dir, args, tf_config, message):
     env = {"TF_CONFIG": tf_config} if tf_config else {}
