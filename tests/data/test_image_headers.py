@@ -34,6 +34,10 @@ def test_a_palette_tRNS_counts_only_where_libpng_takes_it(layout, bad_crc, chann
     assert _decoded_shape(contents) == (3, 5, channels)
     too_long = fuzz_inputs.png_bytes(3, 5, 3, 8, 4, b"\x00" * 5)  # more entries than the palette has: ignored
     assert image_headers.image_shape(io.BytesIO(too_long)) == _decoded_shape(too_long) == (3, 5, 3)
+    # A palette of 5 entries at 2 bits per pixel keeps 4 (libpng drops the rest): a tRNS of 5 entries is ignored
+    # (a 10-minute fuzzing run found it).
+    beyond_depth = fuzz_inputs.png_bytes(1, 1, 3, 2, 5, bytes(5))
+    assert image_headers.image_shape(io.BytesIO(beyond_depth)) == _decoded_shape(beyond_depth) == (1, 1, 3)
 
 
 def _folder(tmp_path, contents: bytes, suffix: str):

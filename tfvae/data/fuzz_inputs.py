@@ -395,7 +395,8 @@ def regressions() -> dict[str, list[bytes]]:
                 bytes.fromhex("00000c04 00000000 0000ffff 7fffffff 00004001")],  # 0 x 65535 x (2^31 - 1) x 16385 int32
         "npz": [_zip([("x_train", _npy("|u1", False, (1,), (1, 0), "exact", 0, ")"))], zipfile.ZIP_STORED, None)],
         "csv": [b",label"],
-        "image_header": [seed_images()["png_palette_trns.png"], CMYK_JPEG],
+        "image_header": [seed_images()["png_palette_trns.png"], CMYK_JPEG,
+                         png_bytes(1, 1, 3, 2, 5, bytes(5)), png_bytes(1, 1, 3, 1, 3, bytes(3))],  # tRNS > 2^depth
         "tfrecord": [framing.frame_record(b"x") + forged + struct.pack("<I", framing.masked_crc32c(forged))],
         "example": [framing.frame_record(b"\n\x8b")],
     }

@@ -236,7 +236,9 @@ def fuzz(target_name: str, seconds: float, out_dir: str, seed: int = 0, round_ex
         except Exception:  # noqa: BLE001 - a property failure of any kind is what fuzzing looks for
             pass
         if last_failing:
-            report.failures.append(_save_failure(out_dir, target_name, *last_failing[-1]))
+            saved = _save_failure(out_dir, target_name, *last_failing[-1])
+            if saved not in report.failures:  # a later round may shrink to the same input
+                report.failures.append(saved)
             last_failing.clear()
     report.seconds = time.monotonic() - start
     if os.path.exists(current):

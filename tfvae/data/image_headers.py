@@ -8,7 +8,8 @@ returns:
   PNG    colour type 0 (grey) 1, 4 (grey + alpha) 2, 2 (RGB) 3, 6 (RGBA) 4,
          3 (palette) 3, or 4 when a valid tRNS chunk gives the palette
          transparency (libpng's rule: after PLTE and before IDAT, 1 to
-         len(PLTE) / 3 entries, CRC intact, the first one only)
+         min(len(PLTE) / 3, 2^bit_depth) entries, CRC intact, the first
+         valid one)
   JPEG   1 component 1, 3 (YCbCr) 3, 4 (CMYK or YCCK) 3: TensorFlow converts
          them to RGB
 
@@ -43,12 +44,15 @@ def _png_shape(file) -> tuple[int, int, int] | None:
         return None
     if colour_type != 3:
         return height, width, _PNG_CHANNELS[colour_type]
-    transparent = _png_palette_has_transparency(file)
+    transparent = _png_palette_has_transparency(file, 2**bit_depth)
     return None if transparent is None else (height, width, 4 if transparent else 3)
 
 
-def _png_palette_has_transparency(file) -> bool | None:
+def _png_palette_has_transparency(file, max_entries: int) -> bool | None:
     """Whether libpng takes a tRNS chunk of a palette image (module docstring), walking the chunks to IDAT.
+
+    libpng keeps at most ``max_entries`` = 2^bit_depth palette entries (the rest are dropped silently), and a
+    tRNS chunk longer than the palette kept is ignored.
 
     False at the end of a truncated file (the decoder will refuse it); None after too many chunks.
     """
@@ -68,7 +72,7 @@ def _png_palette_has_transparency(file) -> bool | None:
                 return True
             continue  # a damaged tRNS is discarded (libpng warns); a later one may still count
         if kind == b"PLTE" and palette_entries is None:
-            palette_entries = length // 3
+            palette_entries = min(length // 3, max_entries)
         file.seek(length + 4, 1)  # any other chunk, or a tRNS out of place or of a bad length: skipped
     return None
 
