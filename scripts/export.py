@@ -11,12 +11,12 @@ and the README).
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+import _startup
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 import tfvae
+from tfvae import data
 from tfvae.serving import export
 from tfvae.train import cli, rundir
 
@@ -55,8 +55,6 @@ def model_card(model_dir, model, config) -> dict:
 
 def reference_data(config, count):
     """The first ``count`` test images (and labels) of the run, as evaluation sees them, with how they were made."""
-    from tfvae import data
-
     prepared = data.prepare_data(config)
     description = f"the first {count} test images of {config.dataset} in [0, 1]"
     if prepared.binarize:
@@ -71,13 +69,23 @@ def main(argv):
     cli.quiet_logging()
     config, model = cli.load_run_or_exit(_MODEL_DIR.value)
     flags_text = rundir.RunDirectory(_MODEL_DIR.value).read_flags()
+    reference = None
+    if _REFERENCE_EXAMPLES.value:
+        if config.dataset == data.PYTHON_DATASET:
+            cli.exit_with_error("flag --reference_examples: this run's data was given from Python, so there is no "
+                                "test data to read; leave --reference_examples at 0", code=1)
+        try:
+            reference = reference_data(config, _REFERENCE_EXAMPLES.value)
+        except data.DataError as e:
+            cli.exit_with_error(f"flag --reference_examples: needs the run's test data, which cannot be read ({e})",
+                                code=1)
     try:
         path = export.export_model(
             model, _EXPORT_DIR.value, _VERSION.value,
             model_card=model_card(_MODEL_DIR.value, model, config),
             extra_files={"flags.txt": flags_text} if flags_text else None,
             max_batch_size=_MAX_BATCH.value, max_importance_samples=_MAX_K.value,
-            reference_data=reference_data(config, _REFERENCE_EXAMPLES.value) if _REFERENCE_EXAMPLES.value else None,
+            reference_data=reference,
         )
     except export.ExportError as e:
         cli.exit_with_error(f"flag --export_dir/--version: {e}", code=1)
@@ -87,4 +95,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _startup.run(main)

@@ -201,11 +201,13 @@ def load_npz(path: str) -> ImageData:
 LABEL_COLUMN = "label"
 
 
-def read_csv(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+def read_csv(path: str, label_column: str = LABEL_COLUMN,
+             require_label: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """(values [N, D], labels [N] or None) of a CSV file of numbers, one example per row.
 
-    An optional first row of column names; a column named ``label`` holds
-    int labels and is not a feature. Values are floats in [0, 1], or, when
+    An optional first row of column names; the column named ``label_column``
+    (default ``label``) holds int labels and is not a feature (DataError if
+    ``require_label`` and there is none). Values are floats in [0, 1], or, when
     every value is a whole number and some exceed 1, 8-bit values in [0, 255].
     """
     try:
@@ -223,26 +225,33 @@ def read_csv(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     except ValueError as e:
         raise DataError(f"{path}: not a CSV file of numbers ({str(e).splitlines()[0]})") from None
     labels = None
-    if header and LABEL_COLUMN in header:
-        column = header.index(LABEL_COLUMN)
+    if require_label and not (header and label_column in header):
+        found = f"; its header names {header}" if header else ""
+        raise DataError(f"{path}: no column named {label_column!r} (--label_column) to give labels; a conditional "
+                        f"VAE (--conditional) needs a header row naming the columns, one of them the int class "
+                        f"labels{found}")
+    if header and label_column in header:
+        column = header.index(label_column)
         labels, values = values[:, column], np.delete(values, column, axis=1)
         if not np.all(labels == np.round(labels)):
-            raise DataError(f"{path}: column {LABEL_COLUMN!r} must hold whole numbers")
+            raise DataError(f"{path}: column {label_column!r} must hold whole numbers")
         labels = labels.astype(np.int64)
     if values.shape[1] == 0:
-        raise DataError(f"{path}: no feature columns (only {LABEL_COLUMN!r})")
+        raise DataError(f"{path}: no feature columns (only {label_column!r})")
     if np.all(values == np.round(values)) and values.max(initial=0) > 1:
         values = values.astype(np.int64)
     return values, labels
 
 
-def load_csv(path: str, validation_split: float = 0.1, seed: int = 0) -> ImageData:
+def load_csv(path: str, validation_split: float = 0.1, seed: int = 0, label_column: str = LABEL_COLUMN,
+             require_label: bool = False) -> ImageData:
     """Vectors [N, D] from ``path``/train.csv and ``path``/test.csv, or from one .csv file whose
     ``validation_split`` of rows (drawn with ``seed``) is the test split (``read_csv``)."""
     if os.path.isdir(path):
-        arrays = {split: read_csv(os.path.join(path, f"{split}.csv")) for split in ("train", "test")}
+        arrays = {split: read_csv(os.path.join(path, f"{split}.csv"), label_column, require_label)
+                  for split in ("train", "test")}
     else:
-        values, labels = read_csv(path)
+        values, labels = read_csv(path, label_column, require_label)
         if len(values) < 2:
             raise DataError(f"{path}: needs at least 2 rows to split into train and test; found {len(values)}")
         order = np.random.default_rng(seed).permutation(len(values))
@@ -292,7 +301,8 @@ def _load_keras_download(name: str) -> ImageData:
 
 
 def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, channels: int = 0, image_size=(),
-                 validation_split: float = 0.1, seed: int = 0) -> ImageData:
+                 validation_split: float = 0.1, seed: int = 0, label_column: str = LABEL_COLUMN,
+                 require_label: bool = False) -> ImageData:
     """Loads a data set into memory by name.
 
     Args:
@@ -305,6 +315,7 @@ def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, ch
       data_dir: where the data is; required for all but fashion_mnist and mnist.
       channels, image_size: decoding of image files and records (``tfvae.sources``).
       validation_split, seed: the test split of an image folder without train/ and test/, or of one .csv.
+      label_column, require_label: the label column of csv data, and whether it must be there.
     """
     if tfds_data.is_tfds(dataset):
         found = tfds_data.tfds_sources(dataset, data_dir)
@@ -325,7 +336,7 @@ def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, ch
     if dataset == "npz":
         return load_npz(data_dir)
     if dataset == "csv":
-        return load_csv(data_dir, validation_split, seed)
+        return load_csv(data_dir, validation_split, seed, label_column, require_label)
     found = example_sources(dataset, data_dir, channels, image_size, validation_split, seed)
     return image_data({split: decode_source(source) for split, source in found.items()}, data_dir)
 

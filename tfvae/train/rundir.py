@@ -23,7 +23,7 @@ import os
 import keras
 
 from tfvae.core import files
-from tfvae.train.config import TrainConfig
+from tfvae.train.config import VERSION_KEY, TrainConfig
 from tfvae.version import __version__
 
 __all__ = ["RESUMABLE_CHANGES", "RunDirectory", "RunDirectoryError"]
@@ -35,7 +35,6 @@ RESUMABLE_CHANGES = frozenset({
     "validation_examples", "steps_per_execution", "strategy", "devices", "logical_cpu_devices",
     "early_stopping_patience",
 })
-_VERSION_KEY = "tfvae_version"
 
 
 class RunDirectoryError(ValueError):
@@ -68,7 +67,7 @@ class RunDirectory:
     def read_config(self) -> TrainConfig:
         """The run's TrainConfig; RunDirectoryError if absent or written by an incompatible tfvae."""
         values = self._read_json(self.config_path)
-        version = values.pop(_VERSION_KEY, None)
+        version = values.pop(VERSION_KEY, None)
         if version is None or version.split(".")[:2] != __version__.split(".")[:2]:
             raise RunDirectoryError(
                 f"{self.path} was written by tfvae {version or '0.2.0 or earlier'}, whose run layout tfvae "
@@ -76,17 +75,20 @@ class RunDirectory:
         return TrainConfig.from_dict(values, self.config_path)
 
     def write_config(self, config: TrainConfig) -> None:
-        values = {_VERSION_KEY: __version__, **config.to_dict()}
+        values = {VERSION_KEY: __version__, **config.to_dict()}
         files.write_atomic(self.config_path, json.dumps(values, indent=2, sort_keys=True))
 
-    def check_can_continue(self, config: TrainConfig) -> None:
-        """Raises RunDirectoryError if this directory holds a run that ``config`` cannot continue."""
+    def check_can_continue(self, config: TrainConfig, unchecked=()) -> None:
+        """Raises RunDirectoryError if this directory holds a run that ``config`` cannot continue.
+
+        ``unchecked``: fields not compared (defaults not fitted to the data yet).
+        """
         if not self.has_run():
             return
         previous = self.read_config()
         for field in dataclasses.fields(TrainConfig):
             old, new = getattr(previous, field.name), getattr(config, field.name)
-            if old != new and field.name not in RESUMABLE_CHANGES:
+            if old != new and field.name not in RESUMABLE_CHANGES and field.name not in unchecked:
                 raise RunDirectoryError(
                     f"model_dir {self.path} holds a run with {field.name}={old!r}, not {new!r}; "
                     "use a new model_dir or the same settings")
