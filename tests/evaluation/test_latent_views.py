@@ -78,3 +78,7 @@ def test_vector_tables_have_a_header_and_the_class_first_and_read_back_as_a_tabl
     np.testing.assert_allclose(read, values, atol=1e-5)
     np.testing.assert_array_equal(labels, [0, 1, 2, 0])
     np.testing.assert_array_equal(np.load(paths[0]), values)
+    unlabelled = images.write_array(str(tmp_path / "plain"), values, column_names=["a", "b", "c"])
+    with open(unlabelled[1]) as f:
+        assert f.readline().strip() == "a,b,c"
+    np.testing.assert_allclose(data.read_csv(unlabelled[1])[0], values, atol=1e-5)
