@@ -1,7 +1,11 @@
 """Trains a VAE: python scripts/train.py --flagfile=scripts/configs/mlp_fashion_mnist.flags --model_dir=runs/a
 
 Rerunning the same command in the same --model_dir resumes exactly from the
-latest checkpoint.
+latest checkpoint. The run starts by logging a summary of the data it read
+and what it will do (with warnings that name the flags to change), and fits
+the batch size and, for a table of real values, the likelihood to the data
+when those flags are not given (docs/usage.md). Then one line per epoch
+(--verbose=auto: a progress bar on a terminal).
 
 Exit codes: 0 done; 1 a fault met while training (bad data, a checkpoint
 that cannot be written or read, a diverged loss), one line on stderr; 2 a bad
