@@ -26,16 +26,14 @@ a noisy machine affects them alike.
 """
 
 import dataclasses
-import os
 import resource
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+import _startup
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 from benchmark_lib import handwritten_contender, measure, tfvae_contender
 
 from tfvae import data, evaluation, objectives
@@ -144,4 +142,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _startup.run(main)

@@ -13,13 +13,11 @@ figures measure the overhead of distribution, not a speed-up.
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags
+import _startup
+from absl import flags
 
 from tfvae.train import cli
 
@@ -93,4 +91,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _startup.run(main)

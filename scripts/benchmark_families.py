@@ -16,9 +16,8 @@ import json
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags
+import _startup
+from absl import flags
 
 import tfvae
 from tfvae import data, evaluation
@@ -94,4 +93,4 @@ def _parse(row_flags: str, base) -> dict:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _startup.run(main)

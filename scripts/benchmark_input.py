@@ -29,10 +29,9 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+import _startup
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 from benchmark_lib import measure, tfvae_contender
 
 from tfvae import data
@@ -170,4 +169,4 @@ def _cpu_model():
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _startup.run(main)

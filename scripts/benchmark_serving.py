@@ -15,11 +15,10 @@ import os
 import statistics
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+import _startup
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 _EXPORT = flags.DEFINE_string("export", None, "A version folder of an export (…/<name>/<version>).")
 _CALLS = flags.DEFINE_integer("calls", 500, "Timed batch-1 calls per signature.", lower_bound=10)
@@ -80,4 +79,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _startup.run(main)

@@ -6,8 +6,10 @@ Reports elbo, rate, distortion, log_likelihood (the IWAE bound with
 --num_importance_samples, nats per example) and log_likelihood_stderr (the
 standard error of that mean over the evaluated examples: with --max_examples,
 how far the full test set's figure may lie), bits_per_dim, active_units (a
-hierarchical VAE's also per layer, with its rate per layer), num_examples and
-seconds. The test data is the run's own (from its config.json), or the
+hierarchical VAE's also per layer, with its rate per layer), num_examples,
+density (true for a gaussian or continuous Bernoulli likelihood, a density
+on [0, 1]^D: its log_likelihood can be positive and bits_per_dim negative;
+a note on stderr says so) and seconds. The test data is the run's own (from its config.json), or the
 data named by --dataset/--data_dir; Bernoulli models get the test set
 binarized once with the run's --test_binarization_seed. A run that streamed
 its training split (--input_mode) streams the test split too, in batches, so
@@ -25,9 +27,8 @@ import json
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags
+import _startup
+from absl import flags
 
 from tfvae import data, evaluation
 from tfvae.core import distribute
@@ -81,8 +82,12 @@ def main(argv):
         cli.exit_with_error(f"flag --bounds_file: cannot write {e.filename or _BOUNDS_FILE.value} ({e.strerror})",
                             code=1)
     metrics["seconds"] = round(time.perf_counter() - start, 2)
+    if metrics["density"]:
+        cli.print_note(f"the {config.likelihood} likelihood is a density on [0, 1]^D: log_likelihood is a "
+                       "log-density (it can be positive, and bits_per_dim negative), comparable only with other "
+                       "densities of data on the same scale, not with a discrete likelihood's")
     print(json.dumps(metrics))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _startup.run(main)

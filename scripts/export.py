@@ -9,14 +9,13 @@ sample, log_likelihood; serving_default = reconstruct (see tfvae/serving/export.
 and the README).
 """
 
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+import _startup
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 import tfvae
+from tfvae import data
 from tfvae.core import distribute
 from tfvae.serving import export
 from tfvae.train import cli, loading, rundir
@@ -61,8 +60,6 @@ def model_card(model_dir, model, config) -> dict:
 
 def reference_data(config, count):
     """The first ``count`` test images (and labels) of the run, as evaluation sees them, with how they were made."""
-    from tfvae import data
-
     prepared = data.prepare_data(config)
     description = f"the first {count} test images of {config.dataset} in [0, 1]"
     if prepared.binarize:
@@ -78,6 +75,16 @@ def main(argv):
     distribute.disable_tensor_float_32()  # reported figures in float32 on Ampere and newer GPUs too
     config, model = cli.load_run_or_exit(_MODEL_DIR.value)
     flags_text = rundir.RunDirectory(_MODEL_DIR.value).read_flags()
+    reference = None
+    if _REFERENCE_EXAMPLES.value:
+        if config.dataset == data.PYTHON_DATASET:
+            cli.exit_with_error("flag --reference_examples: this run's data was given from Python, so there is no "
+                                "test data to read; leave --reference_examples at 0", code=1)
+        try:
+            reference = reference_data(config, _REFERENCE_EXAMPLES.value)
+        except data.DataError as e:
+            cli.exit_with_error(f"flag --reference_examples: needs the run's test data, which cannot be read ({e})",
+                                code=1)
     try:
         path = export.export_model(
             model, _EXPORT_DIR.value, _VERSION.value,
@@ -85,7 +92,7 @@ def main(argv):
             extra_files={"flags.txt": flags_text} if flags_text else None,
             max_batch_size=_MAX_BATCH.value, max_importance_samples=_MAX_K.value,
             max_samples_per_request=_MAX_SAMPLES.value, max_abs_latent=_MAX_ABS_LATENT.value,
-            reference_data=reference_data(config, _REFERENCE_EXAMPLES.value) if _REFERENCE_EXAMPLES.value else None,
+            reference_data=reference,
         )
     except export.ExportError as e:
         cli.exit_with_error(f"flag --export_dir/--version: {e}", code=1)
@@ -95,4 +102,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _startup.run(main)

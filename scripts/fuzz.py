@@ -14,9 +14,10 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the decoders' own error lines for hostile bytes
 
-from absl import app, flags
+import _startup
+from absl import flags
 
 from tfvae.data import fuzzing
 from tfvae.train import cli
@@ -45,4 +46,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _startup.run(main)

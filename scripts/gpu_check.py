@@ -11,12 +11,9 @@ mixed_float16 and mixed_bfloat16; a forced overflow on one of two replicas; a bi
 real GPUs.
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+import _startup
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 from tfvae.core import distribute
 from tfvae.train import device_check
@@ -38,4 +35,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _startup.run(main)

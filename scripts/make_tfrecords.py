@@ -12,11 +12,9 @@ one JSON object: {split: number of shards}.
 """
 
 import json
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags
+import _startup
+from absl import flags
 
 from tfvae import data
 from tfvae.data import conversion, limits
@@ -60,4 +58,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _startup.run(main)

@@ -15,7 +15,8 @@ server can load right away (saved_models/README.md):
 
 Images come from the first --test_images Fashion-MNIST test images (Debian's
 package; binarized with seed 0 as in training; for 28x28x1 models) or from
---images_npy (float32 [batch, H, W, C] in [0, 1]); decode takes --z_npy
+--images_npy (float32 [batch, H, W, C] in [0, 1]; a model of tabular data
+takes vectors [batch, D] in [0, 1], its input named ``vectors``); decode takes --z_npy
 ([batch, latent_dim]) or standard normal draws. A conditional model's
 ``labels`` come from --labels, else the test images' labels (sample: the
 classes in turn).
@@ -27,10 +28,9 @@ import sys
 import urllib.error
 import urllib.request
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+import _startup
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from tfvae.serving import export, requests
 from tfvae.train import cli
@@ -49,7 +49,8 @@ _PROTOCOL = flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "REST JSON o
 _FORMAT = flags.DEFINE_enum("format", "columnar", ["columnar", "row"], 'REST body: "inputs" (columnar) or '
                             '"instances" (row).')
 _TEST_IMAGES = flags.DEFINE_integer("test_images", 2, "Use the first N Fashion-MNIST test images.", lower_bound=1)
-_IMAGES_NPY = flags.DEFINE_string("images_npy", None, "A .npy file of images instead of --test_images.")
+_IMAGES_NPY = flags.DEFINE_string("images_npy", None, "A .npy file of images (or of a tabular model's vectors "
+                                   "[batch, D]) instead of --test_images.")
 _Z_NPY = flags.DEFINE_string("z_npy", None, "A .npy file of latents for decode (default: standard normal draws).")
 _LABELS = flags.DEFINE_list("labels", None, "A conditional model's labels, one per example (default: the test "
                             "images' labels).")
@@ -118,11 +119,16 @@ def _test_data(card):
     from tfvae import data
 
     if card["data_shape"] != [28, 28, 1]:
-        cli.exit_with_error(f"flag --images_npy: the model takes images of shape {card['data_shape']}, not "
-                            "Fashion-MNIST's [28, 28, 1]; pass them as a .npy file")
+        cli.exit_with_error(f"flag --images_npy: the model takes {_data_name(card)} of shape {card['data_shape']}, "
+                            "not Fashion-MNIST's images [28, 28, 1]; pass them as a .npy file")
     test = data.load_dataset("fashion_mnist")
     count = _TEST_IMAGES.value
     return data.binarize(test.test_images[:count], seed=0), test.test_labels[:count]
+
+
+def _data_name(card):
+    """What the model's examples are called in its signatures: "images", or "vectors" (tabular data)."""
+    return card.get("data_name", "images")
 
 
 def _images(card):
@@ -147,7 +153,7 @@ def request_inputs(signature, card):
         inputs, batch = {"num_samples": _NUM_SAMPLES.value, "seed": _SEED.value}, _NUM_SAMPLES.value
     else:
         images, labels = _images(card)
-        inputs, batch = {"images": images}, len(images)
+        inputs, batch = {_data_name(card): images}, len(images)
         if signature in ("encode", "log_likelihood"):
             inputs["seed"] = _SEED.value
         if signature == "log_likelihood":
@@ -217,4 +223,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _startup.run(main)

@@ -1,7 +1,11 @@
 """Trains a VAE: python scripts/train.py --flagfile=scripts/configs/mlp_fashion_mnist.flags --model_dir=runs/a
 
 Rerunning the same command in the same --model_dir resumes exactly from the
-latest checkpoint.
+latest checkpoint. The run starts by logging a summary of the data it read
+and what it will do (with warnings that name the flags to change), and fits
+the batch size and, for a table of real values, the likelihood to the data
+when those flags are not given (docs/usage.md). Then one line per epoch
+(--verbose=auto: a progress bar on a terminal).
 
 Exit codes: 0 done; 1 a fault met while training (bad data, a checkpoint
 that cannot be written or read, a diverged loss), one line on stderr; 2 a bad
@@ -13,19 +17,18 @@ again from scratch (with the same --model_dir it resumes).
 """
 
 import json
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags
+import _startup
+from absl import flags
 
 from tfvae import data
-from tfvae.train import checkpoints, cli, preemption, rundir, training
+from tfvae.train import checkpoints, cli, data_defaults, preemption, rundir, training
 
 cli.define_config_flags()
 flags.adopt_module_key_flags(cli)
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Run directory: checkpoints, TensorBoard logs, flags.txt.")
-_VERBOSE = flags.DEFINE_integer("verbose", 1, "0 silent, 1 progress bar, 2 one line per epoch.")
+_VERBOSE = flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"],
+                             "0 silent, 1 progress bar, 2 one line per epoch, auto: 1 on a terminal, else 2.")
 flags.mark_flag_as_required("model_dir")
 
 
@@ -34,10 +37,12 @@ def main(argv):
         cli.exit_with_error(f"unexpected arguments {argv[1:]}; all settings are --flags")
     cli.quiet_logging()
     config = cli.config_from_flags()
-    try:
-        rundir.RunDirectory(_MODEL_DIR.value).check_can_continue(config)
-        results = training.train_and_evaluate(config, _MODEL_DIR.value, verbose=_VERBOSE.value,
-                                              flags_text=cli.resolved_flags())
+    given = cli.settings_given()
+    verbose = _VERBOSE.value if _VERBOSE.value == "auto" else int(_VERBOSE.value)
+    try:  # refused early; the settings fitted to the data are checked once fitted
+        rundir.RunDirectory(_MODEL_DIR.value).check_can_continue(config, unchecked=set(data_defaults.FITTED_SETTINGS) - given)
+        results = training.train_and_evaluate(config, _MODEL_DIR.value, verbose=verbose,
+                                              flags_text=cli.resolved_flags(), settings_given=given)
     except preemption.TrainingPreempted as e:
         cli.exit_with_error(str(e), code=e.exit_code, kind="stopped")
     except rundir.RunDirectoryError as e:
@@ -52,4 +57,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _startup.run(main)

@@ -47,3 +47,26 @@ def write_shards(directory, images, labels=None, num_shards=3, test_images=None,
     splits = {"train": (((png(x), label_of(i)) for i, x in enumerate(images)), len(images), num_shards),
               "test": (((png(x), label_of(i)) for i, x in enumerate(test_images)), len(test_images), 1)}
     return records.write_splits(str(directory), splits, compress)
+
+
+def write_table(path, values, labels=None, label_name="label", header=True):
+    """A CSV file of ``values`` [N, D] (columns f1..fD) and, with ``labels``, a last column ``label_name``."""
+    import os
+
+    os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+    names = [f"f{i + 1}" for i in range(values.shape[1])] + ([label_name] if labels is not None else [])
+    with open(path, "w") as f:
+        if header:
+            f.write(",".join(names) + "\n")
+        for i, row in enumerate(values):
+            f.write(",".join(f"{v:.6g}" for v in row) + (f",{int(labels[i])}" if labels is not None else "") + "\n")
+    return str(path)
+
+
+def factor_table(n, seed=0, features=6):
+    """``features`` real values in [0, 1] per row driven by two hidden factors, and a class (0-2) from the first."""
+    rng = np.random.default_rng(seed)
+    factors = rng.random((n, 2))
+    mixing = np.random.default_rng(99).random((2, features))
+    values = np.clip(factors @ mixing / mixing.sum(0) + 0.03 * rng.standard_normal((n, features)), 0, 1)
+    return values, np.minimum((factors[:, 0] * 3).astype(int), 2)

@@ -53,7 +53,7 @@ def fashion_mnist_dir():
 
 def run_script(name, *args, timeout=600, env=None):
     """Runs scripts/<name> in a fresh Python process; returns the CompletedProcess."""
-    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run(
         [sys.executable, os.path.join(REPO, "scripts", name), *args],
         capture_output=True, text=True, timeout=timeout, env=full_env, cwd=REPO,

@@ -35,7 +35,7 @@ from tfvae.objectives import losses, schedules
 from tfvae.objectives.losses import ELBO, IWAE
 from tfvae.serving import export
 from tfvae.train.config import TrainConfig
-from tfvae.train.loading import load_model
+from tfvae.train.loading import load_config, load_model
 from tfvae.train.training import train_and_evaluate
 from tfvae.version import __version__
 
@@ -76,6 +76,7 @@ __all__ = [
     "export",
     "hierarchical",
     "__version__",
+    "load_config",
     "load_model",
     "losses",
     "schedules",

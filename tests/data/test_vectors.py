@@ -86,9 +86,9 @@ def test_an_mlp_vae_on_vectors_trains_evaluates_samples_and_exports(tmp_path, li
     assert sampled.returncode == 0, sampled.stderr[-2000:]
     samples = np.load(os.path.join(run, "samples", "prior_samples.npy"))
     assert samples.shape == (7, 10) and np.loadtxt(os.path.join(run, "samples", "reconstructions.csv"),
-                                                   delimiter=",").shape == (7, 10)
+                                                   delimiter=",", skiprows=1).shape == (7, 10)  # after the header
     exported = run_script("export.py", f"--model_dir={run}", f"--export_dir={tmp_path / 'export'}")
     assert exported.returncode == 0, exported.stderr[-2000:]
     served = tf.saved_model.load(str(tmp_path / "export" / "1"))
     x = tf.constant(correlated_vectors(3, 3), tf.float32)
-    assert served.signatures["reconstruct"](images=x)["reconstruction"].shape == (3, 10)
+    assert served.signatures["reconstruct"](vectors=x)["reconstruction"].shape == (3, 10)  # named by data kind

@@ -97,7 +97,7 @@ def test_conditional_decoder_depends_on_the_condition_and_broadcasts_it_over_sam
     np.testing.assert_allclose(p.mean()[0].numpy(), p.mean()[1].numpy())
     other = layer(Z, condition=tf.one_hot([3, 3, 3], 4))
     assert np.abs(other.mean().numpy() - p.mean()[0].numpy()).max() > 1e-4
-    with pytest.raises(ValueError, match="this decoder is conditional"):
+    with pytest.raises(ValueError, match=r"^BernoulliDecoder is conditional \(condition_dim=4\): pass condition="):
         layer(Z)
 
 

@@ -191,3 +191,31 @@ def test_fit_feeds_labels_to_a_conditional_vae_and_an_unconditional_one_ignores_
     assert np.isfinite(unconditional.fit(x, y, batch_size=8, epochs=1, verbose=0).history["loss"][-1])
     with pytest.raises(ValueError, match="labels were given to an unconditional VAE"):
         unconditional.elbo(x, labels=y)
+
+
+def _conditional_vae(num_classes=10):
+    vae = tfvae.VAE(tfvae.GaussianEncoder(3, hidden_units=[16], condition_dim=num_classes),
+                    tfvae.BernoulliDecoder(DATA_SHAPE, hidden_units=[16], condition_dim=num_classes),
+                    tfvae.StandardNormalPrior(3), num_classes=num_classes)
+    vae.build((None, *DATA_SHAPE))
+    return vae
+
+
+@pytest.mark.parametrize("labels", [[3, 11], [3, 10], [-1, 2]])
+def test_labels_outside_the_classes_are_refused_eagerly_and_in_graphs(labels):
+    vae, x = _conditional_vae(), binary_batch(2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"labels must be ints in \[0, 10\) \(num_classes\)"):
+        vae.posterior(x, labels=np.array(labels))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"labels must be ints in \[0, 10\)"):
+        tf.function(lambda x, y: vae.elbo(x, seed=0, labels=y))(x, tf.constant(labels))
+    assert vae.posterior(x, labels=np.array([0, 9])).batch_shape == (2,)  # the edges of the range are fine
+
+
+def test_a_conditional_part_called_without_its_condition_says_so_in_its_first_line():
+    vae, x = _conditional_vae(), binary_batch(2)
+    for call, name in ((lambda: vae.encoder(x), "GaussianEncoder"), (lambda: vae.decoder(tf.zeros([2, 3])),
+                                                                      "BernoulliDecoder")):
+        with pytest.raises(ValueError) as raised:
+            call()
+        first_line = str(raised.value).splitlines()[0]
+        assert first_line.startswith(f"{name} is conditional (condition_dim=10): pass condition=tf.one_hot(labels, 10)")

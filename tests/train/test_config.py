@@ -76,3 +76,24 @@ def test_rules_between_fields_are_checked_by_the_parts_that_own_them(field, valu
     validate(config)  # each field is fine on its own
     with pytest.raises(ValueError, match=message):
         factory.check_config(config)
+
+
+def test_a_runs_config_json_reads_back_with_the_public_class(tmp_path):
+    import tfvae
+    from tfvae.train.rundir import RunDirectory
+
+    config = TrainConfig(latent_dim=7, label_column="target", max_value=16)
+    RunDirectory(str(tmp_path)).write_config(config)
+    with open(tmp_path / "config.json") as f:
+        text = f.read()
+    assert '"tfvae_version"' in text
+    assert TrainConfig.from_json(text) == config
+    assert tfvae.load_config(str(tmp_path)) == config
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("max_value", 0, r"max_value must be an int in \[1, 255\]"), ("max_value", 256, "max_value must be"),
+    ("label_column", " ", "label_column must name a CSV column")])
+def test_the_data_reading_settings_are_checked(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        validate(dataclasses.replace(TrainConfig(), **{field: value}))

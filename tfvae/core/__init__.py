@@ -7,6 +7,7 @@
   gradient_guard.py  the gradient spike guard
   files.py           atomic writes
   errors.py          DataError
+  xla.py             tf.function that tells the code it traces whether XLA compiles it
   serialisable.py    the base of plain-Python parts that Keras serialises
 
 May import: nothing else in tfvae.

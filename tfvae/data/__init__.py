@@ -1,6 +1,8 @@
 """data: data sets and their formats, read into memory or streamed, for training and evaluation.
 
   run_data.py       a run's data from its config (prepare_data) or from Python (from_python)
+  summary.py        what a run's data is, in a few lines (describe)
+  tables.py         the column names of a CSV table
   loaders.py        data sets read into memory by name: IDX, npz, CSV, image folders, shards, TFDS, downloads
   sources.py        a split's files and how their records decode
   records.py        TFRecord shards;   image_folders.py  folders of image files;   tfds_data.py  TFDS
@@ -29,6 +31,7 @@ from tfvae.data.run_data import (
     STREAMABLE,
     DataError,
     ImageData,
+    LoadedData,
     binarize,
     check_dataset_name,
     example_sources,
@@ -39,23 +42,31 @@ from tfvae.data.run_data import (
     load_idx_directory,
     load_image_folder,
     load_npz,
+    load_python_data,
+    load_run_data,
+    make_ready,
     prepare_data,
     read_csv,
     read_idx,
+    scale_integers,
     to_unit_interval,
     validate_images,
 )
+from tfvae.data.summary import DataDescription, describe
 
 __all__ = [
     "DATASETS",
     "DEFAULT_DATA_DIRS",
+    "DataDescription",
     "DataError",
     "INPUT_MODES",
     "ImageData",
+    "LoadedData",
     "PYTHON_DATASET",
     "STREAMABLE",
     "binarize",
     "check_dataset_name",
+    "describe",
     "example_sources",
     "from_python",
     "input_mode",
@@ -64,9 +75,13 @@ __all__ = [
     "load_idx_directory",
     "load_image_folder",
     "load_npz",
+    "load_python_data",
+    "load_run_data",
+    "make_ready",
     "prepare_data",
     "read_csv",
     "read_idx",
+    "scale_integers",
     "to_unit_interval",
     "validate_images",
 ]

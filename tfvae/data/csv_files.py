@@ -6,8 +6,8 @@ Values are separated by commas and rows by newlines, so a file holds at most
 
 counted in 1 MiB chunks and taken from the ``limits.MemoryBudget`` before
 NumPy parses anything. An optional first row of column names (read with a
-bounded length); a column named ``label`` holds int labels and is not a
-feature.
+bounded length); the column named ``label_column`` (default ``label``)
+holds int labels and is not a feature.
 """
 
 from __future__ import annotations
@@ -50,8 +50,12 @@ def _header(path: str, budget: limits.MemoryBudget) -> list[str] | None:
     return None
 
 
-def read_csv(path: str, budget: limits.MemoryBudget | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def read_csv(path: str, budget: limits.MemoryBudget | None = None, label_column: str = LABEL_COLUMN,
+             require_label: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """(values [N, D], labels [N] or None) of a CSV file of numbers, one example per row.
+
+    The column named ``label_column`` holds the int labels (DataError if
+    ``require_label`` and the first row names no such column).
 
     Values are floats in [0, 1], or, when every value is a whole number and
     some exceed 1, 8-bit values in [0, 255] (int64). Labels are whole
@@ -80,14 +84,19 @@ def read_csv(path: str, budget: limits.MemoryBudget | None = None) -> tuple[np.n
     if header and values.shape[1] != len(header):
         raise DataError(f"{path}: the first row names {len(header)} columns but the rows hold {values.shape[1]} "
                         "values")
-    if header and LABEL_COLUMN in header:
-        column = header.index(LABEL_COLUMN)
+    if require_label and not (header and label_column in header):
+        found = f"; its header names {header}" if header else ""
+        raise DataError(f"{path}: no column named {label_column!r} (--label_column) to give labels; a conditional "
+                        f"VAE (--conditional) needs a header row naming the columns, one of them the int class "
+                        f"labels{found}")
+    if header and label_column in header:
+        column = header.index(label_column)
         labels, values = values[:, column], np.delete(values, column, axis=1)
         if not np.all(labels == np.round(labels)) or not np.all(np.abs(labels) <= _LABEL_LIMIT):
-            raise DataError(f"{path}: column {LABEL_COLUMN!r} must hold whole numbers within int32")
+            raise DataError(f"{path}: column {label_column!r} must hold whole numbers within int32")
         labels = labels.astype(np.int64)
     if values.shape[1] == 0:
-        raise DataError(f"{path}: no feature columns (only {LABEL_COLUMN!r})")
+        raise DataError(f"{path}: no feature columns (only {label_column!r})")
     if np.all(values == np.round(values)) and values.max(initial=0) > 1:
         low, high = values.min(), values.max()
         if low < 0 or high > 255:

@@ -166,15 +166,17 @@ def load_npz(path: str, memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB)
 
 
 def load_csv(path: str, validation_split: float = 0.1, seed: int = 0,
-             memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB) -> ImageData:
+             memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB, label_column: str = LABEL_COLUMN,
+             require_label: bool = False) -> ImageData:
     """Vectors [N, D] from ``path``/train.csv and ``path``/test.csv, or from one .csv file whose
     ``validation_split`` of rows (drawn with ``seed``) is the test split (``read_csv``); their values (as
     float64) may take at most ``memory_budget_mb`` MiB."""
     budget = limits.MemoryBudget(memory_budget_mb)
     if os.path.isdir(path):
-        arrays = {split: read_csv(os.path.join(path, f"{split}.csv"), budget) for split in ("train", "test")}
+        arrays = {split: read_csv(os.path.join(path, f"{split}.csv"), budget, label_column, require_label)
+                  for split in ("train", "test")}
     else:
-        values, labels = read_csv(path, budget)
+        values, labels = read_csv(path, budget, label_column, require_label)
         if len(values) < 2:
             raise DataError(f"{path}: needs at least 2 rows to split into train and test; found {len(values)}")
         order = np.random.default_rng(seed).permutation(len(values))
@@ -225,7 +227,8 @@ def _load_keras_download(name: str) -> ImageData:
 
 def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, channels: int = 0, image_size=(),
                  validation_split: float = 0.1, seed: int = 0,
-                 memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB) -> ImageData:
+                 memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB, label_column: str = LABEL_COLUMN,
+                 require_label: bool = False) -> ImageData:
     """Loads a data set into memory by name.
 
     Args:
@@ -240,6 +243,7 @@ def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, ch
       validation_split, seed: the test split of an image folder without train/ and test/, or of one .csv.
       memory_budget_mb: what the headers of IDX, .npz and CSV files may claim in all (MiB), checked before
         they are read.
+      label_column, require_label: the label column of csv data, and whether it must be there.
     """
     if tfds_data.is_tfds(dataset):
         found = tfds_data.tfds_sources(dataset, data_dir)
@@ -260,7 +264,7 @@ def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, ch
     if dataset == "npz":
         return load_npz(data_dir, memory_budget_mb)
     if dataset == "csv":
-        return load_csv(data_dir, validation_split, seed, memory_budget_mb)
+        return load_csv(data_dir, validation_split, seed, memory_budget_mb, label_column, require_label)
     found = example_sources(dataset, data_dir, channels, image_size, validation_split, seed)
     return image_data({split: decode_source(source) for split, source in found.items()}, data_dir)
 

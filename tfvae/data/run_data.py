@@ -3,7 +3,10 @@
 ``prepare_data`` reads ``config.dataset`` (``tfvae.loaders``) and returns an
 ``ImageData`` (in memory) or, when the training split of a data set of files
 is streamed (``input_mode``), a ``streaming.StreamData``; ``from_python``
-does the same for arrays and ``tf.data`` datasets given from Python. Bad data
+does the same for arrays and ``tf.data`` datasets given from Python. Each is
+two steps: reading (``load_run_data``, ``load_python_data``: a ``LoadedData``,
+which ``summary.describe`` summarises) and ``make_ready``, so a trainer can
+fit its defaults to the data in between. Bad data
 raises ``DataError`` with one line naming the file (and record) and the
 problem, before any training step where it can be found up front.
 
@@ -46,6 +49,7 @@ __all__ = [
     "DATASETS",
     "DEFAULT_DATA_DIRS",
     "INPUT_MODES",
+    "LoadedData",
     "PYTHON_DATASET",
     "STREAMABLE",
     "DataError",
@@ -60,9 +64,13 @@ __all__ = [
     "load_idx_directory",
     "load_image_folder",
     "load_npz",
+    "load_python_data",
+    "load_run_data",
+    "make_ready",
     "prepare_data",
     "read_csv",
     "read_idx",
+    "scale_integers",
     "to_unit_interval",
     "validate_images",
 ]
@@ -70,11 +78,37 @@ __all__ = [
 INPUT_MODES = ("auto", "memory", "stream")
 
 
+@dataclasses.dataclass(frozen=True)
+class LoadedData:
+    """A run's data as read, before ``make_ready`` prepares it for training (``describe`` summarises it).
+
+    Attributes:
+      name: what the data is, for messages (a path, a TFDS name, "train_data").
+      arrays: the data held in memory as loaded (examples uint8 or float32,
+        labels as the source has them), or None.
+      sources: {"train", "test"} example sources, decoded into memory or
+        streamed by ``make_ready`` (``input_mode``), or None.
+      skip_bad_records: whether ``make_ready`` leaves out (and counts) the
+        sources' records that do not decode.
+    """
+
+    name: str
+    arrays: ImageData | None = None
+    sources: dict | None = None
+    skip_bad_records: bool = False
+
+
 def from_python(config, train_data, validation_data=None) -> ImageData | streaming.StreamData:
-    """The data of a run given from Python (``train_and_evaluate(train_data=...)``), ready like ``prepare_data``'s.
+    """The data of a run given from Python (``train_and_evaluate(train_data=...)``), ready like ``prepare_data``'s:
+    ``make_ready(config, load_python_data(config, train_data, validation_data))``."""
+    return make_ready(config, load_python_data(config, train_data, validation_data))
+
+
+def load_python_data(config, train_data, validation_data=None) -> LoadedData:
+    """The data of a run given from Python, as read (``from_python`` without ``make_ready``).
 
     Args:
-      config: the run's TrainConfig (likelihood, labels, input mode, seeds).
+      config: the run's TrainConfig (its seed and validation_split).
       train_data: images as a NumPy array [N, H, W(, C)] (uint8 in [0, 255] or
         float in [0, 1]), an (images, labels) tuple, or a ``tf.data.Dataset``
         of unbatched images or (image, label) pairs (read once per epoch in
@@ -93,7 +127,7 @@ def from_python(config, train_data, validation_data=None) -> ImageData | streami
         if found["train"].data_shape != found["test"].data_shape:
             raise DataError(f"train_data images {list(found['train'].data_shape)} and validation_data images "
                             f"{list(found['test'].data_shape)} have different shapes")
-        return _from_sources(config, found, "train_data", skip_bad_records=False)
+        return LoadedData("train_data", sources=found)
     images, labels = _images_and_labels(train_data, "train_data")
     if validation_data is None:
         order = np.random.default_rng(config.seed).permutation(len(images))
@@ -103,7 +137,7 @@ def from_python(config, train_data, validation_data=None) -> ImageData | streami
                   "test": (images[test], None if labels is None else labels[test])}
     else:
         splits = {"train": (images, labels), "test": _images_and_labels(validation_data, "validation_data")}
-    return _ready(config, image_data(splits, "train_data"))
+    return LoadedData("train_data", arrays=image_data(splits, "train_data"))
 
 
 def _images_and_labels(value, name: str):
@@ -133,35 +167,50 @@ def input_mode(config, train_source: sources.ExampleSource) -> str:
 
 
 def prepare_data(config, data_dir: str | None = None) -> ImageData | streaming.StreamData:
-    """The data of a training run, ready for training and evaluation.
+    """The data of a training run, ready for training and evaluation: ``make_ready(config, load_run_data(...))``.
 
     Loads ``config.dataset`` (from ``data_dir``, else ``config.data_dir``):
     into memory (``ImageData``), or, for a data set of files whose decoded
     training split is streamed (``input_mode``), as ``streaming.StreamData``.
     Keeps the first ``config.train_examples`` training images (0: all; in
-    memory only), binarizes the test set once with
-    ``config.test_binarization_seed`` for a Bernoulli likelihood (the
-    training set is binarized dynamically, per step) and keeps int labels for
-    a ``config.conditional`` run (DataError if the data has none). With
-    ``config.skip_bad_records`` every record is decoded once up front and
-    those that do not decode are left out, logged and counted
-    (``bad_records``); without it, such a record stops the run naming it.
-    ``config`` is a ``TrainConfig``.
+    memory only), reads integer data as value / ``config.max_value``,
+    binarizes the test set once with ``config.test_binarization_seed`` for a
+    Bernoulli likelihood (the training set is binarized dynamically, per
+    step) and keeps int labels for a ``config.conditional`` run (DataError if
+    the data has none). With ``config.skip_bad_records`` every record is
+    decoded once up front and those that do not decode are left out, logged
+    and counted (``bad_records``); without it, such a record stops the run
+    naming it. ``config`` is a ``TrainConfig``.
     """
+    return make_ready(config, load_run_data(config, data_dir))
+
+
+def load_run_data(config, data_dir: str | None = None) -> LoadedData:
+    """``config.dataset`` as read (from ``data_dir``, else ``config.data_dir``): arrays in memory, or example
+    sources for ``make_ready`` to decode or stream."""
     directory = data_dir or config.data_dir
     if tfds_data.is_tfds(config.dataset):
         found = tfds_data.tfds_sources(config.dataset, directory, config.image_feature, config.label_feature,
                                        require_label=config.conditional)
-        return _from_sources(config, found, config.dataset, skip_bad_records=False)
+        return LoadedData(config.dataset, sources=found)
     if config.dataset not in STREAMABLE:
         if config.input_mode == "stream":
             raise ValueError(f"input_mode must be memory or auto for dataset {config.dataset!r}, which is read into "
                              f"memory whole; got 'stream' (scripts/make_tfrecords.py writes it as TFRecord shards, "
                              f"which stream)")
-        return _ready(config, load_dataset(config.dataset, directory, memory_budget_mb=config.memory_budget_mb))
+        loaded = load_dataset(config.dataset, directory, memory_budget_mb=config.memory_budget_mb,
+                              label_column=config.label_column, require_label=config.conditional)
+        return LoadedData(loaded.source, arrays=loaded)
     found = example_sources(config.dataset, directory, config.channels, config.image_size, config.validation_split,
                             config.seed, require_label=config.conditional)
-    return _from_sources(config, found, directory, config.skip_bad_records)
+    return LoadedData(directory, sources=found, skip_bad_records=config.skip_bad_records)
+
+
+def make_ready(config, loaded: LoadedData) -> ImageData | streaming.StreamData:
+    """``loaded`` ready for training and evaluation under ``config`` (what ``prepare_data`` does after reading)."""
+    if loaded.arrays is not None:
+        return _ready(config, loaded.arrays)
+    return _from_sources(config, loaded.sources, loaded.name, loaded.skip_bad_records)
 
 
 def _from_sources(config, found: dict, name: str, skip_bad_records: bool) -> ImageData | streaming.StreamData:
@@ -213,19 +262,41 @@ def _test_images(config, images: np.ndarray) -> tuple[np.ndarray, bool]:
     return (binarize(images, config.test_binarization_seed) if binarized else to_unit_interval(images)), binarized
 
 
+def scale_integers(images: np.ndarray, max_value: int, source: str) -> np.ndarray:
+    """Integer data read as value / max_value: uint8 round(value * 255 / max_value) (the identity for 255).
+
+    DataError if a value exceeds ``max_value``, or if ``max_value`` is not
+    255 and the data are floats (which are taken as they are, in [0, 1]).
+    """
+    if max_value == 255:
+        return images
+    if images.dtype != np.uint8:
+        raise DataError(f"{source}: max_value={max_value} (--max_value) applies to integer data; these are "
+                        f"{images.dtype} values in [0, 1], read as they are (leave max_value at 255)")
+    high = int(images.max(initial=0))
+    if high > max_value:
+        raise DataError(f"{source}: integer data reach {high}, above max_value={max_value} (--max_value: the value "
+                        "that means 1.0)")
+    return np.round(images.astype(np.float32) * np.float32(255.0 / max_value)).astype(np.uint8)
+
+
 def _ready(config, loaded: ImageData) -> ImageData:
     train_labels, test_labels, num_classes = _labels_or_error(loaded, config)
-    train_images = loaded.train_images
+    train_images = scale_integers(loaded.train_images, config.max_value, f"{loaded.source} (train)")
     if config.train_examples:
         train_images = train_images[: config.train_examples]
         train_labels = None if train_labels is None else train_labels[: config.train_examples]
-    test_images, binarized = _test_images(config, loaded.test_images)
+    test_images = scale_integers(loaded.test_images, config.max_value, f"{loaded.source} (test)")
+    test_images, binarized = _test_images(config, test_images)
     return ImageData(train_images, test_images, loaded.source, train_labels, test_labels, binarized, num_classes)
 
 
 def _stream(config, found: dict, bad: tuple, directory: str) -> streaming.StreamData:
     """The streamed training split, with the validation examples decoded into memory."""
     train, test = found["train"], found["test"]
+    if config.max_value != 255:
+        raise ValueError(f"max_value must be 255 when the training split is streamed (image files and records are "
+                         f"8-bit); got {config.max_value}")
     if config.train_examples:
         raise ValueError(f"train_examples must be 0 when the training split is streamed (input_mode {config.input_mode}"
                          f", {train.decoded_bytes / 2**20:.0f} MiB decoded); got {config.train_examples}")

@@ -2,6 +2,8 @@
 
   metrics.py  ELBO terms, the IWAE bound, bounds files, bits/dim, active units, KL per dimension
   images.py   image grids as PNG and TensorBoard summaries, vector samples as .npy/.csv
+  latent_views.py  what the latents control: traversals of the (top) layer, layer samples
+  samples.py  what scripts/sample.py writes: prior samples, traversals, reconstructions
 
 ``tfvae.evaluation`` re-exports ``metrics.py``'s names (its 0.3.0 meaning).
 

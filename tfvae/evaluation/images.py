@@ -8,9 +8,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tfvae.core import files, sampling
+from tfvae.core import files
 
-__all__ = ["image_grid", "write_array", "write_png"]
+__all__ = ["image_grid", "side_by_side", "upscale", "write_array", "write_png"]
 
 
 def image_grid(images, columns: int | None = None) -> tf.Tensor:
@@ -28,15 +28,41 @@ def image_grid(images, columns: int | None = None) -> tf.Tensor:
     return tf.cast(tf.round(tf.clip_by_value(grid, 0.0, 1.0) * 255.0), tf.uint8)
 
 
-def write_array(path_stem: str, values: np.ndarray) -> list[str]:
-    """Writes ``values`` [N, D] as ``path_stem``.npy and ``path_stem``.csv (atomically); returns both paths."""
+def write_array(path_stem: str, values: np.ndarray, labels=None, label_name: str = "label",
+                column_names=None) -> list[str]:
+    """Writes ``values`` [N, D] as ``path_stem``.npy and ``path_stem``.csv (atomically); returns both paths.
+
+    The CSV has a header row: ``label_name`` first when ``labels`` (one int
+    per row, e.g. the class a conditional model drew the row for) are given,
+    then ``column_names`` (default x_1, ..., x_D), so it reads back as a
+    table (``--dataset=csv`` with ``--label_column=label_name``). The .npy
+    holds ``values`` only.
+    """
+    values = np.asarray(values)
+    flat = values.reshape(len(values), -1)
+    names = list(column_names) if column_names is not None else [f"x_{i + 1}" for i in range(flat.shape[1])]
+    if len(names) != flat.shape[1]:
+        raise ValueError(f"column_names must name the {flat.shape[1]} columns; got {len(names)}")
+    text = io.StringIO()
+    if labels is not None:
+        table = np.concatenate([np.asarray(labels).reshape(-1, 1).astype(np.float64), flat], axis=1)
+        np.savetxt(text, table, delimiter=",", fmt=["%d"] + ["%.6g"] * flat.shape[1], comments="",
+                   header=",".join([label_name, *names]))
+    else:
+        np.savetxt(text, flat, delimiter=",", fmt="%.6g", comments="", header=",".join(names))
     buffer = io.BytesIO()
     np.save(buffer, values)
-    text = io.StringIO()
-    np.savetxt(text, np.asarray(values).reshape(len(values), -1), delimiter=",", fmt="%.6g")
     files.write_atomic(path_stem + ".npy", buffer.getvalue())
     files.write_atomic(path_stem + ".csv", text.getvalue())
     return [path_stem + ".npy", path_stem + ".csv"]
+
+
+def upscale(grid, min_size: int = 256) -> tf.Tensor:
+    """``grid`` [H, W, C] enlarged by the smallest integer factor k (nearest neighbour: each pixel becomes a
+    k x k block) that makes its longer side at least ``min_size`` pixels; unchanged if it already is."""
+    grid = tf.convert_to_tensor(grid)
+    factor = max(1, math.ceil(min_size / max(int(grid.shape[0]), int(grid.shape[1]))))
+    return tf.repeat(tf.repeat(grid, factor, axis=0), factor, axis=1)
 
 
 def write_png(path: str, grid: tf.Tensor) -> None:
@@ -51,19 +77,7 @@ def side_by_side(inputs, reconstructions) -> tf.Tensor:
 
 
 def latent_traversal(model, x, num_dims: int = 10, steps: int = 9, span: float = 3.0, labels=None) -> tf.Tensor:
-    """Decoder means along z_i in [-span, span] for the first ``num_dims`` dims of the location of q(z|x).
+    """``latent_views.latent_traversal`` (kept here for tfvae 0.3.0 callers)."""
+    from tfvae.evaluation import latent_views
 
-    The location is E_q[z] (for a flow posterior, the flow of its base mean);
-    a conditional VAE decodes with the label of x[0]. Returns
-    [num_dims * steps, H, W, C]: one row per latent dimension.
-    """
-    first_label = None if labels is None else labels[:1]
-    z0 = sampling.posterior_location(model.posterior(x[:1], first_label))[0]
-    num_dims = min(num_dims, int(z0.shape[0]))
-    values = tf.linspace(-span, span, steps)
-    rows = []
-    for i in range(num_dims):
-        z = tf.tile(z0[tf.newaxis], [steps, 1])
-        z = tf.tensor_scatter_nd_update(z, [[j, i] for j in range(steps)], values)
-        rows.append(model.likelihood(z, None if labels is None else tf.repeat(first_label, steps)).mean())
-    return tf.concat(rows, axis=0)
+    return latent_views.latent_traversal(model, x, labels, num_dims, steps, span)

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import objectives
-from tfvae.core import files, sampling
+from tfvae.core import files, sampling, xla
 from tfvae.data import in_memory
 
 __all__ = [
@@ -84,7 +84,7 @@ class ElboMetrics:
 
     def __init__(self, model, seed: int = 1, jit_compile: bool = True):
         self.model, self.seed = model, seed
-        self._batch_sums = tf.function(self._sums, jit_compile=jit_compile, reduce_retracing=True)
+        self._batch_sums = xla.function(self._sums, jit_compile=jit_compile, reduce_retracing=True)
 
     def _sums(self, x, y, step):
         terms = self.model.elbo_terms(x, sampling.step_seed(self.seed, step, salt=2), labels=y)
@@ -289,7 +289,11 @@ def evaluate_model(
 
     ``log_likelihood_stderr`` is the standard error of the mean bound over
     the examples (how much it could move on another sample of test images of
-    this size); a hierarchical VAE adds active units per layer. With a
+    this size); a hierarchical VAE adds active units per layer. ``density``
+    says whether p(x|z) is a density on [0, 1]^D (gaussian, continuous
+    Bernoulli: ``decoder.is_density``), whose log_likelihood can be positive
+    and bits_per_dim negative, comparable only with other densities on the
+    same scale, or a probability of discrete values (bits_per_dim >= 0). With a
     ``bounds_file`` the IWAE pass continues from the bounds it holds and
     saves them after every batch.
     """
@@ -306,6 +310,7 @@ def evaluate_model(
         bits_per_dim=bits_per_dim(log_likelihood, images.shape[1:]),
         active_units=sum(units.values()),
         num_examples=int(len(images)),
+        density=bool(getattr(model.decoder, "is_density", False)),
     )
     if len(units) > 1:
         metrics.update({f"active_units_{name}": count for name, count in units.items()})

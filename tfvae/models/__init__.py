@@ -6,6 +6,7 @@
   priors.py               p(z): standard normal, mixture, VampPrior, flow
   hierarchical.py         top-down encoder and joint prior of a hierarchical VAE
   pixel_distributions.py  the discretized logistic mixture over 8-bit pixels
+  conditioning.py         a conditional part called without its condition: one error line
 
 May import: core, nn, objectives.
 """

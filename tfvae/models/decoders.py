@@ -38,6 +38,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae.core import latents
+from tfvae.models.conditioning import RefusesMissingCondition
 from tfvae.models.pixel_distributions import DiscretizedLogisticMixture
 from tfvae.nn import networks
 
@@ -58,10 +59,12 @@ PIXEL_LEVELS = 256
 GAUSSIAN_SCALES = ("fixed", "learned", "per_pixel")
 
 
-class _Decoder(keras.layers.Layer):
+class _Decoder(RefusesMissingCondition, keras.layers.Layer):
     """Shared trunk: z -> float32 tensor of shape [B, *data_shape] * num_params."""
 
     accepts_sample_dimensions = True  # z [..., N, D] -> batch [..., N] (see tfvae/models/vae.py)
+    # p(x|z) is a density on [0, 1]^D (its log can be > 0), not a probability of discrete values.
+    is_density = False
 
     num_params = 1
     takes_vectors = True  # data_shape (D,) works with an mlp trunk; pixel likelihoods set False
@@ -176,6 +179,8 @@ class ContinuousBernoulliDecoder(_Decoder):
     Args: as BernoulliDecoder.
     """
 
+    is_density = True
+
     def call(self, z, condition=None):
         (logits,) = self._params(z, condition)
         return tfd.Independent(tfd.ContinuousBernoulli(logits=logits), reinterpreted_batch_ndims=len(self.data_shape))
@@ -254,6 +259,8 @@ class GaussianDecoder(_Decoder):
       fixed_scale: the scale used when scale="fixed" (default 0.1).
       scale_floor: lower bound of learned scales (default 1e-3).
     """
+
+    is_density = True
 
     def __init__(self, data_shape, scale="learned", fixed_scale=0.1, scale_floor=1e-3, **kwargs):
         if scale not in GAUSSIAN_SCALES:

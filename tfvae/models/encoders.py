@@ -38,6 +38,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae.models.conditioning import RefusesMissingCondition
 from tfvae.nn import flows, networks
 
 tfd = tfp.distributions
@@ -50,7 +51,7 @@ POSTERIORS = (*COVARIANCES, "iaf")  # GaussianEncoder(covariance=...) or IAFEnco
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class GaussianEncoder(keras.layers.Layer):
+class GaussianEncoder(RefusesMissingCondition, keras.layers.Layer):
     """x -> q(z|x) = MultivariateNormalDiag(loc, softplus(raw_scale) + scale_floor).
 
     Args:

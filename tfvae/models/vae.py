@@ -49,7 +49,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import objectives
-from tfvae.core import distribute, gradient_guard, latents, optimizer_step, sampling
+from tfvae.core import distribute, gradient_guard, latents, optimizer_step, sampling, xla
 from tfvae.objectives import losses
 
 tfd = tfp.distributions
@@ -204,14 +204,26 @@ class VAE(keras.Model):
 
     # ------------------------------------------------------------ the model
     def condition(self, labels):
-        """One-hot [B, num_classes] float32 labels for a conditional VAE; None for an unconditional one."""
+        """One-hot [B, num_classes] float32 labels for a conditional VAE; None for an unconditional one.
+
+        Labels outside [0, num_classes) raise InvalidArgumentError, eagerly and
+        inside a ``tf.function`` alike (tf.one_hot would map them to zeros);
+        not in code tfvae compiles with XLA (``core.xla``), whose labels are
+        the run's data, checked when read.
+        """
         if not self.num_classes:
             if labels is not None:
                 raise ValueError("labels were given to an unconditional VAE (num_classes=0)")
             return None
         if labels is None:
             raise ValueError(f"this VAE is conditional (num_classes={self.num_classes}); pass labels")
-        return tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), self.num_classes, dtype=tf.float32)
+        labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+        if not xla.tracing_for_xla():  # XLA would drop the checks, with a warning each (see core/xla.py)
+            message = f"labels must be ints in [0, {self.num_classes}) (num_classes)"
+            with tf.control_dependencies([tf.debugging.assert_non_negative(labels, message=message),
+                                          tf.debugging.assert_less(labels, self.num_classes, message=message)]):
+                labels = tf.identity(labels)
+        return tf.one_hot(labels, self.num_classes, dtype=tf.float32)
 
     def posterior(self, x, labels=None) -> tfd.Distribution:
         """q(z|x) (q(z|x, y) for a conditional VAE), batch shape [B]."""

@@ -25,7 +25,9 @@ signature: int32 [batch], one class in [0, num_classes) per example (per
 drawn image for ``sample``).
 
 ``images`` are float32 [batch, H, W, C] in [0, 1], declared with the model's
-H, W, C (so ``saved_model_cli`` and TF Serving's /metadata show them); ``z``
+H, W, C (so ``saved_model_cli`` and TF Serving's /metadata show them); a
+model of vectors (tabular data) names that input, and sample's output,
+``vectors`` instead: float32 [batch, D] in [0, 1] (``data_name``); ``z``
 float32 [batch, latent_dim]. Request-level parameters (``seed``,
 ``num_samples``, ``num_importance_samples``) are int vectors whose elements
 must all be equal: one value in the columnar ("inputs") format, the value
@@ -76,6 +78,7 @@ from tfvae.serving import warmup
 
 __all__ = [
     "DEFAULT_SIGNATURE",
+    "data_name",
     "ExportError",
     "SIGNATURES",
     "ServingModule",
@@ -90,6 +93,11 @@ DEFAULT_SIGNATURE = "reconstruct"
 MODEL_CARD = "model_card.json"
 MAX_SAMPLES_PER_REQUEST = 2**16  # batch * k of one log_likelihood request (docs/serving.md: 2.5 s for an MLP 784-400-20)
 MAX_ABS_LATENT = 1000.0  # |z| decode takes
+
+
+def data_name(data_shape) -> str:
+    """The name of the examples' input (and of sample's output): "images" [H, W, C], or "vectors" [D]."""
+    return "images" if len(data_shape) == 3 else "vectors"
 
 
 class ExportError(ValueError):
@@ -175,6 +183,7 @@ class ServingModule(tf.Module):
         bernoulli = isinstance(model.decoder, decoders.BernoulliDecoder)
         max_batch = self.max_batch_size = int(max_batch_size)
         shape_text = f"[batch, {', '.join(map(str, data_shape))}]"
+        examples = data_name(data_shape)
 
         def check_batch(value, name, trailing, trailing_text):
             return _checked(
@@ -185,12 +194,12 @@ class ServingModule(tf.Module):
             )
 
         def check_images(images):
-            images = check_batch(images, "images", data_shape, shape_text)
+            images = check_batch(images, examples, data_shape, shape_text)
             images = _checked(
                 images,
-                _require(tf.reduce_all(tf.math.is_finite(images)), "images: values must be finite (found NaN or Inf)"),
+                _require(tf.reduce_all(tf.math.is_finite(images)), f"{examples}: values must be finite (found NaN or Inf)"),
                 _require(tf.reduce_all((images >= 0.0) & (images <= 1.0)),
-                         "images: values must lie in [0, 1]; got min and max", tf.reduce_min(images),
+                         f"{examples}: values must lie in [0, 1]; got min and max", tf.reduce_min(images),
                          tf.reduce_max(images)),
             )
             return tf.reshape(images, [-1, *data_shape])
@@ -243,7 +252,7 @@ class ServingModule(tf.Module):
             num_samples = _request_parameter(num_samples, "num_samples", 1, max_batch)
             seed = _request_parameter(seed, "seed")
             z = model.prior.sample(num_samples, seed=sampling.as_seed(seed))
-            return {"images": model.likelihood(z, check_labels(labels, z)).mean()}
+            return {examples: model.likelihood(z, check_labels(labels, z)).mean()}
 
         def log_likelihood(images, num_importance_samples, seed, labels=None):
             k = _request_parameter(num_importance_samples, "num_importance_samples", 1, int(max_importance_samples))
@@ -256,7 +265,7 @@ class ServingModule(tf.Module):
             y = check_labels(labels, x)
             return {"elbo": model.elbo(x, seed, labels=y), "iwae_bound": model.iwae_bound(x, k, seed, labels=y)}
 
-        images = tf.TensorSpec([None, *data_shape], tf.float32, name="images")
+        images = tf.TensorSpec([None, *data_shape], tf.float32, name=examples)
         seed = tf.TensorSpec([None], tf.int64, name="seed")
         labels = [tf.TensorSpec([None], tf.int32, name="labels")] if num_classes else []
         z = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
@@ -284,11 +293,11 @@ class ServingModule(tf.Module):
 
 
 def _signature_function(body, *specs: tf.TensorSpec):
-    """tf.function of ``body`` called with keyword arguments named by ``specs`` (the signature's inputs)."""
-    names = [spec.name for spec in specs]
+    """tf.function of ``body`` called with the signature's inputs, in the order of ``specs`` (whose names the
+    signature's inputs take)."""
 
     def call(*values):
-        return body(**dict(zip(names, values, strict=True)))
+        return body(*values)
 
     return tf.function(call, input_signature=list(specs))
 
@@ -401,6 +410,7 @@ def export_model(
         num_classes=int(model.num_classes),
         signature_inputs=module.signature_inputs(),
         data_shape=[int(d) for d in model.data_shape],
+        data_name=data_name(model.data_shape),
         latent_dim=int(model.latent_dim),
         latent_dims=model.latent_dims,
         latent_names=model.latent_names,

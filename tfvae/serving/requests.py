@@ -7,7 +7,8 @@ REST (``POST /v1/models/<name>:predict``):
 
 In the row format every instance carries every input, so request-level
 parameters (``seed``, ``num_samples``, ``num_importance_samples``) repeat on
-each instance, while ``images``, ``z`` and a conditional model's ``labels``
+each instance, while ``images`` (``vectors`` for a model of tabular data:
+``export.data_name``), ``z`` and a conditional model's ``labels``
 give one row per instance; a signature without batched inputs (``sample``) sends one
 instance. gRPC sends a ``tensorflow.serving.PredictRequest`` (package
 ``tensorflow-serving-api``, the ``serving`` extra) with one TensorProto per
@@ -41,18 +42,24 @@ INPUT_DTYPES = {
     "log_likelihood": {"images": np.float32, "num_importance_samples": np.int32, "seed": np.int64},
 }
 LABELS_DTYPE = np.int32  # the "labels" input every signature of a conditional model adds
-BATCHED_INPUTS = ("images", "z", "labels")  # one row per example; every other input is a request-level parameter
+BATCHED_INPUTS = ("images", "vectors", "z", "labels")  # one row per example; the others are request parameters
 
 
-def input_dtypes(signature: str, conditional: bool = False) -> dict:
-    """{input: numpy dtype} of ``signature`` (with ``labels`` for a conditional model's export)."""
+def input_dtypes(signature: str, conditional: bool = False, data_name: str = "images") -> dict:
+    """{input: numpy dtype} of ``signature`` (with ``labels`` for a conditional model's export), its examples'
+    input named ``data_name`` ("images", or "vectors" for a model of tabular data)."""
     if signature not in INPUT_DTYPES:
         raise ValueError(f"signature must be one of {sorted(INPUT_DTYPES)}; got {signature!r}")
-    return {**INPUT_DTYPES[signature], **({"labels": LABELS_DTYPE} if conditional else {})}
+    dtypes = {data_name if name == "images" else name: dtype for name, dtype in INPUT_DTYPES[signature].items()}
+    return {**dtypes, **({"labels": LABELS_DTYPE} if conditional else {})}
+
+
+def _data_name(names) -> str:
+    return "vectors" if "vectors" in names else "images"
 
 
 def _typed_inputs(signature: str, inputs: dict) -> dict:
-    expected = input_dtypes(signature, conditional="labels" in inputs)
+    expected = input_dtypes(signature, conditional="labels" in inputs, data_name=_data_name(inputs))
     if sorted(inputs) != sorted(expected):
         raise ValueError(f"signature {signature!r} takes inputs {sorted(expected)}; got {sorted(inputs)}")
     typed = {}
@@ -88,10 +95,10 @@ def rest_request(signature: str, inputs: dict, row_format: bool = False) -> dict
 def decode_rest_request(body: dict) -> tuple[str, dict]:
     """(signature, {input: array}) as TF Serving reads a REST body, typed by the signature."""
     signature = body.get("signature_name", "serving_default")
-    dtypes = input_dtypes(signature, conditional=True)
+    rows = body.get("instances") or [{}]
+    dtypes = input_dtypes(signature, conditional=True, data_name=_data_name({*body.get("inputs", {}), *rows[0]}))
     if "inputs" in body:
         return signature, {k: np.asarray(v, dtypes[k]) for k, v in body["inputs"].items()}
-    rows = body["instances"]
     return signature, {k: np.asarray([row[k] for row in rows], dtypes[k]) for k in rows[0]}
 
 

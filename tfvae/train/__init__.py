@@ -3,6 +3,7 @@
   config.py       TrainConfig, documented field by field (the flags' help)
   factory.py      config -> VAE parts and objective
   training.py     train_and_evaluate, the recipe;   loops.py  the compiled training blocks
+  data_defaults.py  defaults fitted to the data;   run_summary.py  the run's summary and warnings
   optimizers.py   the optimizer and precision;   hardware.py  whether a 16-bit precision is native
   checkpoints.py  save, restore, damaged and failed checkpoints
   rundir.py       the run directory's one layout;   runlock.py  one trainer per run directory

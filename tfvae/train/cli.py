@@ -24,9 +24,11 @@ __all__ = [
     "exit_with_error",
     "flag_error",
     "load_run_or_exit",
+    "print_note",
     "quiet_logging",
     "resolved_flags",
     "serialize_flags",
+    "settings_given",
 ]
 
 def define_config_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -82,6 +84,12 @@ def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> TrainConfi
     except ValueError as e:
         exit_with_error(flag_error(e))
     return config
+
+
+def settings_given(flag_values: flags.FlagValues = flags.FLAGS) -> frozenset[str]:
+    """The TrainConfig fields whose flags the command line (or a --flagfile) sets; the rest are defaults, which
+    ``train_and_evaluate`` may fit to the data (``data_defaults``)."""
+    return frozenset(f.name for f in dataclasses.fields(TrainConfig) if flag_values[f.name].present)
 
 
 def flag_error(error: ValueError) -> str:
@@ -150,11 +158,28 @@ def load_run_or_exit(model_dir: str):
 
 
 def quiet_logging() -> None:
-    """Keeps absl INFO lines (TensorFlow's checkpoint chatter) off unless --verbosity is given."""
+    """Shows tfvae's own absl INFO lines (the run summary) and everyone's warnings, but not the INFO lines of
+    other libraries (TensorFlow's checkpoint chatter), unless --verbosity is given (then absl's own rule holds)."""
+    import logging as python_logging
+
     from absl import logging
 
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
+    if flags.FLAGS["verbosity"].present:
+        return
+    logging.set_verbosity(logging.INFO)
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+    def from_tfvae_or_a_warning(record) -> bool:
+        return record.levelno >= python_logging.WARNING or record.pathname.startswith(package)
+
+    handler = logging.get_absl_handler()
+    if not any(getattr(f, "__name__", "") == from_tfvae_or_a_warning.__name__ for f in handler.filters):
+        handler.addFilter(from_tfvae_or_a_warning)
+
+
+def print_note(message: str) -> None:
+    """Prints ``<script>: note: <message>`` on one line to stderr (something left out, and why)."""
+    print(f"{os.path.basename(sys.argv[0])}: note: {message}", file=sys.stderr)
 
 
 def exit_with_error(message: str, code: int = 2, kind: str = "error") -> None:

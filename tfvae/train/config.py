@@ -22,9 +22,10 @@ from tfvae.nn import networks, resnet
 from tfvae.objectives import losses, schedules
 from tfvae.train import optimizers
 
-__all__ = ["CHOICES", "JIT_COMPILE_MODES", "TrainConfig", "field_help", "uses_xla", "validate"]
+__all__ = ["CHOICES", "JIT_COMPILE_MODES", "VERSION_KEY", "TrainConfig", "field_help", "uses_xla", "validate"]
 
 JIT_COMPILE_MODES = ("auto", "on", "off")
+VERSION_KEY = "tfvae_version"  # the entry of a run's config.json that records the tfvae version that wrote it
 
 
 @dataclasses.dataclass
@@ -56,6 +57,10 @@ class TrainConfig:
       image_feature: tfds:NAME data: the image feature (empty: the first Image feature).
       label_feature: tfds:NAME data: the label feature (empty: the first ClassLabel feature, if any).
       validation_split: Test fraction of an image folder without train/ and test/ subfolders (drawn with --seed).
+      label_column: csv data: the name of the column (in the header row) that holds the int class labels; it
+        is not a feature. --conditional needs it.
+      max_value: Integer data: the value that means 1.0 (integers are read as value / max_value; 255 for 8-bit
+        pixels, e.g. 16 for scikit-learn's 8x8 digits). Data held in memory only.
       likelihood: p(x|z): bernoulli (dynamically binarized data), continuous_bernoulli or gaussian (intensities
         in [0, 1]), discretized_logistic (mixture) or categorical (256-way) (8-bit pixels).
       gaussian_scale: Scale of a gaussian likelihood: fixed, learned (one global) or per_pixel.
@@ -140,6 +145,8 @@ class TrainConfig:
     image_feature: str = ""
     label_feature: str = ""
     validation_split: float = 0.1
+    label_column: str = "label"
+    max_value: int = 255
     likelihood: str = "bernoulli"
     gaussian_scale: str = "learned"
     mixture_components: int = 5
@@ -207,7 +214,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> TrainConfig:
-        """The config of ``values``; a one-line ValueError names unknown fields and ``source``."""
+        """The config of ``values``; a one-line ValueError names unknown fields and ``source``.
+
+        A run's config.json also records the tfvae version that wrote it
+        (``VERSION_KEY``): that entry is not a setting and is left out
+        (``tfvae.load_config(model_dir)`` also checks the version).
+        """
+        values = {name: value for name, value in values.items() if name != VERSION_KEY}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -216,6 +229,7 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
+        """The config of a JSON object, e.g. a run's config.json: ``TrainConfig.from_json(open(path).read())``."""
         return cls.from_dict(json.loads(text), "config.json")
 
 
@@ -268,6 +282,11 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(f"channels must be one of {sources.CHANNELS} (0: as stored); got {config.channels}")
     if config.image_size and (len(config.image_size) != 2 or min(config.image_size) <= 0):
         raise ValueError(f"image_size must be empty or two positive ints H,W; got {list(config.image_size)}")
+    if not 1 <= config.max_value <= 255:
+        raise ValueError(f"max_value must be an int in [1, 255] (the value of integer data that means 1.0); got "
+                         f"{config.max_value}")
+    if not config.label_column.strip():
+        raise ValueError(f"label_column must name a CSV column; got {config.label_column!r}")
     if not 0.0 < config.validation_split < 1.0:
         raise ValueError(f"validation_split must lie in (0, 1); got {config.validation_split}")
     if config.latent_dims and min(config.latent_dims) <= 0:

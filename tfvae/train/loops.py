@@ -15,7 +15,7 @@ import contextlib
 import tensorflow as tf
 
 from tfvae import data
-from tfvae.core import distribute, sampling
+from tfvae.core import distribute, sampling, xla
 from tfvae.core.errors import DataError
 from tfvae.data import in_memory, sources, streaming
 from tfvae.train.config import TrainConfig, uses_xla
@@ -162,7 +162,7 @@ class TrainingLoop:
 
             tf.while_loop(lambda i: i < count, one_step, [tf.constant(0)], parallel_iterations=1)
 
-        compiled_block = tf.function(train_block, jit_compile=self.xla)
+        compiled_block = xla.function(train_block, jit_compile=self.xla)
 
         @tf.function
         def run_block(iterator):
@@ -174,7 +174,7 @@ class TrainingLoop:
 
     def _replicated_block_function(self):
         model, strategy = self.model, self.strategy
-        compiled_gradients = tf.function(
+        compiled_gradients = xla.function(
             lambda row: model.compute_loss_and_gradients(*self.rows_to_batch(row)), jit_compile=self.xla)
 
         def replica_step(block, i):

@@ -38,7 +38,7 @@ import tensorflow as tf
 from tfvae.core import files
 from tfvae.models.vae import VAE
 from tfvae.train import config as config_lib
-from tfvae.train.config import TrainConfig
+from tfvae.train.config import VERSION_KEY, TrainConfig
 from tfvae.version import __version__
 
 __all__ = ["BYTES_PER_WEIGHT", "MAX_DATA_VALUES", "RESUMABLE_CHANGES", "RunDirectory", "RunDirectoryError"]
@@ -53,7 +53,6 @@ RESUMABLE_CHANGES = frozenset({
     "validation_examples", "steps_per_execution", "strategy", "devices", "logical_cpu_devices",
     "early_stopping_patience", "deterministic",
 })
-_VERSION_KEY = "tfvae_version"
 
 
 class RunDirectoryError(ValueError):
@@ -89,7 +88,7 @@ class RunDirectory:
         if not isinstance(values, dict):
             raise RunDirectoryError(f"{self.config_path}: expected a JSON object of settings; got "
                                     f"{type(values).__name__}")
-        version = values.pop(_VERSION_KEY, None)
+        version = values.pop(VERSION_KEY, None)
         if not isinstance(version, str) or version.split(".")[:2] != __version__.split(".")[:2]:
             raise RunDirectoryError(
                 f"{self.path} was written by tfvae {_version_text(version)}, whose run layout tfvae "
@@ -97,17 +96,20 @@ class RunDirectory:
         return _config_from_values(values, self.config_path)
 
     def write_config(self, config: TrainConfig) -> None:
-        values = {_VERSION_KEY: __version__, **config.to_dict()}
+        values = {VERSION_KEY: __version__, **config.to_dict()}
         files.write_atomic(self.config_path, json.dumps(values, indent=2, sort_keys=True))
 
-    def check_can_continue(self, config: TrainConfig) -> None:
-        """Raises RunDirectoryError if this directory holds a run that ``config`` cannot continue."""
+    def check_can_continue(self, config: TrainConfig, unchecked=()) -> None:
+        """Raises RunDirectoryError if this directory holds a run that ``config`` cannot continue.
+
+        ``unchecked``: fields not compared (defaults not fitted to the data yet).
+        """
         if not self.has_run():
             return
         previous = self.read_config()
         for field in dataclasses.fields(TrainConfig):
             old, new = getattr(previous, field.name), getattr(config, field.name)
-            if old != new and field.name not in RESUMABLE_CHANGES:
+            if old != new and field.name not in RESUMABLE_CHANGES and field.name not in unchecked:
                 raise RunDirectoryError(
                     f"model_dir {self.path} holds a run with {field.name}={old!r}, not {new!r}; "
                     "use a new model_dir or the same settings")

@@ -22,7 +22,9 @@ import dataclasses
 import math
 import shutil
 import signal
+import sys
 import time
+from collections.abc import Collection
 
 import keras
 import tensorflow as tf
@@ -31,7 +33,17 @@ from absl import logging
 from tfvae import data, evaluation
 from tfvae.core import distribute
 from tfvae.core.errors import DataError
-from tfvae.train import checkpoints, factory, hardware, loops, optimizers, preemption, runlock
+from tfvae.train import (
+    checkpoints,
+    data_defaults,
+    factory,
+    hardware,
+    loops,
+    optimizers,
+    preemption,
+    run_summary,
+    runlock,
+)
 from tfvae.train.config import TrainConfig
 from tfvae.train.loops import TrainingLoop, xla_enabled
 from tfvae.train.rundir import RunDirectory
@@ -41,7 +53,9 @@ __all__ = [
     "CheckpointTriggers",
     "NonFiniteLossError",
     "TrainingLoop",
+    "progress_verbosity",
     "build_model_and_optimizer",
+    "log_summary",
     "make_callbacks",
     "train_and_evaluate",
     "xla_enabled",
@@ -59,10 +73,11 @@ def train_and_evaluate(
     model=None,
     strategy: tf.distribute.Strategy | None = None,
     callbacks: list | None = None,
-    verbose: int = 1,
+    verbose: int | str = "auto",
     flags_text: str | None = None,
     train_data=None,
     validation_data=None,
+    settings_given: Collection[str] | None = None,
 ) -> dict:
     """Trains (or resumes) the run in ``model_dir`` and returns validation metrics.
 
@@ -78,15 +93,24 @@ def train_and_evaluate(
         metrics and, after a validation, ``val_loss``, ``val_elbo``, ...),
         and batch end once per compiled block. ``model.stop_training = True``
         ends the run after the epoch.
-      verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+      verbose: 0 silent, 1 progress bar, 2 one line per epoch, "auto" (1 on
+        a terminal, 2 when stdout is a file or pipe, where Keras advises 2).
       flags_text: the command line's resolved flags, written to flags.txt
-        with config.json (scripts/train.py passes them).
+        with config.json (scripts/train.py passes them; a setting fitted to
+        the data is written as it was fitted, so the file replays the run).
       train_data: data from Python instead of ``config.dataset``: a NumPy
         array of images, an (images, labels) tuple or a ``tf.data.Dataset``
         of unbatched images or (image, label) pairs (``data.from_python``);
         the run's config then records dataset "python".
       validation_data: the validation examples, of the same kinds (None: hold
         out ``config.validation_split`` of an array's examples).
+      settings_given: the names of the config fields the user chose; the
+        others may be fitted to the data (``data_defaults``: a batch no
+        larger than the training split, a gaussian likelihood for a
+        real-valued table). None: the fields that differ from
+        ``TrainConfig()``'s defaults. The run logs a summary of its data and
+        settings at the start (absl INFO) and warns of a run too short to
+        learn much, or of a rate that collapsed (absl WARNING).
 
     Example:
       images = np.random.default_rng(0).integers(0, 256, (1000, 28, 28, 1), np.uint8)
@@ -113,28 +137,55 @@ def train_and_evaluate(
     logging.info("%s", distribute.describe(strategy))
     factory.check_config(config)  # after the strategy: a multi-worker one must exist before TensorFlow starts
     hardware.warn_if_emulated(config.precision)
-    distribute.check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
+    given = (data_defaults.settings_changed_from_defaults(config) if settings_given is None
+             else frozenset(settings_given))
+    if model is not None:  # its likelihood is its decoder's, not the config's to fit
+        given |= {"likelihood", "gaussian_scale"}
+    if "batch_size" in given:
+        distribute.check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
     is_chief, task_id = distribute.worker_role(strategy)
     run = RunDirectory(model_dir)
     with contextlib.ExitStack() as held:
         if is_chief:  # one training process per run directory
             held.enter_context(runlock.RunLock(run.lock_path))
         signals = held.enter_context(preemption.SignalWatch())
-        dataset = (data.prepare_data(config) if train_data is None
-                   else data.from_python(config, train_data, validation_data))
+        loaded = (data.load_run_data(config) if train_data is None
+                  else data.load_python_data(config, train_data, validation_data))
+        description = data.describe(loaded)
+        config, fitted = data_defaults.fit_to_data(config, description, given, strategy.num_replicas_in_sync)
+        if fitted:
+            factory.check_config(config)
+        distribute.check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
+        dataset = data.make_ready(config, loaded)
+        flags_text = None if flags_text is None else _with_fitted_settings(flags_text, config, fitted)
+        report = _RunReport(description, fitted, given, model is not None)
         results = _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chief, task_id, signals,
-                         dataset)
+                         dataset, report)
     if not is_chief:
         shutil.rmtree(run.scratch_dir(task_id), ignore_errors=True)
     return results
 
 
-def _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chief, task_id, signals, dataset) -> dict:
+@dataclasses.dataclass(frozen=True)
+class _RunReport:
+    """What the start-of-run summary says besides the config: the data as read, the fitted defaults and why."""
+
+    description: data.DataDescription
+    fitted: dict
+    settings_given: frozenset
+    model_given: bool
+
+
+def _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chief, task_id, signals, dataset,
+           report: _RunReport) -> dict:
     prepare_run_directory(config, run, is_chief, flags_text)
     model, state = build_or_restore_state(config, run, strategy, dataset, model, is_chief, task_id)
     loop = loops.make_training_loop(model, strategy, dataset, config)
+    if is_chief:
+        log_summary(config, dataset, loop.steps_per_epoch, report, model if report.model_given else None)
     writers = _summary_writers(run, is_chief, config)
-    callback_list = make_callbacks(callbacks, model, config, loop.steps_per_epoch, verbose if is_chief else 0)
+    callback_list = make_callbacks(callbacks, model, config, loop.steps_per_epoch,
+                                   progress_verbosity(verbose) if is_chief else 0)
     triggers = CheckpointTriggers(config, strategy, signals)
 
     validate = evaluation.ElboMetrics(model, jit_compile=loop.xla)  # traced once for the run's validations
@@ -157,6 +208,42 @@ def _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chie
 
 
 # ================================================================ the steps
+def log_summary(config: TrainConfig, dataset, steps_per_epoch: int, report: _RunReport, model=None) -> None:
+    """Logs the run's summary (absl INFO) and the warnings about its settings (absl WARNING), once at its start.
+
+    ``model``: the VAE, when it was given rather than built from ``config`` (the summary names its parts).
+    """
+    validation_examples = len(_validation_split(dataset, config)[0])
+    lines = run_summary.summary_lines(config, report.description, steps_per_epoch, validation_examples,
+                                      report.fitted, report.settings_given, model)
+    logging.info("run summary\n  %s", "\n  ".join(lines))
+    for warning in run_summary.start_warnings(config, report.description, steps_per_epoch, report.settings_given):
+        logging.warning("%s", warning)
+
+
+def progress_verbosity(verbose: int | str) -> int:
+    """0, 1 or 2; "auto" is 1 (a progress bar) on a terminal and 2 (one line per epoch, no control characters)
+    when stdout is a file or a pipe, as Keras' ``fit`` documentation advises."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1, 2 or 'auto'; got {verbose!r}")
+    return int(verbose)
+
+
+def _with_fitted_settings(flags_text: str, config: TrainConfig, fitted: dict) -> str:
+    """``flags_text`` with each fitted setting's line (``--name=value``) holding its fitted value."""
+    lines = flags_text.splitlines()
+    for name in fitted:
+        line = f"--{name}={getattr(config, name)}"
+        matching = [i for i, text in enumerate(lines) if text.startswith(f"--{name}=")]
+        for i in matching:
+            lines[i] = line
+        if not matching:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def prepare_run_directory(config: TrainConfig, run: RunDirectory, is_chief: bool,
                           flags_text: str | None = None) -> RunDirectory:
     """Refuses a directory holding another run; the chief (re)writes config.json (and flags.txt)."""
@@ -244,7 +331,7 @@ def run_epoch(loop: TrainingLoop, state, config: TrainConfig, callback_list, wri
             triggers.stop(state)
     examples_per_second = (done - start_step) * config.batch_size / max(time.perf_counter() - start_time, 1e-9)
     writers.throughput(state.global_step, examples_per_second)
-    logging.info("epoch %d: %s, %.0f examples/s", epoch + 1, logs, examples_per_second)
+    logging.debug("epoch %d: %s, %.0f examples/s", epoch + 1, logs, examples_per_second)  # the progress bar says it
     return logs
 
 
@@ -329,6 +416,9 @@ def finish(model, dataset, config, run: RunDirectory, state, writers, validation
         results["skipped_records"] = len(dataset.bad_records)
     if is_chief:
         run.write_metrics(results)
+        warning = run_summary.collapse_warning(results["rate"])
+        if warning:
+            logging.warning("%s", warning)
     return results
 
 
