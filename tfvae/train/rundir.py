@@ -73,6 +73,8 @@ class RunDirectory:
             raise RunDirectoryError(
                 f"{self.path} was written by tfvae {version or '0.2.0 or earlier'}, whose run layout tfvae "
                 f"{__version__} does not read; train into a new model_dir (or use that version for this one)")
+        if "pixel_mixture" not in values and values.get("likelihood") == "discretized_logistic":
+            values["pixel_mixture"] = "per_channel"  # written before the field existed: tfvae 0.3.0's likelihood
         return TrainConfig.from_dict(values, self.config_path)
 
     def write_config(self, config: TrainConfig) -> None:
