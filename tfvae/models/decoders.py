@@ -271,8 +271,10 @@ class DiscretizedLogisticDecoder(_Decoder):
             return self._per_channel(z, condition)
         planes = self._planes(z, condition)
         m, c = self.num_components, self.data_shape[-1]
-        logits, loc, raw_scale, raw_coupling = tf.split(planes, [m, m * c, m * c, m * coupling_size(c)], axis=0)
-        loc, raw_scale, raw_coupling = (_split_components(t, m) for t in (loc, raw_scale, raw_coupling))
+        k = coupling_size(c)
+        logits, loc, raw_scale, raw_coupling = tf.split(planes, [m, m * c, m * c, m * k], axis=0)
+        loc, raw_scale, raw_coupling = (_split_components(t, m, size) for t, size in
+                                        ((loc, c), (raw_scale, c), (raw_coupling, k)))
         log_scale = tf.clip_by_value(raw_scale + math.log(self.INITIAL_SCALE), math.log(self.scale_floor), 40.0)
         pixels = DiscretizedLogisticPixelMixture(mixture_logits=logits, loc=loc, log_scale=log_scale,
                                                  coupling=tf.tanh(raw_coupling), num_levels=PIXEL_LEVELS)
@@ -299,10 +301,9 @@ class DiscretizedLogisticDecoder(_Decoder):
         return cls(**{"pixel_mixture": "per_channel", **config})
 
 
-def _split_components(planes, num_components: int):
+def _split_components(planes, num_components: int, per_component: int):
     """[M * K, *batch] -> [M, K, *batch] (component-major, as the head lays them out)."""
-    shape = tf.shape(planes)
-    return tf.reshape(planes, tf.concat([[num_components, shape[0] // num_components], shape[1:]], 0))
+    return tf.reshape(planes, tf.concat([[num_components, per_component], tf.shape(planes)[1:]], 0))
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
