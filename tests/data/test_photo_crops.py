@@ -6,8 +6,9 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import last_error_line, run_script
+from conftest import REPO, last_error_line, run_script
 
+import tfvae
 from tfvae.data import photo_crops
 
 SIZE = 8
@@ -107,14 +108,20 @@ def test_bad_settings_are_named(tmp_path, kwargs, message):
     assert not os.path.exists(tmp_path / "crops")
 
 
-def test_the_script_writes_the_folder_and_refuses_an_existing_one(tmp_path):
+def test_the_documented_commands_write_the_crops_train_rgb32_photos_on_them_and_refuse_an_existing_folder(tmp_path):
     out = str(tmp_path / "crops")
-    result = run_script("make_photo_crops.py", f"--out_dir={out}", "--size=8", "--crops_per_image=1")
+    result = run_script("make_photo_crops.py", f"--out_dir={out}", "--crops_per_image=1")
     assert result.returncode == 0, result.stderr[-2000:]
     per_source = len(photo_crops.PHOTOS) * len(photo_crops.REDUCTIONS)
     printed = json.loads(result.stdout.strip().splitlines()[-1])
     assert {k: printed[k] for k in ("train", "test")} == {"train": per_source, "test": per_source}
     assert 0 < printed["histogram_bits_per_dim"] <= 8
+    run = str(tmp_path / "run")
+    trained = run_script("train.py", f"--flagfile={REPO}/scripts/configs/rgb32_photos.flags", f"--data_dir={out}",
+                         f"--model_dir={run}", "--epochs=1", "--batch_size=8", "--hidden_units=4,8", "--latent_dim=2",
+                         "--validation_examples=8", "--verbose=0")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert tfvae.load_model(run).data_shape == (32, 32, 3)
     again = run_script("make_photo_crops.py", f"--out_dir={out}", "--size=8", "--crops_per_image=1")
     assert again.returncode == 2
     assert last_error_line(again) == f"make_photo_crops.py: error: flag --out_dir {out} exists; give a new folder " \
