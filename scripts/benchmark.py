@@ -11,6 +11,10 @@ default conv VAE:
     tf.data pipeline (gather, dynamic binarization, prefetch) feeding a
     tf.function step with plain TF maths, with and without XLA,
   * their ratios,
+then the cost of the colour likelihoods: training steps of one conv VAE on
+RGB images (--colour_image_size) with a Gaussian likelihood and with discretized logistic
+mixtures of --colour_components components (and tfvae 0.3.0's per-channel
+mixture), each row's ms/step and its ratio to the Gaussian's;
 then peak memory (max RSS) and the time of evaluate.py's IWAE bound with
 --eval_importance_samples over --eval_examples test images (extrapolated to
 the full test set when fewer are used; the line says so), and how close that
@@ -46,6 +50,17 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Rounds; the median is reported.",
 _CONV = flags.DEFINE_bool("include_conv", True, "Also benchmark the default conv VAE.")
 _EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", 1000, "Test images for the IWAE timing (0 = skip).")
 _EVAL_SAMPLES = flags.DEFINE_integer("eval_importance_samples", 5000, "k of the timed IWAE bound.")
+_COLOUR_UNITS = flags.DEFINE_list("colour_hidden_units", ["16", "32"],
+                                  "Conv network of the colour likelihood timing.")
+_COLOUR_SIZE = flags.DEFINE_integer("colour_image_size", 32, "Height and width of the colour timing's RGB images.",
+                                    lower_bound=4)
+_COLOUR_LATENT = flags.DEFINE_integer("colour_latent_dim", 16, "Latent size of the colour likelihood timing.")
+_COLOUR_COMPONENTS = flags.DEFINE_list("colour_components", ["1", "5"],
+                                       "Mixture components M of the discretized logistic rows (empty: skip).")
+_COLOUR_STEPS = flags.DEFINE_integer("colour_steps", 100, "Training steps timed per colour row and round.",
+                                     lower_bound=1)
+_COLOUR_BATCH = flags.DEFINE_integer("colour_batch_size", 64, "Batch size of the colour likelihood timing.",
+                                     lower_bound=1)
 
 
 def report(title, config, prepared):
@@ -105,6 +120,30 @@ def one_channel_head_speed(batch_size: int, data_shape, channels: int, rounds: i
     return {key: 1e3 / rate for key, rate in calls_per_second.items()}
 
 
+def colour_likelihood_cost(config, image_size, hidden_units, latent_dim, batch_size, components, steps,
+                           repeats) -> dict:
+    """ms per training step of a conv VAE on RGB images: gaussian, then discretized_logistic per M.
+
+    The same network, data (random 8-bit images: the cost does not depend on
+    the pixels), batch and optimizer for every row; only the likelihood and
+    its head differ. Also tfvae 0.3.0's per_channel mixture at the largest M.
+    """
+    images = np.random.default_rng(0).integers(0, 256, (64 * batch_size, image_size, image_size, 3), dtype=np.uint8)
+    base = dataclasses.replace(config, architecture="conv", hidden_units=tuple(hidden_units), latent_dim=latent_dim,
+                               batch_size=batch_size, likelihood="gaussian", train_examples=0, steps_per_execution=10,
+                               validation_split=0.05)
+    prepared = data.from_python(base, images)
+    rows = {"gaussian": base}
+    for m in components:
+        rows[f"discretized_logistic M={m}"] = dataclasses.replace(base, likelihood="discretized_logistic",
+                                                                  mixture_components=m)
+    if components:
+        rows[f"discretized_logistic M={max(components)} per_channel (0.3.0)"] = dataclasses.replace(
+            base, likelihood="discretized_logistic", mixture_components=max(components), pixel_mixture="per_channel")
+    rates = measure({name: tfvae_contender(row, prepared) for name, row in rows.items()}, steps, repeats, batch_size)
+    return {name: 1e3 * batch_size / rate for name, rate in rates.items()}
+
+
 def main(argv):
     del argv
     cli.quiet_logging()
@@ -122,6 +161,16 @@ def main(argv):
               f"{prepared.data_shape[1]}x{channels}: Conv2D {head['Conv2D', kind]:.3f} ms, OneChannelConv2D "
               f"{head['OneChannelConv2D', kind]:.3f} ms; Conv2D / this = "
               f"{head['Conv2D', kind] / head['OneChannelConv2D', kind]:.2f}")
+    components = [int(m) for m in _COLOUR_COMPONENTS.value]
+    if components:
+        units = [int(u) for u in _COLOUR_UNITS.value]
+        size = _COLOUR_SIZE.value
+        cost = colour_likelihood_cost(config, size, units, _COLOUR_LATENT.value, _COLOUR_BATCH.value, components,
+                                      _COLOUR_STEPS.value, _REPEATS.value)
+        print(f"\ncolour likelihoods, conv {','.join(map(str, units))} latent {_COLOUR_LATENT.value}, {size}x{size}x3, batch "
+              f"{_COLOUR_BATCH.value}, {_REPEATS.value} rounds of {_COLOUR_STEPS.value} steps (median):")
+        for name, ms in cost.items():
+            print(f"  {name:45s} {ms:8.1f} ms/step   this / gaussian = {ms / cost['gaussian']:5.2f}")
     print(f"\npeak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if _EVAL_EXAMPLES.value:
         keras.utils.set_random_seed(config.seed)

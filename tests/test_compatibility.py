@@ -52,3 +52,17 @@ def test_evaluate_script_reads_a_0_3_0_run(tmp_path):
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(metrics["log_likelihood"], FIGURES["hierarchical_flow_iwae"]["run"]["log_likelihood"],
                                rtol=1e-5)
+
+
+def test_a_0_3_0_discretized_logistic_run_rebuilds_from_its_config_with_its_per_channel_likelihood(tmp_path):
+    """config.json of 0.3.0 has no pixel_mixture: read as per_channel, so a resumed run builds the model it saved."""
+    from tfvae.train import checkpoints, factory
+
+    root = shutil.copytree(FIXTURES, tmp_path / "v0_3_0")
+    run = os.path.join(root, "conv_logistic_conditional")
+    config = loading.load_config(run)
+    assert config.pixel_mixture == "per_channel"
+    model = factory.build_model(config, (8, 8, 1), num_classes=3)
+    model.build((None, 8, 8, 1))
+    assert checkpoints.TrainingState(model, None, os.path.join(run, "checkpoints")).restore_latest(require=True)
+    assert loading.load_config(os.path.join(root, "mlp_vamp")).pixel_mixture == "joint"  # not a mixture: the default

@@ -18,13 +18,23 @@ TINY_TRAINING = ["--train_examples=512", "--hidden_units=16", "--latent_dim=4", 
 
 def test_benchmark_prints_throughputs_ratios_memory_and_evaluation_time(fashion_mnist_dir):
     result = run_script("benchmark.py", *TINY_TRAINING, "--benchmark_steps=16", "--repeats=1",
-                        "--eval_examples=20", "--eval_importance_samples=10", timeout=900)
+                        "--eval_examples=20", "--eval_importance_samples=10", "--colour_image_size=8",
+                        "--colour_hidden_units=4,8", "--colour_latent_dim=2", "--colour_batch_size=8",
+                        "--colour_components=2", "--colour_steps=4", timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     rates = re.findall(r"^\s+(tfvae|handwritten tf.function \+ XLA|handwritten tf.function)\s+(\d+) examples/s\s+"
                        r"tfvae / this = +([\d.]+)$", result.stdout, re.M)
     assert len(rates) == 6, result.stdout  # three contenders, MLP and conv
     assert all(float(rate) > 0 for _, rate, _ in rates)
     assert [float(ratio) for name, _, ratio in rates if name == "tfvae"] == [1.0, 1.0]
+    assert "colour likelihoods, conv 4,8 latent 2, 8x8x3, batch 8, 1 rounds of 4 steps (median):" in result.stdout
+    colour = re.findall(r"^  (gaussian|discretized_logistic M=2|discretized_logistic M=2 per_channel \(0\.3\.0\)) +"
+                        r"([\d.]+) ms/step   this / gaussian = +([\d.]+)$", result.stdout, re.M)
+    assert [name for name, *_ in colour] == ["gaussian", "discretized_logistic M=2",
+                                             "discretized_logistic M=2 per_channel (0.3.0)"], result.stdout
+    gaussian_ms = float(colour[0][1])
+    for _, ms, ratio in colour:
+        assert float(ms) > 0 and abs(float(ms) / gaussian_ms / float(ratio) - 1) < 0.05  # ms printed to 0.1
     assert re.search(r"peak memory \(max RSS\): \d+ MiB", result.stdout)
     assert re.search(r"IWAE bound k=10 over 10000 test images: \d+ s \(measured on 20, extrapolated\)", result.stdout)
     pass_rate, decoder_rate, ratio = re.search(

@@ -28,6 +28,7 @@ from tfvae.models.decoders import (
 from tfvae.models.encoders import GaussianEncoder, IAFEncoder
 from tfvae.models.hierarchical import HierarchicalPrior, TopDownEncoder
 from tfvae.models.pixel_distributions import DiscretizedLogisticMixture
+from tfvae.models.pixel_mixture import DiscretizedLogisticPixelMixture
 from tfvae.models.priors import FlowPrior, MixtureOfGaussiansPrior, StandardNormalPrior, VampPrior
 from tfvae.models.vae import VAE
 from tfvae.nn.flows import MADE, CouplingNetwork
@@ -57,6 +58,7 @@ __all__ = [
     "CouplingNetwork",
     "DiscretizedLogisticDecoder",
     "DiscretizedLogisticMixture",
+    "DiscretizedLogisticPixelMixture",
     "ELBO",
     "FlowPrior",
     "GaussianDecoder",

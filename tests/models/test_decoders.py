@@ -24,9 +24,10 @@ def decoder(likelihood, architecture="mlp", **kwargs):
     return layer
 
 
-@pytest.mark.parametrize("likelihood", decoders.LIKELIHOODS)
-def test_every_likelihood_keeps_the_distribution_layer_contract(likelihood):
-    architecture = "conv" if likelihood == "categorical" else "mlp"
+@pytest.mark.parametrize("likelihood, architecture", [
+    *[(likelihood, "conv" if likelihood == "categorical" else "mlp") for likelihood in decoders.LIKELIHOODS],
+    ("discretized_logistic", "conv")])  # its conv head writes planes (networks.PlanarHead)
+def test_every_likelihood_keeps_the_distribution_layer_contract(likelihood, architecture):
     hidden = [8] if architecture == "mlp" else [4, 8]
     x = np.random.default_rng(1).integers(0, 256, (3, *DATA_SHAPE)) / 255.0
     check_distribution_layer(
@@ -80,12 +81,57 @@ def test_categorical_likelihood_is_a_softmax_over_the_256_levels():
     np.testing.assert_allclose(total, 1.0, atol=1e-5)
 
 
-def test_discretized_logistic_decoder_gives_normalised_pixels():
-    p = decoder("discretized_logistic", num_components=3)(Z)
+@pytest.mark.parametrize("pixel_mixture, loc_shape", [("joint", (3, 1, 3, 4, 4)), ("per_channel", (3, *DATA_SHAPE, 3))])
+def test_discretized_logistic_decoder_gives_normalised_pixels(pixel_mixture, loc_shape):
+    p = decoder("discretized_logistic", num_components=3, pixel_mixture=pixel_mixture)(Z)
     levels = (np.arange(256) / 255.0).reshape(-1, 1, 1, 1, 1).astype(np.float32)
     total = np.exp(p.distribution.log_prob(levels).numpy()).sum(0)
     np.testing.assert_allclose(total, 1.0, atol=1e-4)
-    assert p.distribution.loc.shape == (3, *DATA_SHAPE, 3)
+    assert p.distribution.loc.shape == loc_shape
+
+
+@pytest.mark.parametrize("architecture, hidden", [("mlp", [8]), ("conv", [4, 8]), ("resnet", [4, 8])])
+def test_joint_pixel_mixture_reads_its_parameters_as_documented(architecture, hidden):
+    """Per pixel: M logits, then per component C locations, C log-scales and C (C-1) / 2 couplings (10 M for RGB)."""
+    keras.utils.set_random_seed(0)
+    layer = tfvae.DiscretizedLogisticDecoder((4, 4, 3), num_components=2, architecture=architecture,
+                                             hidden_units=hidden, blocks_per_level=1)
+    layer.build((None, 2))
+    pixels = layer(tf.stack([Z, Z]))  # [2, 3] latents
+    assert pixels.batch_shape == [2, 3] and pixels.event_shape == [4, 4, 3]
+    planes = layer.head(layer.trunk(tf.reshape(tf.stack([Z, Z]), [-1, 2]))).numpy()
+    if architecture == "mlp":  # each example's outputs read as [P, H, W]
+        planes = planes.reshape(6, 20, 4, 4).transpose(1, 0, 2, 3)
+    planes = planes.reshape(20, 2, 3, 4, 4)
+    mixture = pixels.distribution
+    np.testing.assert_allclose(mixture.mixture_logits.numpy(), planes[:2], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mixture.loc.numpy(), planes[2:8].reshape(2, 3, 2, 3, 4, 4), rtol=1e-5, atol=1e-6)
+    initial = np.log(tfvae.DiscretizedLogisticDecoder.INITIAL_SCALE)
+    np.testing.assert_allclose(mixture.log_scale.numpy(), planes[8:14].reshape(2, 3, 2, 3, 4, 4) + initial, rtol=1e-5)
+    np.testing.assert_allclose(mixture.coupling.numpy(), np.tanh(planes[14:].reshape(2, 3, 2, 3, 4, 4)), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_joint_pixel_mixture_starts_below_the_data_with_scales_near_the_initial_scale():
+    """Locations start near 0 (black): every initial error is >= 0, which is what lets short runs learn colours."""
+    keras.utils.set_random_seed(0)
+    layer = tfvae.DiscretizedLogisticDecoder((8, 8, 3), architecture="conv", hidden_units=[8, 16])
+    layer.build((None, 2))
+    mixture = layer(Z).distribution
+    assert np.abs(mixture.loc.numpy()).mean() < 0.1
+    scales = np.exp(mixture.log_scale.numpy())
+    assert 0.05 < np.median(scales) < 0.2 and scales.min() >= layer.scale_floor * (1 - 1e-6)
+
+
+def test_a_saved_decoder_without_pixel_mixture_is_tfvae_0_3_0s_per_channel_likelihood():
+    layer = tfvae.DiscretizedLogisticDecoder((4, 4, 3), num_components=2, hidden_units=[8])
+    config = layer.get_config()
+    assert config["pixel_mixture"] == "joint"
+    assert type(layer).from_config(config).pixel_mixture == "joint"
+    del config["pixel_mixture"]
+    assert type(layer).from_config(config).pixel_mixture == "per_channel"
+    with pytest.raises(ValueError, match="pixel_mixture must be one of"):
+        tfvae.DiscretizedLogisticDecoder((4, 4, 3), pixel_mixture="shared")
 
 
 def test_conditional_decoder_depends_on_the_condition_and_broadcasts_it_over_samples():
@@ -149,3 +195,29 @@ def test_the_one_channel_head_is_plain_conv2d_elsewhere_with_its_weights_and_con
 def test_a_grey_conv_decoder_computes_its_logits_with_the_one_channel_head():
     layer = decoder("bernoulli", "conv")
     assert isinstance(layer.head, networks.OneChannelConv2D) and layer.head.filters == 1
+
+
+def test_the_planar_head_is_a_1x1_convolution_with_channels_first_output_and_reloads():
+    """PlanarHead(x)[p] = Conv2D 1x1 (x)[..., p], forward and backward; config and weights round-trip as Dense's."""
+    x = tf.Variable(np.random.default_rng(5).normal(size=(3, 6, 5, 4)).astype("float32"))
+    plain, head = keras.layers.Conv2D(7, 1), networks.PlanarHead(7)
+    plain.build(x.shape), head.build(x.shape)
+    rng = np.random.default_rng(6)
+    kernel, bias = rng.normal(size=(4, 7)).astype("float32"), rng.normal(size=(7,)).astype("float32")
+    plain.set_weights([kernel[None, None], bias]), head.set_weights([kernel, bias])
+    upstream = tf.constant(rng.normal(size=(3, 6, 5, 7)).astype("float32"))
+
+    def outputs_and_gradients(layer, channels_first):
+        with tf.GradientTape() as tape:
+            y = layer(x)
+            y = tf.transpose(y, [1, 2, 3, 0]) if channels_first else y
+            loss = tf.reduce_sum(y * upstream)
+        return [y, *tape.gradient(loss, [x, *layer.trainable_variables])]
+
+    expected, got = outputs_and_gradients(plain, False), outputs_and_gradients(head, True)
+    got[2] = got[2][None, None]  # Dense kernel [4, 7] against Conv2D's [1, 1, 4, 7]
+    for e, g in zip(expected, got, strict=True):
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5, atol=1e-5)
+    assert head.compute_output_shape((3, 6, 5, 4)) == (7, 3, 6, 5)
+    again = keras.layers.deserialize(keras.layers.serialize(head))
+    assert isinstance(again, networks.PlanarHead) and again.get_config() == head.get_config()

@@ -17,6 +17,7 @@
   streaming.py      streamed, resumable input in bounded memory
   pixels.py         pixel conversions and the fixed test binarization
   conversion.py     any data set written as shards
+  photo_crops.py    crops of scikit-image's sample photos written as an image folder (real colour data to try)
 
 ``tfvae.data`` re-exports ``run_data.py``'s names (its 0.3.0 meaning). Data never imports a model.
 

@@ -5,7 +5,8 @@
   decoders.py             p(x|z): Bernoulli, continuous Bernoulli, Gaussian, discretized logistic, categorical
   priors.py               p(z): standard normal, mixture, VampPrior, flow
   hierarchical.py         top-down encoder and joint prior of a hierarchical VAE
-  pixel_distributions.py  the discretized logistic mixture over 8-bit pixels
+  pixel_distributions.py  the discretized logistic bin over 8-bit values, and a mixture per channel value (0.3.0's)
+  pixel_mixture.py        the discretized logistic mixture over whole pixels, channels coupled (the default)
   conditioning.py         a conditional part called without its condition: one error line
 
 May import: core, nn, objectives.

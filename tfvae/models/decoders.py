@@ -11,8 +11,9 @@ shape is the data shape (height, width, channels):
   * ``GaussianDecoder``: p(x|z) = prod_i N(x_i; loc_i, scale^2), with a fixed
     scale, one learned global scale, or a learned scale per pixel;
     learned scales are softplus(raw) + scale_floor.
-  * ``DiscretizedLogisticDecoder``: p(x|z) = prod_i DLM(x_i), a mixture of
-    discretized logistics over the 256 levels of 8-bit images.
+  * ``DiscretizedLogisticDecoder``: p(x|z) = prod_pixels DLM(x_pixel), a
+    mixture of discretized logistics over the 256 levels of 8-bit images,
+    joint over a pixel's channels (PixelCNN++).
   * ``CategoricalDecoder``: p(x|z) = prod_i Categorical(255 x_i; softmax(logits_i)),
     a 256-way softmax per pixel (a conv head is advised: an MLP head has
     256 * dim(x) outputs).
@@ -40,12 +41,14 @@ import tensorflow_probability as tfp
 from tfvae.core import latents
 from tfvae.models.conditioning import RefusesMissingCondition
 from tfvae.models.pixel_distributions import DiscretizedLogisticMixture
+from tfvae.models.pixel_mixture import DiscretizedLogisticPixelMixture, coupling_size
 from tfvae.nn import networks
 
 tfd = tfp.distributions
 
 __all__ = [
     "LIKELIHOODS",
+    "PIXEL_MIXTURES",
     "BernoulliDecoder",
     "CategoricalDecoder",
     "ContinuousBernoulliDecoder",
@@ -57,6 +60,7 @@ __all__ = [
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian", "discretized_logistic", "categorical")
 PIXEL_LEVELS = 256
 GAUSSIAN_SCALES = ("fixed", "learned", "per_pixel")
+PIXEL_MIXTURES = ("joint", "per_channel")  # DiscretizedLogisticDecoder: see its docstring
 
 
 class _Decoder(RefusesMissingCondition, keras.layers.Layer):
@@ -94,15 +98,21 @@ class _Decoder(RefusesMissingCondition, keras.layers.Layer):
         self.trunk = networks.decoder_trunk(architecture, self.data_shape, self.hidden_units, activation,
                                             "decoder_trunk", self.blocks_per_level, normalization,
                                             dtype=self.dtype_policy)
-        if architecture not in networks.CONVOLUTIONAL:
-            self.head = keras.layers.Dense(
-                math.prod(self.data_shape) * self.num_params, dtype="float32", name="likelihood_params"
+        self.head = self._make_head()
+
+    def _make_head(self) -> keras.layers.Layer:
+        """Trunk features -> likelihood parameters: Dense for an mlp trunk, a 3x3 convolution for a conv one."""
+        if self.architecture not in networks.CONVOLUTIONAL:
+            return keras.layers.Dense(
+                math.prod(self.data_shape[:-1]) * self._outputs_per_pixel(), dtype="float32", name="likelihood_params"
             )
-        else:
-            self.head = networks.OneChannelConv2D(
-                self.data_shape[-1] * self.num_params, 3, padding="same", dtype="float32",
-                name="likelihood_params",
-            )
+        return networks.OneChannelConv2D(
+            self._outputs_per_pixel(), 3, padding="same", dtype="float32", name="likelihood_params",
+        )
+
+    def _outputs_per_pixel(self) -> int:
+        """Likelihood parameters the head gives per pixel (``num_params`` per channel unless a decoder says otherwise)."""
+        return self.data_shape[-1] * self.num_params
 
     def build(self, input_shape):
         flat_shape = (None, input_shape[-1] + self.condition_dim)
@@ -110,12 +120,25 @@ class _Decoder(RefusesMissingCondition, keras.layers.Layer):
         self.head.build(self.trunk.compute_output_shape(flat_shape))
 
     def _params(self, z, condition=None):
-        """Returns ``num_params`` float32 tensors of shape [*batch, *data_shape] for z of shape [*batch, D].
+        """Returns ``num_params`` float32 tensors of shape [*batch, *data_shape] for z of shape [*batch, D]."""
+        out = self._pixel_params(z, condition)
+        return tf.split(out, self.num_params, axis=-1) if self.num_params > 1 else [out]
+
+    def _pixel_params(self, z, condition=None):
+        """The head's float32 output for z of shape [*batch, D]: [*batch, *data_shape[:-1], outputs per pixel]."""
+        out, z = self._head_output(z, condition)
+        params_shape = [*self.data_shape[:-1], self._outputs_per_pixel()]
+        if z.shape[:-1].is_fully_defined():
+            return tf.reshape(out, [*z.shape[:-1], *params_shape])
+        return tf.reshape(out, tf.concat([tf.shape(z)[:-1], params_shape], 0))
+
+    def _head_output(self, z, condition=None):
+        """(the head's float32 output for z flattened to [N, D], z as a tensor).
 
         Any number of leading batch dimensions is accepted (e.g. [k, B, D]
-        from ``q.sample(k)``): they are flattened for the network and restored.
-        A hierarchical VAE's list of latents is concatenated first.
-        A condition [B, C] broadcasts against z's leading dimensions.
+        from ``q.sample(k)``): they are flattened for the network (callers
+        restore them). A hierarchical VAE's list of latents is concatenated
+        first. A condition [B, C] broadcasts against z's leading dimensions.
         """
         z = tf.convert_to_tensor(latents.as_vector(z))
         inputs = tf.reshape(z, [-1, z.shape[-1]])
@@ -124,13 +147,7 @@ class _Decoder(RefusesMissingCondition, keras.layers.Layer):
                 raise ValueError(f"this decoder is conditional (condition_dim={self.condition_dim}); pass condition")
             condition = tf.broadcast_to(tf.cast(condition, z.dtype), tf.concat([tf.shape(z)[:-1], [self.condition_dim]], 0))
             inputs = tf.concat([inputs, tf.reshape(condition, [-1, self.condition_dim])], axis=-1)
-        out = tf.cast(self.head(self.trunk(inputs)), tf.float32)
-        params_shape = [*self.data_shape[:-1], self.data_shape[-1] * self.num_params]
-        if z.shape[:-1].is_fully_defined():
-            out = tf.reshape(out, [*z.shape[:-1], *params_shape])
-        else:
-            out = tf.reshape(out, tf.concat([tf.shape(z)[:-1], params_shape], 0))
-        return tf.split(out, self.num_params, axis=-1) if self.num_params > 1 else [out]
+        return tf.cast(self.head(self.trunk(inputs)), tf.float32), z
 
     def get_config(self):
         config = super().get_config()
@@ -188,30 +205,87 @@ class ContinuousBernoulliDecoder(_Decoder):
 
 @keras.saving.register_keras_serializable(package="tfvae")
 class DiscretizedLogisticDecoder(_Decoder):
-    """z -> p(x|z) = Independent(DiscretizedLogisticMixture, 3) over 8-bit pixels.
+    """z -> p(x|z): a discretized logistic mixture over the 256 levels of 8-bit pixels.
 
-    Per pixel and channel: M mixture logits, locations loc = 0.5 + raw and
-    scales softplus(raw) + scale_floor, in the [0, 1] units of x.
+    pixel_mixture="joint" (the default): p(x|z) = Independent(DiscretizedLogisticPixelMixture, 2),
+    one mixture of M components per pixel shared by its C channels, each
+    channel's location linear in the channels before it (PixelCNN++). Per
+    pixel the head gives M mixture logits and, per component, C locations,
+    C log-scales and C (C - 1) / 2 coupling coefficients (10 M numbers for
+    RGB), in the [0, 1] units of x:
+
+      loc = raw,  log_scale = clip(raw + log(INITIAL_SCALE), log(scale_floor), 40),  coupling = tanh(raw).
+
+    The locations start at 0, below every pixel value: a head that starts
+    above the data (as at 0.5, mid-grey, in tfvae 0.3.0) learns nothing
+    visible in short runs (docs/models.md, "Colour images"). A conv trunk's
+    head is a 1x1 convolution writing the parameters as planes
+    (``networks.PlanarHead``), as in PixelCNN++ and VDVAE.
+
+    pixel_mixture="per_channel": tfvae 0.3.0's likelihood, kept so that its
+    runs and .keras files load (a saved config without ``pixel_mixture`` is
+    one): Independent(DiscretizedLogisticMixture, 3), an independent mixture
+    per channel value, loc = 0.5 + raw, scale = softplus(raw) + scale_floor,
+    and a 3x3 head.
 
     Args:
       data_shape, architecture, hidden_units, activation, condition_dim: as BernoulliDecoder.
       num_components: M (default 5; 1 is a single discretized logistic).
       scale_floor: lower bound of the scales (default 1e-3, a quarter of a level).
+      pixel_mixture: "joint" or "per_channel" (see above).
     """
 
     takes_vectors = False
+    INITIAL_SCALE = 0.1  # scales start near 0.1 (logistic std 0.18), about the spread of natural images' values
 
-    def __init__(self, data_shape, num_components=5, scale_floor=1e-3, **kwargs):
+    def __init__(self, data_shape, num_components=5, scale_floor=1e-3, pixel_mixture="joint", **kwargs):
         if int(num_components) <= 0:
             raise ValueError(f"num_components must be a positive int; got {num_components}")
         if not scale_floor > 0:
             raise ValueError(f"scale_floor must be > 0; got {scale_floor}")
+        if pixel_mixture not in PIXEL_MIXTURES:
+            raise ValueError(f"pixel_mixture must be one of {PIXEL_MIXTURES}; got {pixel_mixture!r}")
         self.num_components = int(num_components)
-        self.num_params = 3 * self.num_components
+        self.pixel_mixture = pixel_mixture
+        self.num_params = 3 * self.num_components  # per channel value (per_channel)
         super().__init__(data_shape, **kwargs)
         self.scale_floor = float(scale_floor)
 
+    def _make_head(self):
+        if self.pixel_mixture == "joint" and self.architecture in networks.CONVOLUTIONAL:
+            return networks.PlanarHead(self._outputs_per_pixel(), dtype="float32", name="likelihood_params")
+        return super()._make_head()
+
+    def _outputs_per_pixel(self) -> int:
+        if self.pixel_mixture == "per_channel":
+            return super()._outputs_per_pixel()
+        channels = self.data_shape[-1]
+        return self.num_components * (1 + 2 * channels + coupling_size(channels))
+
+    def _planes(self, z, condition):
+        """The head's output as planes: [outputs per pixel, *batch, height, width] for z [*batch, D]."""
+        out, z = self._head_output(z, condition)
+        per_pixel, (height, width) = self._outputs_per_pixel(), self.data_shape[:2]
+        if self.architecture not in networks.CONVOLUTIONAL:  # Dense: each example's outputs read as [P, H, W]
+            out = tf.transpose(tf.reshape(out, [-1, per_pixel, height, width]), [1, 0, 2, 3])
+        batch = z.shape[:-1] if z.shape[:-1].is_fully_defined() else tf.shape(z)[:-1]
+        return tf.reshape(out, tf.concat([[per_pixel], batch, [height, width]], 0))
+
     def call(self, z, condition=None):
+        if self.pixel_mixture == "per_channel":
+            return self._per_channel(z, condition)
+        planes = self._planes(z, condition)
+        m, c = self.num_components, self.data_shape[-1]
+        k = coupling_size(c)
+        logits, loc, raw_scale, raw_coupling = tf.split(planes, [m, m * c, m * c, m * k], axis=0)
+        loc, raw_scale, raw_coupling = (_split_components(t, m, size) for t, size in
+                                        ((loc, c), (raw_scale, c), (raw_coupling, k)))
+        log_scale = tf.clip_by_value(raw_scale + math.log(self.INITIAL_SCALE), math.log(self.scale_floor), 40.0)
+        pixels = DiscretizedLogisticPixelMixture(mixture_logits=logits, loc=loc, log_scale=log_scale,
+                                                 coupling=tf.tanh(raw_coupling), num_levels=PIXEL_LEVELS)
+        return tfd.Independent(pixels, reinterpreted_batch_ndims=len(self.data_shape) - 1)
+
+    def _per_channel(self, z, condition):
         params = self._params(z, condition)
         m = self.num_components
         logits, loc, raw_scale = (tf.stack(params[i * m : (i + 1) * m], axis=-1) for i in range(3))
@@ -222,8 +296,19 @@ class DiscretizedLogisticDecoder(_Decoder):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_components=self.num_components, scale_floor=self.scale_floor)
+        config.update(num_components=self.num_components, scale_floor=self.scale_floor,
+                      pixel_mixture=self.pixel_mixture)
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # A config without pixel_mixture was saved by tfvae 0.3.0, whose likelihood is per_channel.
+        return cls(**{"pixel_mixture": "per_channel", **config})
+
+
+def _split_components(planes, num_components: int, per_component: int):
+    """[M * K, *batch] -> [M, K, *batch] (component-major, as the head lays them out)."""
+    return tf.reshape(planes, tf.concat([[num_components, per_component], tf.shape(planes)[1:]], 0))
 
 
 @keras.saving.register_keras_serializable(package="tfvae")

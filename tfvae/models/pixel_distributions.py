@@ -1,20 +1,41 @@
-"""A discretized logistic mixture over 8-bit pixel values in [0, 1].
+"""Discretized logistics over 8-bit pixel values in [0, 1]: the bin mass, and a mixture per channel value.
 
 TFP has no distribution over the grid {0, 1/255, ..., 1} with a logistic
-mixture, so this module provides one as a ``tfd.Distribution``; it composes
-with ``tfd.Independent`` like any TFP distribution. For a pixel x = k / (L-1)
-(L = num_levels, 256 for 8-bit data) and components m with weights pi_m,
+mixture, so tfvae provides two ``tfd.Distribution``s; they compose with
+``tfd.Independent`` like any TFP distribution. For a value x = k / (L-1)
+(L = num_levels, 256 for 8-bit data) the bin of a logistic with location mu
+and scale s is [x - h, x + h], h = 1 / (2 (L-1)), with the edges x = 0 and
+x = 1 taking the whole tails (F(-inf) = 0, F(+inf) = 1), so the L bins sum
+to one:
 
-  P(x) = sum_m pi_m [F_m(x + h) - F_m(x - h)],   h = 1 / (2 (L-1)),
-  F_m(v) = sigmoid((v - loc_m) / scale_m),
+  P(x; mu, s) = F((x + h - mu) / s) - F((x - h - mu) / s),   F = sigmoid.
 
-with the edges x = 0 and x = 1 taking the whole tails: F_m(-inf) = 0 and
-F_m(+inf) = 1, so P sums to one over the L levels. The bin mass is computed
-as a difference of log-sigmoids on the side of the bin away from the mode
-(``tfp.math.log_sub_exp``), which stays accurate in the tails.
+  * ``DiscretizedLogisticPixelMixture`` (``pixel_mixture.py``): a whole pixel (event [C]), as in
+    PixelCNN++, NVAE and VDVAE: one mixture per pixel, shared by its
+    channels, and within a component the location of channel c moves
+    linearly with the values of the channels before it (G with R, B with R
+    and G):
+
+      P(x) = sum_m pi_m prod_c P(x_c; mu_mc, s_mc),
+      mu_mc = loc_mc + sum_{j<c} coupling_m,cj x_j.
+
+  * ``DiscretizedLogisticMixture`` (here): one channel value (scalar events), a
+    mixture per value: P(x) = sum_m pi_m P(x; loc_m, s_m) (tfvae 0.3.0's
+    pixel likelihood, which models the channels of a pixel independently).
+
+The bin mass is computed without cancellation or branches: with
+u = (x + h - mu) / s and l = (x - h - mu) / s,
+
+  F(u) - F(l) = F(u) (1 - F(l)) (1 - exp(l - u)),
+  log P = -softplus(-u) - softplus(l) + log(-expm1(-2 h / s)),
+
+and at the edges log P = -softplus(-u) (x = 0) or -softplus(l) (x = 1).
+Every term is finite and accurate in the far tails, so gradients are too
+(``logistic_bin_log_prob``).
 
 References:
-  Salimans et al. (2017), PixelCNN++.
+  Salimans, Karpathy, Chen & Kingma (2017), PixelCNN++.
+  Vahdat & Kautz (2020), NVAE. Child (2021), Very Deep VAEs.
 """
 
 from __future__ import annotations
@@ -24,7 +45,65 @@ import tensorflow_probability as tfp
 
 tfd = tfp.distributions
 
-__all__ = ["DiscretizedLogisticMixture"]
+__all__ = [
+    "DiscretizedLogisticMixture",
+    "as_parameter",
+    "bin_edges",
+    "discretized_logistic_mean",
+    "logistic_bin_log_prob",
+    "logistic_bin_log_prob_between",
+    "to_level",
+]
+
+
+_OUTSIDE = 1e30  # an edge level's outer bin edge: far enough to take the whole tail, finite for the gradients
+
+
+def bin_edges(x, half_bin):
+    """(upper, lower) edges of the bins of x: x +- half_bin, with +-1e30 at the top and bottom levels (whole tails)."""
+    upper = tf.where(x < 1.0 - half_bin, x + half_bin, _OUTSIDE)
+    lower = tf.where(x > half_bin, x - half_bin, -_OUTSIDE)
+    return upper, lower
+
+
+def logistic_bin_log_prob_between(upper, lower, loc, inv_scale):
+    """log [F(u) - F(l)], u = (upper - loc) inv_scale, l = (lower - loc) inv_scale, F = sigmoid.
+
+    As log F(u) + log(1 - F(l)) + log(1 - exp(l - u)): no cancellation,
+    finite with finite gradients even 100s of scales into a tail. An edge at
+    +-1e30 (``bin_edges``) makes its terms exactly 0 (for inv_scale > 1e-20,
+    i.e. scales below 1e20).
+    """
+    u = (upper - loc) * inv_scale
+    lower_in = (lower - loc) * inv_scale
+    return tf.math.log(-tf.math.expm1(lower_in - u)) - tf.nn.softplus(-u) - tf.nn.softplus(lower_in)
+
+
+def logistic_bin_log_prob(x, loc, inv_scale, half_bin):
+    """log P(x) of a logistic(loc, 1 / inv_scale) discretized to [x - half_bin, x + half_bin] on [0, 1].
+
+    x broadcasts against loc and inv_scale (give it a size-1 axis for the
+    mixture components); the levels within half_bin of 0 and 1 take the
+    whole lower and upper tails.
+    """
+    return logistic_bin_log_prob_between(*bin_edges(x, half_bin), loc, inv_scale)
+
+
+def discretized_logistic_mean(loc, scale, num_levels: int):
+    """E[x] = (1 / (L-1)) sum_{k=1}^{L-1} P(x >= k / (L-1)), exact over the L levels, one level at a time."""
+    step = 1.0 / (num_levels - 1)
+
+    def body(k, total):
+        edge = (tf.cast(k, tf.float32) - 0.5) * step
+        return k + 1, total + tf.sigmoid((loc - edge) / scale)
+
+    _, total = tf.while_loop(lambda k, _: k < num_levels, body, (tf.constant(1), tf.zeros_like(loc)))
+    return total * step
+
+
+def as_parameter(value):
+    # Variables stay variables (read at each use, so gradients reach them), as in TFP's own distributions.
+    return value if isinstance(value, tf.Variable) else tf.convert_to_tensor(value, tf.float32)
 
 
 class DiscretizedLogisticMixture(tfd.Distribution):
@@ -41,10 +120,7 @@ class DiscretizedLogisticMixture(tfd.Distribution):
                  name="DiscretizedLogisticMixture"):
         parameters = dict(locals())
         with tf.name_scope(name) as name:
-            # Variables stay variables (read at each use, so gradients reach them), as in TFP's own distributions.
-            self._mixture_logits, self._loc, self._scale = (
-                value if isinstance(value, tf.Variable) else tf.convert_to_tensor(value, tf.float32)
-                for value in (mixture_logits, loc, scale))
+            self._mixture_logits, self._loc, self._scale = (as_parameter(v) for v in (mixture_logits, loc, scale))
             self._num_levels = int(num_levels)
             super().__init__(dtype=tf.float32, reparameterization_type=tfd.NOT_REPARAMETERIZED,
                              validate_args=validate_args, allow_nan_stats=allow_nan_stats,
@@ -90,40 +166,14 @@ class DiscretizedLogisticMixture(tfd.Distribution):
     def _log_prob(self, x):
         mixture_logits, loc, scale = self._tensors()
         x = tf.convert_to_tensor(x, tf.float32)[..., tf.newaxis]
-        inv_scale = 1.0 / scale
-        upper = (x - loc + self._half_bin()) * inv_scale  # standardised bin edges
-        lower = (x - loc - self._half_bin()) * inv_scale
-        # log(F(upper) - F(lower)) on the side of the bin away from the mode: left of loc as
-        # log(sigmoid(upper) - sigmoid(lower)), right of it as log(sigmoid(-lower) - sigmoid(-upper)).
-        # One formula for both keeps every branch finite, so tf.where passes no NaN gradients.
-        left = x - loc < 0
-        high = tf.where(left, upper, -lower)
-        low = tf.where(left, lower, -upper)
-        interior = tfp.math.log_sub_exp(tf.math.log_sigmoid(high), tf.math.log_sigmoid(low))
-        first_level = x < self._half_bin()
-        last_level = x > 1.0 - self._half_bin()
-        component = tf.where(first_level, tf.math.log_sigmoid(upper),
-                             tf.where(last_level, tf.math.log_sigmoid(-lower), interior))
+        component = logistic_bin_log_prob(x, loc, 1.0 / scale, self._half_bin())
         return tf.reduce_logsumexp(tf.nn.log_softmax(mixture_logits) + component, axis=-1)
 
-    def _level_cdf_tail_sum(self):
-        """sum_{k=1}^{L-1} P(x >= k / (L-1)), evaluated level by level to keep memory flat."""
+    def _mean(self):
+        """E[x] = sum_m pi_m E_m[x], each exact over the L levels."""
         mixture_logits, loc, scale = self._tensors()
         weights = tf.exp(tf.nn.log_softmax(mixture_logits))  # oneDNN's Softmax kernel refuses rank > 5
-        step = 1.0 / (self._num_levels - 1)
-
-        def body(k, total):
-            edge = (tf.cast(k, tf.float32) - 0.5) * step
-            survival = tf.reduce_sum(weights * tf.sigmoid(-(edge - loc) / scale), axis=-1)
-            return k + 1, total + survival
-
-        total = tf.zeros(tf.shape(loc)[:-1], tf.float32)
-        _, total = tf.while_loop(lambda k, _: k < self._num_levels, body, (tf.constant(1), total))
-        return total
-
-    def _mean(self):
-        """E[x] = (1 / (L-1)) sum_{k>=1} P(x >= k / (L-1)) (exact, over the L levels)."""
-        return self._level_cdf_tail_sum() / (self._num_levels - 1)
+        return tf.reduce_sum(weights * discretized_logistic_mean(loc, scale, self._num_levels), axis=-1)
 
     def _sample_n(self, n, seed=None):
         mixture_logits, loc, scale = self._tensors()
@@ -133,6 +183,10 @@ class DiscretizedLogisticMixture(tfd.Distribution):
         loc = tf.reduce_sum(one_hot * loc, axis=-1)
         scale = tf.reduce_sum(one_hot * scale, axis=-1)
         u = tf.random.stateless_uniform(tf.shape(loc), seed=noise_seed, minval=1e-6, maxval=1.0 - 1e-6)
-        value = loc + scale * (tf.math.log(u) - tf.math.log1p(-u))
-        levels = self._num_levels - 1
-        return tf.round(tf.clip_by_value(value, 0.0, 1.0) * levels) / levels
+        return to_level(loc + scale * (tf.math.log(u) - tf.math.log1p(-u)), self._num_levels)
+
+
+def to_level(value, num_levels: int):
+    """A continuous draw -> its bin's level (the edge levels take the tails)."""
+    levels = num_levels - 1
+    return tf.round(tf.clip_by_value(value, 0.0, 1.0) * levels) / levels

@@ -65,6 +65,9 @@ class TrainConfig:
         in [0, 1]), discretized_logistic (mixture) or categorical (256-way) (8-bit pixels).
       gaussian_scale: Scale of a gaussian likelihood: fixed, learned (one global) or per_pixel.
       mixture_components: Logistic components per pixel of a discretized_logistic likelihood.
+      pixel_mixture: discretized_logistic: joint (one mixture per pixel over its channels, each channel's location
+        linear in the channels before it, as PixelCNN++) or per_channel (an independent mixture per channel value:
+        tfvae 0.3.0's likelihood, for its runs).
       posterior: q(z|x): diagonal or full (covariance Gaussian), or iaf (diagonal Gaussian + --flow_steps
         inverse autoregressive flow steps; KL by Monte Carlo).
       prior: p(z): standard_normal, mixture (learned Gaussian mixture), vamp (VampPrior) or flow (--flow chain
@@ -150,6 +153,7 @@ class TrainConfig:
     likelihood: str = "bernoulli"
     gaussian_scale: str = "learned"
     mixture_components: int = 5
+    pixel_mixture: str = "joint"
     posterior: str = "diagonal"
     prior: str = "standard_normal"
     prior_components: int = 0
@@ -218,9 +222,14 @@ class TrainConfig:
 
         A run's config.json also records the tfvae version that wrote it
         (``VERSION_KEY``): that entry is not a setting and is left out
-        (``tfvae.load_config(model_dir)`` also checks the version).
+        (``tfvae.load_config(model_dir)`` also checks the version). A
+        discretized logistic config without ``pixel_mixture`` was written
+        before that field existed, by tfvae 0.3.0, whose mixture is
+        ``per_channel``.
         """
         values = {name: value for name, value in values.items() if name != VERSION_KEY}
+        if "pixel_mixture" not in values and values.get("likelihood") == "discretized_logistic":
+            values["pixel_mixture"] = "per_channel"
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -237,6 +246,7 @@ class TrainConfig:
 CHOICES = {
     "likelihood": decoders.LIKELIHOODS,
     "gaussian_scale": decoders.GAUSSIAN_SCALES,
+    "pixel_mixture": decoders.PIXEL_MIXTURES,
     "posterior": encoders.POSTERIORS,
     "prior": priors.PRIORS,
     "flow": priors.PRIOR_FLOWS,

@@ -93,6 +93,7 @@ def _decoder(config: TrainConfig, data_shape, network: dict):
         kwargs["scale"] = config.gaussian_scale
     if config.likelihood == "discretized_logistic":
         kwargs["num_components"] = config.mixture_components
+        kwargs["pixel_mixture"] = config.pixel_mixture
     return decoders.make_decoder(config.likelihood, data_shape, **kwargs)
 
 
