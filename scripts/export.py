@@ -9,6 +9,10 @@ sample, log_likelihood; serving_default = reconstruct (see tfvae/serving/export.
 and the README).
 """
 
+import json
+import os
+import shutil
+import tempfile
 
 import _startup
 import tensorflow as tf
@@ -16,7 +20,7 @@ from absl import flags
 
 import tfvae
 from tfvae import data
-from tfvae.core import distribute
+from tfvae.core import distribute, files
 from tfvae.serving import export
 from tfvae.train import cli, loading, rundir
 
@@ -35,15 +39,65 @@ _MAX_ABS_LATENT = flags.DEFINE_float(
 _REFERENCE_EXAMPLES = flags.DEFINE_integer(
     "reference_examples", 0, "If > 0, the model card gets the mean ELBO and IWAE bound (k=1000, seed 0) that the "
     "export's log_likelihood signature gives on the first N test images of the run's data set.", lower_bound=0)
+_KERAS_FILE = flags.DEFINE_string(
+    "keras_file", None, "Also save the model as this .keras file (for tfvae.load_model and Keras users); an existing "
+    "file is not overwritten.")
+_TEST_METRICS = flags.DEFINE_string(
+    "test_metrics", None, "A file holding the JSON line evaluate.py printed for this run (its last stdout line): "
+    "recorded in the model card as test_metrics.")
+_REPRODUCE = flags.DEFINE_multi_string(
+    "reproduce", [], "A command that reproduces the model or its figures, recorded in the model card in order "
+    "(repeat the flag for each).")
 flags.mark_flag_as_required("model_dir")
 flags.mark_flag_as_required("export_dir")
 
 
+def read_test_metrics(path: str) -> dict:
+    """evaluate.py's JSON object of figures from ``path`` (a small file: at most 64 KiB, names to numbers)."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(2**16 + 1)
+    except OSError as e:
+        cli.exit_with_error(f"flag --test_metrics: cannot read {path} ({e.strerror})", code=1)
+    lines = text.decode(errors="replace").strip().splitlines()
+    try:
+        if len(text) > 2**16 or not lines:
+            raise ValueError("expected one JSON line of at most 64 KiB")
+        metrics = json.loads(lines[-1])
+        if not isinstance(metrics, dict) or "log_likelihood" not in metrics:
+            raise ValueError("expected evaluate.py's JSON object, with log_likelihood")
+    except ValueError as e:
+        cli.exit_with_error(f"flag --test_metrics: {path}: not evaluate.py's output ({str(e).splitlines()[0]})", code=1)
+    return metrics
+
+
+def save_keras_file(model, path: str) -> None:
+    """``model`` as a new .keras file at ``path``, written under a unique temporary name and renamed; an existing
+    file is left alone (exit 1)."""
+    if not path.endswith(".keras"):
+        cli.exit_with_error(f"flag --keras_file: must end with .keras; got {path!r}", code=1)
+    if os.path.lexists(path):
+        cli.exit_with_error(f"flag --keras_file: {path} exists; it is not overwritten (choose a new name)", code=1)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".keras_file.", dir=folder)
+    try:
+        model.save(os.path.join(staging, "model.keras"))
+        files.commit(os.path.join(staging, "model.keras"), path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def model_card(model_dir, model, config) -> dict:
-    """Facts a serving client needs: shapes, likelihood, prior, metrics at export."""
+    """Facts a serving client needs: shapes, likelihood, prior, metrics at export, and how the model was made."""
     run = rundir.RunDirectory(model_dir)
     latest = loading.latest_checkpoint(model_dir)
-    return {
+    made = {}
+    if _TEST_METRICS.value:
+        made["test_metrics"] = read_test_metrics(_TEST_METRICS.value)
+    if _REPRODUCE.value:
+        made["reproduce"] = list(_REPRODUCE.value)
+    return made | {
         "data_range": [0.0, 1.0],
         "likelihood": config.likelihood,
         "gaussian_scale": config.gaussian_scale if config.likelihood == "gaussian" else None,
@@ -98,6 +152,9 @@ def main(argv):
         cli.exit_with_error(f"flag --export_dir/--version: {e}", code=1)
     except OSError as e:
         cli.exit_with_error(f"flag --export_dir: cannot write {_EXPORT_DIR.value} ({e.strerror})", code=1)
+    if _KERAS_FILE.value:
+        save_keras_file(model, _KERAS_FILE.value)
+        print(_KERAS_FILE.value)
     print(path)
 
 

@@ -41,7 +41,8 @@ from tfvae.train import config as config_lib
 from tfvae.train.config import VERSION_KEY, TrainConfig
 from tfvae.version import __version__
 
-__all__ = ["BYTES_PER_WEIGHT", "MAX_DATA_VALUES", "RESUMABLE_CHANGES", "RunDirectory", "RunDirectoryError"]
+__all__ = ["BYTES_PER_WEIGHT", "MAX_DATA_VALUES", "RESUMABLE_CHANGES", "RunDirectory", "RunDirectoryError",
+           "count_model_weights"]
 
 MAX_DATA_VALUES = 2**24  # values per example a model.json may claim (4096 x 4096 x 1, 2048 x 2048 x 3)
 BYTES_PER_WEIGHT = 4  # a float32 weight: what a checkpoint stores at least per weight of its model
@@ -241,6 +242,13 @@ def _input_shape(serialized, path: str) -> tuple:
         raise RunDirectoryError(f"{path}: build_config.input_shape claims {math.prod(sizes)} values per example, "
                                 f"more than the {MAX_DATA_VALUES} tfvae reads; got {input_shape}")
     return tuple(input_shape)
+
+
+def count_model_weights(serialized, path: str) -> int:
+    """The number of weights of the VAE a Keras model config (model.json, a .keras file's config.json) describes,
+    counted without allocating them; RunDirectoryError naming ``path`` if it is not a buildable tfvae VAE."""
+    serialized = copy.deepcopy(serialized)
+    return _build(serialized, _input_shape(serialized, path), path, count_only=True)
 
 
 def _build(serialized: dict, input_shape: tuple, path: str, count_only: bool = False):
