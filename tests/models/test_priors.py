@@ -99,6 +99,22 @@ def test_vamp_prior_is_the_mixture_of_the_encoders_posteriors_at_the_pseudo_inpu
     assert np.all((layer.pseudo_inputs.numpy() > 0) & (layer.pseudo_inputs.numpy() < 1))
 
 
+def test_vamp_prior_of_iaf_posteriors_has_the_mixture_density_in_a_graph():
+    # Each component's IAF is inverted at z broadcast against the K pseudo-inputs' contexts: in a tf.function
+    # (training's graph) that once failed to build, since the inversion's loop changed shape.
+    keras.utils.set_random_seed(0)
+    enc = tfvae.IAFEncoder(latent_dim=3, hidden_units=[8], num_flows=2, flow_hidden_units=[8])
+    enc.build((None, *DATA_SHAPE))
+    randomise(enc, seed=2)
+    layer = tfvae.VampPrior(3, DATA_SHAPE, num_pseudo_inputs=4)
+    layer.build()
+    z = tf.random.normal([6, 3], seed=3)
+    in_graph = tf.function(lambda z: layer.distribution(encoder=enc).log_prob(z))(z)
+    each = tf.stack([enc(layer.pseudo_inputs[k:k + 1]).log_prob(z[:, None, :])[:, 0] for k in range(4)], axis=1)
+    np.testing.assert_allclose(in_graph.numpy(), (tf.reduce_logsumexp(each, axis=1) - np.log(4.0)).numpy(),
+                               rtol=1e-4, atol=1e-4)
+
+
 def test_vamp_prior_without_an_encoder_says_what_it_needs():
     with pytest.raises(ValueError, match="needs the encoder"):
         make("vamp").distribution()

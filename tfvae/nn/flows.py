@@ -195,8 +195,11 @@ def flow_chain(flow: str, networks: Sequence[keras.layers.Layer], event_size: in
             step = tfb.RealNVP(num_masked=event_size // 2,
                                shift_and_log_scale_fn=lambda z, output_units, net=network: net(z))
         else:
+            # An IAF's inverse (MAF's forward: D sequential passes) is unrolled in Python: with a context, the
+            # result takes the context's batch shape, which a tf.while_loop's fixed loop shape refuses (a VampPrior
+            # of IAF posteriors evaluates each component's density at z broadcast against K pseudo-inputs).
             maf = tfb.MaskedAutoregressiveFlow(
-                shift_and_log_scale_fn=lambda z, net=network: net(z, context=context))
+                shift_and_log_scale_fn=lambda z, net=network: net(z, context=context), unroll_loop=flow == "iaf")
             step = tfb.Invert(maf) if flow == "iaf" else maf
         steps.append(step)
         if i < len(networks) - 1:
