@@ -29,7 +29,9 @@ def test_the_configs_directory_is_found():
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
 def test_a_shipped_config_parses_validates_and_builds_its_model(path, monkeypatch):
     config = _config(path, monkeypatch)
-    factory.check_config(config)  # every part's own checks, with a data shape the config fixes or any network takes
+    side = 4 * 2 ** len(config.hidden_units)  # the data shape the config fixes, else one every network takes
+    data_shape = (*config.image_size, config.channels or 1) if config.image_size else (side, side, 1)
+    factory.check_config(config, data_shape, num_classes=2 if config.conditional else 0)  # values, rules, parts
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)

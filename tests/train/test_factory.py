@@ -135,7 +135,7 @@ def test_conditional_run_evaluates_and_draws_pictures_through_the_scripts(tmp_pa
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--prior=vamp", "--conditional"], "a conditional VAE (num_classes > 0; --conditional) cannot use VampPrior"),
+    (["--prior=vamp", "--conditional"], "flag --prior must not be vamp with conditional"),
     (["--free_bits=0.5", "--posterior=full"], "flag --free_bits_group_size must be at least the (top) latent size 20 unless"),
     (["--kl_schedule=cyclical", "--kl_warmup_steps=10", "--kl_cycle_steps=5"], "flag --kl_cycle_steps must be >="),
     (["--objective=iwae", "--free_bits=1"], "flag --free_bits must be 0 with objective=iwae"),

@@ -9,6 +9,7 @@
   errors.py          DataError
   xla.py             tf.function that tells the code it traces whether XLA compiles it
   serialisable.py    the base of plain-Python parts that Keras serialises
+  choices.py         the names a setting may take, registered by the module that implements them
 
 May import: nothing else in tfvae.
 """

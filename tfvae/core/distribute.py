@@ -22,7 +22,7 @@ import os
 
 import tensorflow as tf
 
-from tfvae.core import sampling
+from tfvae.core import choices, sampling
 
 __all__ = [
     "STRATEGIES",
@@ -40,7 +40,7 @@ __all__ = [
     "worker_role",
 ]
 
-STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
+STRATEGIES = choices.register("strategy", ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu"))
 
 
 def split_cpu(num_devices: int) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfvae.core import choices
 from tfvae.core.errors import DataError
 from tfvae.data import classes, sources, streaming, tfds_data
 from tfvae.data.loaders import (
@@ -75,7 +76,7 @@ __all__ = [
     "validate_images",
 ]
 
-INPUT_MODES = ("auto", "memory", "stream")
+INPUT_MODES = choices.register("input_mode", ("auto", "memory", "stream"))
 
 
 @dataclasses.dataclass(frozen=True)

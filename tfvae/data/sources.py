@@ -25,6 +25,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from tfvae.core import choices
 from tfvae.core.errors import DataError
 from tfvae.data import image_folders, records
 
@@ -39,7 +40,7 @@ __all__ = [
     "tfrecord_source",
 ]
 
-CHANNELS = (0, 1, 3, 4)
+CHANNELS = choices.register("channels", (0, 1, 3, 4))
 _INTERLEAVE = 16
 
 

@@ -38,7 +38,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae.core import latents
+from tfvae.core import choices, latents
 from tfvae.models.conditioning import RefusesMissingCondition
 from tfvae.models.pixel_distributions import DiscretizedLogisticMixture
 from tfvae.models.pixel_mixture import DiscretizedLogisticPixelMixture, coupling_size
@@ -57,10 +57,11 @@ __all__ = [
     "make_decoder",
 ]
 
-LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "gaussian", "discretized_logistic", "categorical")
+LIKELIHOODS = choices.register(
+    "likelihood", ("bernoulli", "continuous_bernoulli", "gaussian", "discretized_logistic", "categorical"))
 PIXEL_LEVELS = 256
-GAUSSIAN_SCALES = ("fixed", "learned", "per_pixel")
-PIXEL_MIXTURES = ("joint", "per_channel")  # DiscretizedLogisticDecoder: see its docstring
+GAUSSIAN_SCALES = choices.register("gaussian_scale", ("fixed", "learned", "per_pixel"))
+PIXEL_MIXTURES = choices.register("pixel_mixture", ("joint", "per_channel"))  # DiscretizedLogisticDecoder: see its docstring
 
 
 class _Decoder(RefusesMissingCondition, keras.layers.Layer):

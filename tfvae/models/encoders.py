@@ -38,6 +38,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae.core import choices
 from tfvae.models.conditioning import RefusesMissingCondition
 from tfvae.nn import flows, networks
 
@@ -47,7 +48,7 @@ tfb = tfp.bijectors
 __all__ = ["COVARIANCES", "POSTERIORS", "GaussianEncoder", "IAFEncoder"]
 
 COVARIANCES = ("diagonal", "full")
-POSTERIORS = (*COVARIANCES, "iaf")  # GaussianEncoder(covariance=...) or IAFEncoder
+POSTERIORS = choices.register("posterior", (*COVARIANCES, "iaf"))  # GaussianEncoder(covariance=...) or IAFEncoder
 
 
 @keras.saving.register_keras_serializable(package="tfvae")

@@ -28,14 +28,15 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfvae.core import choices
 from tfvae.nn import flows, networks
 
 tfd = tfp.distributions
 
 __all__ = ["PRIORS", "PRIOR_FLOWS", "FlowPrior", "MixtureOfGaussiansPrior", "StandardNormalPrior", "VampPrior", "make_prior"]
 
-PRIORS = ("standard_normal", "mixture", "vamp", "flow")
-PRIOR_FLOWS = ("maf", "real_nvp")  # the flows a FlowPrior can use
+PRIORS = choices.register("prior", ("standard_normal", "mixture", "vamp", "flow"))
+PRIOR_FLOWS = choices.register("flow", ("maf", "real_nvp"))  # the flows a FlowPrior can use
 
 # softplus(0.5413) = 1.0: learned scales start at one.
 _UNIT_SOFTPLUS = 0.5413

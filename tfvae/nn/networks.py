@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from tfvae.core import choices
 from tfvae.nn import resnet
 
 __all__ = [
@@ -43,7 +44,7 @@ __all__ = [
     "validate_architecture",
 ]
 
-ARCHITECTURES = ("mlp", "conv", "resnet")
+ARCHITECTURES = choices.register("architecture", ("mlp", "conv", "resnet"))
 CONVOLUTIONAL = ("conv", "resnet")  # image-shaped trunks: a convolutional likelihood head
 
 

@@ -37,9 +37,11 @@ from collections.abc import Sequence
 
 import keras
 
+from tfvae.core import choices
+
 __all__ = ["NORMALIZATIONS", "ResidualBlock", "level_sizes", "resnet_decoder_trunk", "resnet_encoder_trunk"]
 
-NORMALIZATIONS = ("none", "layer", "group")
+NORMALIZATIONS = choices.register("normalization", ("none", "layer", "group"))
 
 
 def _normalization(kind: str, channels: int, dtype=None) -> keras.layers.Layer:

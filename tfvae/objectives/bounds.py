@@ -29,7 +29,7 @@ import math
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae.core import latents, sampling
+from tfvae.core import choices, latents, sampling
 
 tfd = tfp.distributions
 
@@ -49,7 +49,7 @@ __all__ = [
     "rate",
 ]
 
-KL_METHODS = ("auto", "analytic", "monte_carlo")
+KL_METHODS = choices.register("kl_method", ("auto", "analytic", "monte_carlo"))
 
 
 def has_analytic_kl(approx_posterior: tfd.Distribution, prior: tfd.Distribution) -> bool:

@@ -29,12 +29,13 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfvae.core import choices
 from tfvae.core.serialisable import Serialisable
 from tfvae.objectives import bounds, schedules
 
 __all__ = ["ELBO", "IWAE", "OBJECTIVES", "Objective", "get"]
 
-OBJECTIVES = ("elbo", "iwae")  # the names train.py's --objective takes
+OBJECTIVES = choices.register("objective", ("elbo", "iwae"))  # the names train.py's --objective takes
 
 
 def _positive_int(name: str, value) -> int:

@@ -25,11 +25,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfvae.core import choices
 from tfvae.core.serialisable import Serialisable
 
 __all__ = ["SCHEDULES", "Constant", "Cyclical", "Linear", "Schedule", "get", "make"]
 
-SCHEDULES = ("linear", "cyclical")  # the names train.py's --kl_schedule takes
+SCHEDULES = choices.register("kl_schedule", ("linear", "cyclical"))  # the names train.py's --kl_schedule takes
 
 
 class Schedule(Serialisable):

@@ -6,7 +6,6 @@ time and ``config_from_flags`` in ``main``.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import sys
@@ -16,6 +15,7 @@ from absl import flags
 from tfvae.train import config as config_lib
 from tfvae.train.config import TrainConfig
 from tfvae.train.rundir import RunDirectoryError
+from tfvae.train.settings import choices_of, help_of
 
 __all__ = [
     "config_from_flags",
@@ -32,14 +32,14 @@ __all__ = [
 ]
 
 def define_config_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """Defines one flag per TrainConfig field in ``flag_values``: its default, its help (TrainConfig's Attributes)
-    and choices."""
-    defaults, help_texts = TrainConfig(), config_lib.field_help()
-    for field in dataclasses.fields(TrainConfig):
-        name, default = field.name, getattr(defaults, field.name)
-        help_text = help_texts[name]
-        if name in config_lib.CHOICES:
-            flags.DEFINE_enum(name, default, config_lib.CHOICES[name], help_text, flag_values=flag_values)
+    """Defines one flag per TrainConfig setting in ``flag_values``: its name, default, help (the field's
+    documentation) and choices (those its implementing module registered)."""
+    defaults = TrainConfig()
+    for field in TrainConfig.settings():
+        name, default, help_text = field.name, getattr(defaults, field.name), help_of(field)
+        allowed = choices_of(field)
+        if allowed is not None and isinstance(default, str):
+            flags.DEFINE_enum(name, default, allowed, help_text, flag_values=flag_values)
         elif isinstance(default, bool):
             flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
         elif isinstance(default, int):
@@ -70,7 +70,7 @@ def define_dataset_flag(default: str | None, help_text: str):
 def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> TrainConfig:
     """The TrainConfig the parsed ``flag_values`` describe; a bad value exits naming the flag."""
     values = {}
-    for field in dataclasses.fields(TrainConfig):
+    for field in TrainConfig.settings():
         value = flag_values[field.name].value
         if str(field.type) == "tuple[int, ...]":  # hidden_units, flow_hidden_units, latent_dims
             try:
@@ -80,7 +80,7 @@ def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> TrainConfi
         values[field.name] = value
     config = TrainConfig(**values)
     try:
-        config_lib.validate(config)  # no TensorFlow yet: a strategy may still need to split the CPU or join a cluster
+        config_lib.validate(config)  # each value and the rules between them; no TensorFlow yet: a strategy may still need to split the CPU or join a cluster
     except ValueError as e:
         exit_with_error(flag_error(e))
     return config
@@ -89,12 +89,12 @@ def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> TrainConfi
 def settings_given(flag_values: flags.FlagValues = flags.FLAGS) -> frozenset[str]:
     """The TrainConfig fields whose flags the command line (or a --flagfile) sets; the rest are defaults, which
     ``train_and_evaluate`` may fit to the data (``data_defaults``)."""
-    return frozenset(f.name for f in dataclasses.fields(TrainConfig) if flag_values[f.name].present)
+    return frozenset(name for name in TrainConfig.field_names() if flag_values[name].present)
 
 
 def flag_error(error: ValueError) -> str:
     """``flag --<name> ...`` for an error whose message starts with a TrainConfig field; else the message."""
-    named = str(error).split(" ", 1)[0] in {f.name for f in dataclasses.fields(TrainConfig)}
+    named = str(error).split(" ", 1)[0] in TrainConfig.field_names()
     return f"flag --{error}" if named else str(error)
 
 

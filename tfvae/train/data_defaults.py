@@ -34,8 +34,7 @@ FITTED_SETTINGS = ("batch_size", "likelihood", "gaussian_scale")
 def settings_changed_from_defaults(config: TrainConfig) -> frozenset[str]:
     """The fields of ``config`` that differ from ``TrainConfig()``'s: the settings a Python caller chose."""
     defaults = TrainConfig()
-    return frozenset(f.name for f in dataclasses.fields(TrainConfig)
-                     if getattr(config, f.name) != getattr(defaults, f.name))
+    return frozenset(name for name in TrainConfig.field_names() if getattr(config, name) != getattr(defaults, name))
 
 
 def fit_to_data(config: TrainConfig, data: DataDescription, settings_given: Collection[str],

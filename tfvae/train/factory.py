@@ -1,8 +1,9 @@
 """Builds a ``VAE`` (parts and objective) from a ``TrainConfig`` and the data shape.
 
 This is where flags meet parts: each config field goes to the constructor
-that owns it, and the constructors check their arguments (once, with a
-one-line ValueError naming the argument, which is also the flag's name).
+that owns it. The config is validated first (each value, then the rules
+between fields, ``rules.py``); the constructors still check their own
+arguments, and what depends on the data's shape.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from tfvae.models.encoders import GaussianEncoder, IAFEncoder
 from tfvae.models.vae import VAE
 from tfvae.objectives import losses, schedules
 from tfvae.train.config import TrainConfig, validate
+from tfvae.train.rules import latent_layers
 
 __all__ = ["build_model", "build_objective", "check_config", "latent_layers"]
 
@@ -22,30 +24,20 @@ DEFAULT_PRIOR_COMPONENTS = {"mixture": 10, "vamp": 500}
 
 def build_objective(config: TrainConfig) -> losses.Objective:
     """The training objective ``config`` names, with its KL weight schedule."""
+    validate(config)
     kl_weight = schedules.make(config.kl_schedule, config.kl_warmup_steps, config.kl_cycle_steps)
     if config.objective == "iwae":
-        if config.free_bits:
-            raise ValueError(f"free_bits must be 0 with objective=iwae; got {config.free_bits}")
         return losses.IWAE(config.samples_per_example, beta=config.beta, kl_weight=kl_weight)
-    top_size = latent_layers(config)[-1]  # below the top, a hierarchy's layers are diagonal Gaussians
-    if config.free_bits and config.free_bits_group_size < top_size and (
-            config.posterior != "diagonal" or config.prior != "standard_normal"):
-        raise ValueError(f"free_bits_group_size must be at least the (top) latent size {top_size} unless "
-                         "posterior=diagonal and prior=standard_normal (per-dimension KL needs both to factorise); "
-                         f"got {config.free_bits_group_size}")
     return losses.ELBO(config.beta, kl_weight, config.free_bits, config.free_bits_group_size, config.kl_method)
-
-
-def latent_layers(config: TrainConfig) -> tuple[int, ...]:
-    """The stochastic layers' sizes, bottom to top: --latent_dims, or (latent_dim,) for one layer."""
-    return config.latent_dims or (config.latent_dim,)
 
 
 def build_model(config: TrainConfig, data_shape, num_classes: int = 0) -> VAE:
     """The VAE described by ``config`` for data of shape ``data_shape`` (H, W, C), not yet built.
 
-    ``num_classes`` > 0 (with ``config.conditional``) builds a conditional VAE.
+    ``num_classes`` > 0 (with ``config.conditional``) builds a conditional VAE. The config is validated first
+    (``config.validate``: each value, then the rules between them).
     """
+    validate(config)
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.precision)  # the networks' compute dtype; heads stay float32
     try:
@@ -54,31 +46,25 @@ def build_model(config: TrainConfig, data_shape, num_classes: int = 0) -> VAE:
         keras.config.set_dtype_policy(previous_policy)
 
 
-def check_config(config: TrainConfig, data_shape=None) -> None:
+def check_config(config: TrainConfig, data_shape=None, num_classes: int = 0) -> None:
     """Raises the one-line ValueError of the first bad setting, before any data is read or file written.
 
-    It starts TensorFlow (Keras layers are made), so a script calls it after
-    building its tf.distribute strategy (``train_and_evaluate`` does).
-
-    Validates each field (``config.validate``) and constructs the parts and
-    objective (cheap: no weights are made), so that the rules the parts own
-    are applied by the parts themselves.
+    Checks each value and the rules between them (``config.validate``:
+    pure Python, no TensorFlow). With ``data_shape`` (and ``num_classes``
+    for a conditional VAE) it also constructs the parts for that data
+    (cheap: no weights are made), so that what depends on the data's shape is
+    checked by the parts themselves; that starts TensorFlow, so a script does
+    it after building its tf.distribute strategy (``train_and_evaluate``
+    does, once the data is read).
     """
     validate(config)
-    if data_shape is None:  # the data is not read yet: its size if the config fixes it, else one every network takes
-        side = 4 * 2 ** len(config.hidden_units)
-        data_shape = (*config.image_size, config.channels or 1) if config.image_size else (side, side, 1)
-    build_model(config, data_shape, num_classes=2 if config.conditional else 0)
+    if data_shape is not None:
+        build_model(config, data_shape, num_classes)
 
 
 def _encoder(config: TrainConfig, network: dict):
     layers = latent_layers(config)
-    if len(layers) > 1:
-        if config.posterior != "diagonal":
-            raise ValueError(f"posterior must be diagonal with several --latent_dims (each layer's conditional is a "
-                             f"diagonal Gaussian); got {config.posterior!r}")
-        if network["condition_dim"]:
-            raise ValueError("conditional must be off with several --latent_dims (a hierarchical VAE takes no labels)")
+    if len(layers) > 1:  # rules.py: the posterior is diagonal and the VAE unconditional
         network = {k: v for k, v in network.items() if k != "condition_dim"}
         return hierarchical.TopDownEncoder(layers, ladder_units=config.ladder_units, **network)
     if config.posterior == "iaf":

@@ -11,6 +11,9 @@ run is slower than in float32, not faster: ``conv_hierarchical.flags`` trains
 1.2x faster on one with AVX512_BF16 (docs/training_at_scale.md). Training and
 loading a run for evaluation or export call ``warn_if_emulated``; they still
 honour the requested precision, which trains to the same quality as float32.
+
+``uses_xla`` decides whether a run compiles its steps with XLA (--jit_compile,
+whose choices ``JIT_COMPILE_MODES`` are registered here).
 """
 
 from __future__ import annotations
@@ -20,7 +23,12 @@ import functools
 import tensorflow as tf
 from absl import logging
 
-__all__ = ["NATIVE_CPU_FLAGS", "cpu_flags", "emulation_warning", "warn_if_emulated"]
+from tfvae.core import choices
+from tfvae.nn import networks
+
+__all__ = ["JIT_COMPILE_MODES", "NATIVE_CPU_FLAGS", "cpu_flags", "emulation_warning", "uses_xla", "warn_if_emulated"]
+
+JIT_COMPILE_MODES = choices.register("jit_compile", ("auto", "on", "off"))
 
 # precision -> CPU feature flags (Linux /proc/cpuinfo names) of which any one makes it native
 NATIVE_CPU_FLAGS = {
@@ -87,3 +95,15 @@ def warn_if_emulated(precision: str) -> str | None:
     if message:
         logging.warning(message)
     return message
+
+
+def uses_xla(config, gpu_available: bool) -> bool:
+    """Whether the run compiles its steps with XLA.
+
+    ``auto`` compiles everything except convolutions on CPU: XLA's CPU
+    convolutions (in a fused multi-step loop above all) run far slower than
+    TensorFlow's oneDNN kernels; see scripts/benchmark.py.
+    """
+    if config.jit_compile != "auto":
+        return config.jit_compile == "on"
+    return config.architecture not in networks.CONVOLUTIONAL or gpu_available

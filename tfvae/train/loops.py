@@ -18,13 +18,14 @@ from tfvae import data
 from tfvae.core import distribute, sampling, xla
 from tfvae.core.errors import DataError
 from tfvae.data import in_memory, sources, streaming
-from tfvae.train.config import TrainConfig, uses_xla
+from tfvae.train.config import TrainConfig
+from tfvae.train.hardware import uses_xla
 
 __all__ = ["StreamingTrainingLoop", "TrainingLoop", "make_training_loop", "steps_per_epoch", "xla_enabled"]
 
 
 def xla_enabled(config: TrainConfig) -> bool:
-    """Whether this machine runs ``config``'s steps under XLA (see config.uses_xla)."""
+    """Whether this machine runs ``config``'s steps under XLA (see hardware.uses_xla)."""
     return uses_xla(config, gpu_available=bool(tf.config.list_physical_devices("GPU")))
 
 

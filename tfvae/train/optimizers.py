@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import keras
 
+from tfvae.core import choices
+
 __all__ = ["LEARNING_RATE_DECAYS", "PRECISIONS", "make_optimizer"]
 
-LEARNING_RATE_DECAYS = ("none", "cosine")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policy names
+LEARNING_RATE_DECAYS = choices.register("learning_rate_decay", ("none", "cosine"))
+PRECISIONS = choices.register("precision", ("float32", "mixed_bfloat16", "mixed_float16"))  # Keras dtype policy names
 
 
 def make_optimizer(learning_rate: float, decay: str, total_steps: int,

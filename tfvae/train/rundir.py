@@ -108,7 +108,7 @@ class RunDirectory:
         if not self.has_run():
             return
         previous = self.read_config()
-        for field in dataclasses.fields(TrainConfig):
+        for field in TrainConfig.settings():
             old, new = getattr(previous, field.name), getattr(config, field.name)
             if old != new and field.name not in RESUMABLE_CHANGES and field.name not in unchecked:
                 raise RunDirectoryError(
@@ -210,7 +210,7 @@ def _config_from_values(values, path: str) -> TrainConfig:
     if not isinstance(values, dict):
         raise RunDirectoryError(f"{path}: expected a JSON object of settings; got {type(values).__name__}")
     defaults = TrainConfig()
-    for field in dataclasses.fields(TrainConfig):
+    for field in TrainConfig.settings():
         if field.name in values:
             expected = _type_error(field, getattr(defaults, field.name), values[field.name])
             if expected:

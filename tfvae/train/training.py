@@ -153,8 +153,7 @@ def train_and_evaluate(
                   else data.load_python_data(config, train_data, validation_data))
         description = data.describe(loaded)
         config, fitted = data_defaults.fit_to_data(config, description, given, strategy.num_replicas_in_sync)
-        if fitted:
-            factory.check_config(config)
+        factory.check_config(config, description.data_shape, description.num_classes)  # the parts, on this data
         distribute.check_batch_size(config.batch_size, strategy.num_replicas_in_sync)
         dataset = data.make_ready(config, loaded)
         flags_text = None if flags_text is None else _with_fitted_settings(flags_text, config, fitted)
@@ -452,5 +451,5 @@ def _validation_split(dataset: data.ImageData, config: TrainConfig):
 
 def _summary_writers(run: RunDirectory, is_chief: bool, config: TrainConfig) -> Writers:
     writers = Writers(run.train_log_dir, run.validation_log_dir, enabled=is_chief)
-    writers.hparams(dataclasses.asdict(config))
+    writers.hparams(config.to_dict())
     return writers
