@@ -113,9 +113,14 @@ def test_a_run_of_thousands_of_steps_is_not_called_short():
 def test_from_python_defaults_are_fitted_unless_changed_or_a_model_is_given(tmp_path, caplog):
     import logging
 
+    from absl import logging as absl_logging
+
     import tfvae
 
     caplog.set_level(logging.INFO)
+    # As docs/usage.md tells Python users; other code in this process may have set absl's level (saving a model does).
+    previous = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.INFO)
     values = factor_table(40)[0].astype(np.float32)
     small = dict(epochs=1, hidden_units=(8,), latent_dim=2)
     tfvae.train_and_evaluate(TrainConfig(**small), str(tmp_path / "a"), train_data=values, verbose=0)
@@ -129,4 +134,5 @@ def test_from_python_defaults_are_fitted_unless_changed_or_a_model_is_given(tmp_
     caplog.clear()
     tfvae.train_and_evaluate(TrainConfig(**small), str(tmp_path / "c"), model=model, train_data=values, verbose=0)
     assert tfvae.load_config(str(tmp_path / "c")).likelihood == "bernoulli"  # the given model's, not fitted
+    absl_logging.set_verbosity(previous)
     assert "model: given from Python (GaussianEncoder, BernoulliDecoder, StandardNormalPrior)" in caplog.text
