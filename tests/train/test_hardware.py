@@ -56,10 +56,31 @@ def test_emulation_warning_names_the_missing_instructions_or_the_slow_gpus():
         "mixed_bfloat16", AVX2_ONLY, ((8, 6), (7, 5)))
 
 
+def test_only_the_gpus_a_run_computes_on_are_judged():
+    visible = ["/physical_device:GPU:0", "/physical_device:GPU:1", "/physical_device:GPU:2"]
+    capability = {"/physical_device:GPU:0": (7, 5), "/physical_device:GPU:1": (8, 0), "/physical_device:GPU:2": (8, 6)}
+
+    def details(gpu):
+        return {"compute_capability": capability[gpu]}
+
+    def judged(devices):
+        return hardware.gpu_capabilities(devices, visible, details)
+
+    assert judged(None) == ((7, 5), (8, 0), (8, 6))
+    assert judged(("/job:localhost/replica:0/task:0/device:GPU:1", "/job:localhost/replica:0/task:0/device:GPU:2")) \
+        == ((8, 0), (8, 6))
+    assert hardware.emulation_warning("mixed_bfloat16", AVX2_ONLY, judged(("/device:GPU:1", "/device:GPU:2"))) is None
+    assert hardware.emulation_warning("mixed_bfloat16", AVX2_ONLY, judged(None)) is not None  # the T4-like GPU:0
+    # A run placed on the CPU of a GPU machine is judged by its CPU.
+    assert judged(("/job:localhost/replica:0/task:0/device:CPU:0",)) == ()
+    assert hardware.emulation_warning("mixed_bfloat16", AVX2_ONLY, judged(("/device:CPU:0",))) is not None
+    assert hardware.gpu_capabilities(("/device:GPU:0",), visible, lambda gpu: {}) is None  # unknown: no claim
+
+
 def test_training_and_loading_a_bfloat16_run_warn_on_a_cpu_without_bfloat16_instructions(
         tmp_path, tiny_idx_dir, monkeypatch, caplog):
     monkeypatch.setattr(hardware, "cpu_flags", lambda: AVX2_ONLY)
-    monkeypatch.setattr(hardware, "_gpu_capabilities", lambda: ())
+    monkeypatch.setattr(hardware, "_gpu_capabilities", lambda device_names=None: ())
     config = tfvae.TrainConfig(dataset="idx", data_dir=tiny_idx_dir, hidden_units=(8,), latent_dim=2, epochs=1,
                                batch_size=32, validation_examples=0, precision="mixed_bfloat16")
     expected = hardware.emulation_warning("mixed_bfloat16", AVX2_ONLY)

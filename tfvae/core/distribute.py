@@ -28,6 +28,7 @@ __all__ = [
     "STRATEGIES",
     "any_worker",
     "check_batch_size",
+    "replica_devices",
     "clip_across_replicas",
     "describe",
     "disable_tensor_float_32",
@@ -153,12 +154,18 @@ def clip_across_replicas(grads, clip_norm):
     return grads, norm
 
 
+def replica_devices(strategy) -> tuple[str, ...]:
+    """The devices this worker's replicas of ``strategy`` compute on (the default strategy: TensorFlow's default
+    device, the first GPU if any, else the CPU)."""
+    try:
+        return tuple(strategy.extended.worker_devices)
+    except RuntimeError:  # the default strategy
+        return tuple(d.name for d in (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))[:1])
+
+
 def describe(strategy) -> str:
     """One line naming the strategy and the devices its replicas run on (logged at the start of a run)."""
-    try:
-        devices = list(strategy.extended.worker_devices)
-    except RuntimeError:  # the default strategy: TensorFlow's default device
-        devices = [d.name for d in (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))[:1]]
+    devices = replica_devices(strategy)
     return (f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replica(s) in all, on this worker "
             f"{', '.join(devices)}; visible GPUs: {len(tf.config.list_logical_devices('GPU'))}")
 

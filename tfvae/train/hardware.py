@@ -26,7 +26,8 @@ from absl import logging
 from tfvae.core import choices
 from tfvae.nn import networks
 
-__all__ = ["JIT_COMPILE_MODES", "NATIVE_CPU_FLAGS", "cpu_flags", "emulation_warning", "uses_xla", "warn_if_emulated"]
+__all__ = ["JIT_COMPILE_MODES", "NATIVE_CPU_FLAGS", "cpu_flags", "emulation_warning", "gpu_capabilities", "uses_xla",
+           "warn_if_emulated"]
 
 JIT_COMPILE_MODES = choices.register("jit_compile", ("auto", "on", "off"))
 
@@ -78,20 +79,41 @@ def emulation_warning(precision: str, cpu: frozenset[str] | None, gpu_capabiliti
             "run will be slower than with --precision=float32, which trains to the same quality")
 
 
-def _gpu_capabilities() -> tuple | None:
+def gpu_capabilities(device_names, visible_gpus, details) -> tuple | None:
+    """The (major, minor) compute capability of each GPU among ``device_names``; None if one's is unknown.
+
+    ``device_names``: the devices a run computes on (a strategy's, e.g.
+    ``/job:worker/replica:0/task:0/device:GPU:1``; None: every visible GPU);
+    logical GPU i is the i-th of ``visible_gpus`` (TensorFlow's visible physical
+    GPUs), whose details (a dict with ``compute_capability``) ``details`` gives.
+    CPU devices among them are not GPUs: a run placed on the CPU of a GPU
+    machine is judged by its CPU.
+    """
+    if device_names is None:
+        chosen = list(visible_gpus)
+    else:
+        indices = [tf.DeviceSpec.from_string(name).device_index or 0 for name in device_names
+                   if (tf.DeviceSpec.from_string(name).device_type or "").upper() == "GPU"]
+        chosen = [visible_gpus[i] for i in indices if i < len(visible_gpus)]
     capabilities = []
-    for gpu in tf.config.list_physical_devices("GPU"):
-        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+    for gpu in chosen:
+        capability = details(gpu).get("compute_capability")
         if not capability:
             return None
         capabilities.append(tuple(capability))
     return tuple(capabilities)
 
 
+def _gpu_capabilities(device_names=None) -> tuple | None:
+    return gpu_capabilities(device_names, tf.config.get_visible_devices("GPU"),
+                            tf.config.experimental.get_device_details)
+
+
 @functools.cache
-def warn_if_emulated(precision: str) -> str | None:
-    """Logs ``emulation_warning`` for this machine's processors (once per precision and process); returns it."""
-    message = emulation_warning(precision, cpu_flags(), _gpu_capabilities())
+def warn_if_emulated(precision: str, device_names: tuple[str, ...] | None = None) -> str | None:
+    """Logs ``emulation_warning`` for the processors the run computes on (once per precision, devices and process);
+    returns it. ``device_names``: the strategy's devices (None: every visible GPU, else the CPU)."""
+    message = emulation_warning(precision, cpu_flags(), _gpu_capabilities(device_names))
     if message:
         logging.warning(message)
     return message

@@ -136,7 +136,7 @@ def train_and_evaluate(
     strategy = strategy or distribute.make_strategy(config.strategy, config.devices, config.logical_cpu_devices)
     logging.info("%s", distribute.describe(strategy))
     factory.check_config(config)  # after the strategy: a multi-worker one must exist before TensorFlow starts
-    hardware.warn_if_emulated(config.precision)
+    hardware.warn_if_emulated(config.precision, distribute.replica_devices(strategy))
     given = (data_defaults.settings_changed_from_defaults(config) if settings_given is None
              else frozenset(settings_given))
     if model is not None:  # its likelihood is its decoder's, not the config's to fit
