@@ -2,11 +2,16 @@
 
   python tests/loss_scale_worker.py mirrored <out.json>   # 2 logical CPU devices, one process
   python tests/loss_scale_worker.py multi_worker <out.json>  # one of 2 workers (TF_CONFIG set by the test)
+  python tests/loss_scale_worker.py mirrored_spike <out.json>  # 2 devices: a gradient spike from one replica
 
 The encoder multiplies q's location by 1e30 for an example whose pixel (0, 0)
 is 2: its KL (and gradient) overflows. Global batch 4, 2 replicas: example 3,
 on replica (or worker) 1 only, is marked in the first batch; the second batch
 is clean. Writes what each replica saw to out.json.
+
+``mirrored_spike`` multiplies the marked location by 100 instead (a finite
+spike), under loss scaling and the spike guard (factor 2, one warm-up step):
+the clean batch first, then the marked one.
 """
 
 import json
@@ -28,18 +33,18 @@ MARK = 2.0
 class OverflowingEncoder(keras.layers.Layer):
     """A diagonal Gaussian q(z|x) whose location overflows on marked examples."""
 
-    def __init__(self, latent_dim=2, **kwargs):
+    def __init__(self, latent_dim=2, overflow=1e30, **kwargs):
         super().__init__(**kwargs)
-        self.latent_dim = latent_dim
+        self.latent_dim, self.overflow = latent_dim, overflow
         self.params = keras.layers.Dense(2 * latent_dim)
 
     def call(self, x):
         loc, raw_scale = tf.split(self.params(tf.reshape(x, [-1, 64])), 2, axis=-1)
         marked = tf.cast(x[:, 0, 0, 0] > 1.5, tf.float32)[:, None]
-        return tfd.MultivariateNormalDiag(loc * (1.0 + marked * 1e30), tf.nn.softplus(raw_scale) + 1e-3)
+        return tfd.MultivariateNormalDiag(loc * (1.0 + marked * self.overflow), tf.nn.softplus(raw_scale) + 1e-3)
 
     def get_config(self):
-        return {**super().get_config(), "latent_dim": self.latent_dim}
+        return {**super().get_config(), "latent_dim": self.latent_dim, "overflow": self.overflow}
 
 
 def batches():
@@ -51,6 +56,8 @@ def batches():
 
 
 def main(mode, out_path):
+    if mode == "mirrored_spike":
+        return spike(out_path)
     if mode == "mirrored":
         distribute.split_cpu(2)
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -86,6 +93,52 @@ def main(mode, out_path):
                   skipped=[float(v) for v in strategy.experimental_local_results(logs["skipped_steps"])])
     step(per_replica(second))
     report.update(after_clean=weights(), iterations_after_clean=int(model.optimizer.iterations.numpy()))
+    with open(out_path, "w") as f:
+        json.dump(report, f)
+
+
+def spike(out_path):
+    """Step 1 clean, step 2 a finite spike on replica 1 only; what each replica saw and did."""
+    distribute.split_cpu(2)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = tfvae.VAE(OverflowingEncoder(2, overflow=100.0), tfvae.BernoulliDecoder((8, 8, 1), hidden_units=[8]),
+                          tfvae.StandardNormalPrior(2))
+        model.build((None, 8, 8, 1))
+        model.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1)), seed=0,
+                      gradient_spike_factor=2.0)
+        model.optimizer.build(model.trainable_variables)
+    model.optimizer_step.guard.warmup_steps = 1
+
+    @tf.function
+    def step(x):
+        return strategy.run(model.train_step, args=(x,))
+
+    def per_replica(batch):
+        return strategy.experimental_distribute_values_from_function(
+            lambda ctx: tf.constant(batch[2 * ctx.replica_id_in_sync_group: 2 * ctx.replica_id_in_sync_group + 2]))
+
+    def copies(variable):  # every local replica's copy
+        return [np.asarray(r) for r in strategy.experimental_local_results(variable)]
+
+    marked, clean = batches()
+    step(per_replica(clean))
+    guard = model.optimizer_step.guard
+    level = float(copies(guard.norm_mean)[0] / (1.0 - guard.decay))  # debiased mean of one norm: that norm
+    before = [copies(v.value) for v in model.trainable_variables]
+    logs = step(per_replica(marked))
+    after = [copies(v.value) for v in model.trainable_variables]
+    report = {
+        "level": level,
+        "change_norms": [float(np.sqrt(sum(np.sum((a[r] - b[r]) ** 2) for a, b in zip(after, before, strict=True))))
+                         for r in range(2)],
+        "copies_equal": all(np.array_equal(a[0], a[1]) for a in after),
+        "spikes": [float(v) for v in strategy.experimental_local_results(logs["gradient_spikes"])],
+        "skipped": [float(v) for v in strategy.experimental_local_results(logs["skipped_steps"])],
+        "guard_updates": [float(v) for v in copies(guard.updates)],
+        "guard_means": [float(v) for v in copies(guard.norm_mean)],
+    }
     with open(out_path, "w") as f:
         json.dump(report, f)
 

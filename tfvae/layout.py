@@ -27,7 +27,8 @@ class Folder:
 
 FOLDERS = {
     "core": Folder("seeds and replica position, distribution strategies, files, errors, the serialisation base, "
-                   "latent structure (flat or joint), the gradient spike guard, the registry of settings' choices", ()),
+                   "latent structure (flat or joint), the optimizer step (replica sum, loss scaling, clipping, the "
+                   "gradient spike guard), the registry of settings' choices", ()),
     "nn": Folder("networks: MLP and conv trunks, residual trunks, flow networks (MADE, coupling) and their bijectors",
                  ("core",)),
     "objectives": Folder("the bounds as pure functions of distributions, the ELBO and IWAE parts, KL schedules",

@@ -54,10 +54,10 @@ def test_the_model_clips_a_spike_to_the_guard_limit_and_counts_it(clip):
     model = _model(gradient_spike_factor=5.0, clip_global_norm=clip)
     for _ in range(100):
         np.testing.assert_allclose(_step(model, 1.0), 0.1, rtol=1e-4)  # lr * norm: below both limits
-    assert float(model.spike_tracker.result()) == 0.0
+    assert float(model.optimizer_step.spike_tracker.result()) == 0.0
     change = _step(model, 50.0)
     np.testing.assert_allclose(change, 0.1 * (clip or 5.0), rtol=1e-3)  # clipped to factor * running mean 1
-    np.testing.assert_allclose(float(model.spike_tracker.result()), 1 / 101, rtol=1e-5)
+    np.testing.assert_allclose(float(model.optimizer_step.spike_tracker.result()), 1 / 101, rtol=1e-5)
     assert "gradient_spikes" in [m.name for m in model.metrics]
 
 

@@ -70,6 +70,20 @@ def test_an_overflow_on_one_of_two_workers_is_skipped_by_both_without_a_hang(tmp
     np.testing.assert_array_equal(np.array(reports[0]["after_clean"][0][0]), np.array(reports[1]["after_clean"][0][0]))
 
 
+def test_a_spike_from_one_of_two_replicas_is_clipped_alike_on_both_and_counted_once_per_step(tmp_path):
+    """The guard judges the all-replica, unscaled gradient: both replicas clip to factor * level and count it."""
+    out = tmp_path / "spike.json"
+    result = subprocess.run([sys.executable, WORKER, "mirrored_spike", str(out)], capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["copies_equal"]
+    for change in report["change_norms"]:  # SGD(0.1): the update is 0.1 * the clipped gradient, 2 x the level
+        np.testing.assert_allclose(change, 0.1 * 2.0 * report["level"], rtol=1e-4)
+    assert report["spikes"] == [0.5, 0.5] and report["skipped"] == [0.0, 0.0]  # 1 of the 2 steps, on each replica
+    assert report["guard_updates"] == [2.0, 2.0] and report["guard_means"][0] == report["guard_means"][1]
+
+
 # ------------------------------------------------------------ one device: unscaled clipping, the guard
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -113,3 +127,48 @@ def test_a_non_finite_norm_is_never_a_spike_and_leaves_the_guards_level_alone():
     assert int(lso.iterations.numpy()) == 2
     report = optimizer_step.apply_step(lso, [tf.constant([400.0, 0.0]), tf.constant([[0.0]])], variables, guard=guard)
     assert bool(report["spike"]) and bool(report["finite"])  # 100 (unscaled) > 2 x the level of 1
+
+
+# ------------------------------------------------------------ OptimizerStep: the rules and their accounting
+def _loss_scaled(learning_rate, variables):
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(learning_rate), initial_scale=2.0**15)
+    optimizer.build(variables)
+    return optimizer
+
+
+def test_optimizer_step_clips_the_unscaled_gradient_and_reports_the_trackers_its_settings_need():
+    variables = _variables()
+    step = optimizer_step.OptimizerStep(clip_global_norm=1.3)
+    optimizer = _loss_scaled(1.0, variables)
+    applied = step.apply(optimizer, [tf.constant([3.0, -4.0]) * 2.0**15, tf.constant([[12.0]]) * 2.0**15], variables)
+    assert bool(applied)
+    # norm 13 clipped to 1.3: the update is a tenth of the true gradient, whatever the loss scale
+    np.testing.assert_allclose(variables[0].numpy(), [1.0 - 0.3, -2.0 + 0.4], rtol=1e-6)
+    np.testing.assert_allclose(variables[1].numpy(), [[0.5 - 1.2]], rtol=1e-6)
+    assert [m.name for m in step.metrics(optimizer)] == ["skipped_steps"]
+    assert step.metrics(keras.optimizers.SGD(1.0)) == []
+    guarded = optimizer_step.OptimizerStep(gradient_spike_factor=3.0)
+    assert [m.name for m in guarded.metrics(optimizer)] == ["gradient_spikes", "skipped_steps"]
+    assert guarded.gradient_spike_factor == 3.0 and guarded.clip_global_norm is None
+
+
+def test_optimizer_step_counts_a_skipped_step_and_says_it_was_not_applied():
+    variables = _variables()
+    step = optimizer_step.OptimizerStep()
+    optimizer = _loss_scaled(0.1, variables)
+    before = [v.numpy() for v in variables]
+    assert not bool(step.apply(optimizer, [tf.constant([np.nan, 0.0]), tf.constant([[1.0]])], variables))
+    for b, v in zip(before, variables, strict=True):
+        np.testing.assert_array_equal(b, v.numpy())
+    assert bool(step.apply(optimizer, [tf.constant([1.0, 0.0]), tf.constant([[1.0]])], variables))
+    assert float(step.skip_tracker.result()) == 0.5
+    assert step.apply(keras.optimizers.SGD(0.1), [tf.constant([1.0, 0.0]), tf.constant([[1.0]])], variables) is None
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"clip_global_norm": 0.0}, "clip_global_norm must be > 0 or None; got 0.0"),
+    ({"gradient_spike_factor": 1.0}, "gradient_spike_factor must be > 1; got 1.0"),
+])
+def test_optimizer_step_refuses_bad_settings_in_one_line(kwargs, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        optimizer_step.OptimizerStep(**kwargs)

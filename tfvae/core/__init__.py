@@ -1,9 +1,10 @@
 """core: the pieces every other folder stands on.
 
   sampling.py        the one seed convention: stateless seeds, a replica's position, posterior draws
-  distribute.py      tf.distribute strategies from a name, replica mechanics (global batch, clipping)
+  distribute.py      tf.distribute strategies from a name, replica mechanics (global batch)
   latents.py         latent structure in one place: a flat latent or a joint list of layers, asked the same way
-  optimizer_step.py  one optimizer step, applied or skipped on every replica and worker alike
+  optimizer_step.py  OptimizerStep, a training step's mechanics after the gradients: replica reduction,
+                     loss scaling, clipping, the spike guard, a step applied or skipped on every replica alike
   gradient_guard.py  the gradient spike guard
   files.py           atomic writes
   errors.py          DataError

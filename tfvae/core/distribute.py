@@ -141,7 +141,9 @@ def clip_across_replicas(grads, clip_norm):
     The optimizer sums what each replica passes it, so each replica passes
     clipped_sum / R; the clipping therefore means the same on 1 or R replicas.
     ``clip_norm`` may be a scalar tensor (+inf: no clipping); ``norm`` is the
-    global norm of the unclipped sum.
+    global norm of the unclipped sum. Kept for callers of tfvae 0.3.0: a
+    training step clips with ``optimizer_step.OptimizerStep``, which also
+    unscales a loss-scaled gradient first.
     """
     _, num_replicas = sampling.replica_position()
     if num_replicas > 1:

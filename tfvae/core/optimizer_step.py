@@ -1,5 +1,12 @@
 """One optimizer step under tf.distribute: every replica and worker applies it, or skips it, together.
 
+``OptimizerStep`` is the training step's mechanics after the gradients, in
+one object with one job: the rules below (replica reduction, unscaling,
+clipping, the spike guard, agreement on a skip) and the count of spikes and
+skipped steps. ``VAE.compile(clip_global_norm=..., gradient_spike_factor=...)``
+builds it, and ``VAE.train_step`` hands it the gradients; ``apply_step`` is
+the same rules as a function, for a caller with no model (``device_check``).
+
 A replica computes the gradient of its share of the loss (scaled by the
 loss scale S under ``mixed_float16``: g_r = S * d loss_r / d w). The step:
 
@@ -29,9 +36,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfvae.core import sampling
+from tfvae.core import gradient_guard, sampling
 
-__all__ = ["StepReport", "apply_step", "loss_scale"]
+__all__ = ["OptimizerStep", "StepReport", "apply_step", "loss_scale"]
 
 
 class StepReport(dict):
@@ -97,3 +104,83 @@ def apply_step(optimizer, grads, variables, clip_global_norm: float | None = Non
     if spike_limit is not None:
         report["spike"] = tf.math.is_finite(norm) & (norm > spike_limit)
     return report
+
+
+class OptimizerStep:
+    """Applies a replica's gradients by the rules of the module docstring, and counts spikes and skipped steps.
+
+      g      = sum_r g_r / S                       one all-reduce, then unscaled (S = 1 without loss scaling)
+      g      = g * min(1, c / ||g||_2)             c = min(clip_global_norm, factor * m_t of the spike guard)
+      spike  = isfinite(||g||) and ||g|| > factor * m_t     counted in ``gradient_spikes``
+      skip   = not all(isfinite(g))                under loss scaling only; counted in ``skipped_steps``
+
+    Every replica and worker computes the same g, so all reach the same
+    decisions; a skipped step changes no weight, halves S and still advances
+    ``optimizer.iterations``.
+
+    Args:
+      clip_global_norm: c, a float > 0: clip the all-replica, unscaled
+        gradient to this global norm, so it means the same on 1 or N
+        replicas and under any loss scale (Keras' ``global_clipnorm`` clips
+        each replica's part). None (default): no clipping.
+      gradient_spike_factor: a float > 1: the spike guard
+        (``gradient_guard.GradientSpikeGuard``) clips a gradient whose norm
+        exceeds factor times the running mean of recent norms to that level
+        and counts it. None (default): no guard.
+
+    Attributes:
+      guard: the ``GradientSpikeGuard`` or None. Its state is not tracked by
+        this object: the owner tracks it (a ``VAE`` as ``model.gradient_guard``,
+        so ``tf.train.Checkpoint(model=...)`` saves and restores it).
+      spike_tracker, skip_tracker: ``keras.metrics.Mean`` of the fraction of
+        steps that were spikes (``gradient_spikes``) and skipped
+        (``skipped_steps``).
+
+    Example:
+      step = OptimizerStep(clip_global_norm=1.0)
+      applied = step.apply(optimizer, tape.gradient(optimizer.scale_loss(loss), variables), variables)
+    """
+
+    def __init__(self, clip_global_norm: float | None = None, gradient_spike_factor: float | None = None):
+        if clip_global_norm is not None and not clip_global_norm > 0:
+            raise ValueError(f"clip_global_norm must be > 0 or None; got {clip_global_norm}")
+        self.clip_global_norm = None if clip_global_norm is None else float(clip_global_norm)
+        self.guard = None
+        if gradient_spike_factor is not None:
+            self.guard = gradient_guard.GradientSpikeGuard(gradient_spike_factor)
+        self.spike_tracker = keras.metrics.Mean(name="gradient_spikes")
+        self.skip_tracker = keras.metrics.Mean(name="skipped_steps")
+
+    @property
+    def gradient_spike_factor(self) -> float | None:
+        return None if self.guard is None else self.guard.factor
+
+    def metrics(self, optimizer) -> list:
+        """The trackers this step reports with ``optimizer``: spikes with the guard, skips under loss scaling."""
+        trackers = [self.spike_tracker] if self.guard is not None else []
+        if loss_scale(optimizer) is not None:
+            trackers.append(self.skip_tracker)
+        return trackers
+
+    def apply(self, optimizer, grads, variables) -> tf.Tensor | None:
+        """Applies (or skips) the step on every replica alike and counts it.
+
+        Args:
+          optimizer: a Keras optimizer, possibly a ``LossScaleOptimizer``.
+          grads: this replica's gradients of its share of the loss, scaled
+            by the optimizer (``optimizer.scale_loss``).
+          variables: the trainable variables, in the order of ``grads``.
+
+        Returns:
+          under loss scaling, a bool tensor: whether the step was applied
+          (the same on every replica), so that the caller can leave a
+          skipped step's figures out of its metrics; else None (every step
+          is applied).
+        """
+        report = apply_step(optimizer, grads, variables, self.clip_global_norm, self.guard)
+        if "spike" in report:
+            self.spike_tracker.update_state(tf.cast(report["spike"], tf.float32))
+        if loss_scale(optimizer) is None:
+            return None
+        self.skip_tracker.update_state(tf.cast(tf.logical_not(report["finite"]), tf.float32))
+        return report["finite"]

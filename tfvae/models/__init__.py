@@ -8,6 +8,7 @@
   pixel_distributions.py  the discretized logistic bin over 8-bit values, and a mixture per channel value (0.3.0's)
   pixel_mixture.py        the discretized logistic mixture over whole pixels, channels coupled (the default)
   conditioning.py         a conditional part called without its condition: one error line
+  moved_arguments.py      the arguments VAE took in tfvae 0.2: one error line naming their new home
 
 May import: core, nn, objectives.
 """

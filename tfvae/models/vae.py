@@ -12,9 +12,10 @@ The model holds the probabilistic model and its bounds, in nats per example:
   IWAE_k     = log (1/k) sum_j p(x, z_j) / q(z_j|x)  (``log_likelihood``)
 
 What it is trained on is a separate part, ``objective`` (``tfvae.ELBO``,
-``tfvae.IWAE``: beta, KL schedules, free bits, k). Training mechanics that do
-not change the model (the seed of the training noise, gradient clipping) are
-arguments of ``compile``. A conditional VAE (num_classes > 0) feeds one-hot
+``tfvae.IWAE``: beta, KL schedules, free bits, k). How a step applies the
+gradients (replica reduction, loss scaling, clipping, the spike guard) is
+``core.optimizer_step.OptimizerStep``, which ``compile`` builds from its
+arguments; the model computes the loss and its gradients and reports its terms. A conditional VAE (num_classes > 0) feeds one-hot
 labels y to the encoder and decoder: q(z|x, y), p(x|z, y), p(z).
 
 What the model needs from its parts, in one place:
@@ -49,7 +50,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import objectives
-from tfvae.core import distribute, gradient_guard, latents, optimizer_step, sampling, xla
+from tfvae.core import distribute, latents, optimizer_step, sampling, xla
+from tfvae.models import moved_arguments
 from tfvae.objectives import losses
 
 tfd = tfp.distributions
@@ -62,16 +64,6 @@ LatentSample.__doc__ = """k posterior samples of a batch: q, p(z), z [k, B, D], 
 and ``layer_rates``, the list of each latent layer's rate [B] (one for a flat latent; their sum is the rate).
 
 For a hierarchical VAE z is the list of layers [k, B, D_l] in the joint's order (``core.latents``)."""
-
-# Arguments VAE took before the objective became a part (tfvae <= 0.2), with where they live now.
-_MOVED_ARGUMENTS = {
-    "beta": "objective=tfvae.ELBO(beta=...)", "kl_warmup_steps": "tfvae.ELBO(kl_weight=tfvae.schedules.Linear(...))",
-    "kl_schedule": "tfvae.ELBO(kl_weight=tfvae.schedules....)", "kl_cycle_steps": "tfvae.objectives.schedules.Cyclical(...)",
-    "kl_method": "tfvae.ELBO(kl_method=...)", "free_bits": "tfvae.ELBO(free_bits=...)",
-    "free_bits_group_size": "tfvae.ELBO(free_bits_group_size=...)", "num_samples": "tfvae.IWAE(num_samples=...)",
-    "clip_global_norm": "model.compile(clip_global_norm=...)", "seed": "model.compile(seed=...)",
-}
-
 
 def _features(data):
     """The images of a batch that may be x, (x,), (x, y) or {"image": x}."""
@@ -122,9 +114,7 @@ class VAE(keras.Model):
     """
 
     def __init__(self, encoder, decoder, prior, objective=None, num_classes=0, **kwargs):
-        moved = sorted(set(kwargs) & set(_MOVED_ARGUMENTS))
-        if moved:
-            raise TypeError(f"VAE no longer takes {moved[0]}; use {_MOVED_ARGUMENTS[moved[0]]}")
+        moved_arguments.refuse(kwargs)
         super().__init__(**kwargs)
         if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 0:
             raise ValueError(f"num_classes must be an int >= 0; got {num_classes!r}")
@@ -145,14 +135,11 @@ class VAE(keras.Model):
                 self.objective.check_latent_dim(int(size))
         self.data_shape = None
         self.seed = 0
-        self.clip_global_norm = None
-        self.gradient_spike_factor = None
+        self.optimizer_step = optimizer_step.OptimizerStep()  # compile's arguments replace it
         self.elbo_tracker = keras.metrics.Mean(name="elbo")
         self.rate_tracker = keras.metrics.Mean(name="rate")
         self.distortion_tracker = keras.metrics.Mean(name="distortion")
         self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.spike_tracker = keras.metrics.Mean(name="gradient_spikes")  # reported with gradient_spike_factor
-        self.skip_tracker = keras.metrics.Mean(name="skipped_steps")  # reported under loss scaling
 
     # ----------------------------------------------------------------- parts
     @property
@@ -370,35 +357,42 @@ class VAE(keras.Model):
     # -------------------------------------------------------------- training
     def compile(self, optimizer="adam", seed: int = 0, clip_global_norm: float | None = None,
                 gradient_spike_factor: float | None = None, **kwargs):
-        """keras.Model.compile, plus the training mechanics that do not change the model.
+        """keras.Model.compile, plus the training settings that do not change the model.
 
         Args:
           optimizer: as for Keras.
           seed: int from which all training noise (posterior samples) is
             derived as (seed, step), so a resumed run repeats the same draws.
-          clip_global_norm: if set, the all-replica gradient sum is clipped to
-            this global norm before the update, so it means the same on 1 or
-            N replicas (Keras' own ``global_clipnorm`` clips each replica's part).
-          gradient_spike_factor: if set (> 1), a guard against gradient
-            spikes (``tfvae.gradient_guard``): an update whose all-replica
-            gradient norm exceeds factor times the running mean of recent
-            updates' norms is clipped to that level and counted (the
-            ``gradient_spikes`` metric: the fraction of the epoch's steps).
-            Its state (``model.gradient_guard``) is checkpointed with the model.
+          clip_global_norm: if set (> 0), clip the all-replica, unscaled
+            gradient to this global norm (the same on 1 or N replicas, unlike
+            Keras' ``global_clipnorm``). Default None.
+          gradient_spike_factor: if set (> 1), clip an update whose gradient
+            norm exceeds factor times the running mean of recent ones to that
+            level and count it (the ``gradient_spikes`` metric; the guard's
+            state, ``model.gradient_guard``, is checkpointed with the model).
+            Default None.
           **kwargs: the rest of keras.Model.compile (not ``loss``: the
             objective is the model's ``objective``).
+
+        The two gradient settings build ``model.optimizer_step``
+        (``core.optimizer_step.OptimizerStep``: the rules and their maths),
+        which applies every training step's gradients.
         """
         if kwargs.get("loss") is not None:
             raise ValueError("VAE.compile takes no loss; pass objective=tfvae.ELBO(...) or tfvae.IWAE(...) to VAE")
-        if clip_global_norm is not None and not clip_global_norm > 0:
-            raise ValueError(f"clip_global_norm must be > 0 or None; got {clip_global_norm}")
+        self.optimizer_step = optimizer_step.OptimizerStep(clip_global_norm, gradient_spike_factor)
+        if self.optimizer_step.guard is not None:
+            self.gradient_guard = self.optimizer_step.guard  # tracked here: its checkpoint key since tfvae 0.3.0
         self.seed = int(seed)
-        self.clip_global_norm = None if clip_global_norm is None else float(clip_global_norm)
-        self.gradient_spike_factor = None
-        if gradient_spike_factor is not None:
-            self.gradient_guard = gradient_guard.GradientSpikeGuard(gradient_spike_factor)
-            self.gradient_spike_factor = self.gradient_guard.factor
         super().compile(optimizer=optimizer, **kwargs)
+
+    @property
+    def clip_global_norm(self) -> float | None:
+        return self.optimizer_step.clip_global_norm
+
+    @property
+    def gradient_spike_factor(self) -> float | None:
+        return self.optimizer_step.gradient_spike_factor
 
     def get_compile_config(self):
         config = super().get_compile_config()
@@ -415,11 +409,7 @@ class VAE(keras.Model):
     @property
     def metrics(self):
         trackers = [self.loss_tracker, self.elbo_tracker, self.rate_tracker, self.distortion_tracker]
-        if self.gradient_spike_factor:
-            trackers.append(self.spike_tracker)
-        if optimizer_step.loss_scale(getattr(self, "optimizer", None)) is not None:
-            trackers.append(self.skip_tracker)
-        return trackers
+        return trackers + self.optimizer_step.metrics(getattr(self, "optimizer", None))
 
     def _update_trackers(self, terms, loss, weight=None):
         self.loss_tracker.update_state(loss, sample_weight=weight)
@@ -469,29 +459,21 @@ class VAE(keras.Model):
         return terms, loss, tape.gradient(scaled_loss, self.trainable_variables)
 
     def apply_gradients_across_replicas(self, terms, loss, grads):
-        """Applies the step on every replica alike (``core.optimizer_step``); updates the metrics.
+        """Applies the step by ``model.optimizer_step`` (every replica alike) and updates the metrics.
 
-        Gradients are summed across replicas; with loss scaling, clipping or
-        the spike guard they are unscaled, clipped and guarded on their true
-        values, and a step with a non-finite gradient is skipped by every
-        replica and worker (its loss left out of the metrics, counted in
-        ``skipped_steps``).
+        ``loss`` is this replica's share (its sum over the global batch), so
+        ``loss * num_replicas`` is what the replicas' metric mean averages to
+        the global mean. Under loss scaling a skipped step's (non-finite)
+        figures are left out of the metrics.
         """
-        guard = self.gradient_guard if self.gradient_spike_factor else None
-        report = optimizer_step.apply_step(self.optimizer, grads, self.trainable_variables, self.clip_global_norm,
-                                           guard)
-        if "spike" in report:
-            self.spike_tracker.update_state(tf.cast(report["spike"], tf.float32))
+        applied = self.optimizer_step.apply(self.optimizer, grads, self.trainable_variables)
         _, num_replicas = sampling.replica_position()
         loss = loss * tf.cast(num_replicas, tf.float32)
-        if optimizer_step.loss_scale(self.optimizer) is None:
+        if applied is None:
             self._update_trackers(terms, loss)
             return
-        applied = report["finite"]
-        self.skip_tracker.update_state(tf.cast(tf.logical_not(applied), tf.float32))
-        weight = tf.cast(applied, tf.float32)  # a skipped step's (non-finite) figures are left out
         self._update_trackers({k: tf.where(applied, v, tf.zeros_like(v)) for k, v in terms.items()},
-                              tf.where(applied, loss, 0.0), weight)
+                              tf.where(applied, loss, 0.0), tf.cast(applied, tf.float32))
 
     def test_step(self, data):
         x = tf.cast(_features(data), tf.float32)

@@ -146,8 +146,27 @@ def _stddev_if_closed_form(distribution) -> dict:
         return {}
 
 
+class _Served:
+    """What the signatures read of the model, held where TensorFlow does not track it: tracking the Keras model
+    would save its variable wrappers as well as the variables (see ``ServingModule.model_variables``)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.data_shape = [int(d) for d in model.data_shape]
+        self.latent_dim, self.num_classes = model.latent_dim, int(model.num_classes)
+        self.bernoulli = isinstance(model.decoder, decoders.BernoulliDecoder)
+        self.examples = data_name(self.data_shape)
+
+
 class ServingModule(tf.Module):
-    """The exportable form of a trained ``VAE``: variables plus signature functions.
+    """The exportable form of a trained ``VAE``: its variables and one ``tf.function`` per signature.
+
+    Each signature is a method (``_encode``, ``_decode``, ``_reconstruct``,
+    ``_sample``, ``_log_likelihood``) bound in ``__init__`` to the input
+    signature the model's shapes give it (``encode``, ``decode``, ...); the
+    checks they share are the helpers ``_checked_batch``, ``_checked_examples``
+    and ``_checked_labels`` (the inputs, limits and outputs are in the module
+    docstring).
 
     Args:
       model: a built ``tfvae.VAE``; a conditional one (``num_classes > 0``)
@@ -178,105 +197,117 @@ class ServingModule(tf.Module):
         # The tf.Variables themselves: tracking Keras 3 variable wrappers saves copies that a
         # TF1-style (TF Serving) load restores while the functions read the uninitialised originals.
         self.model_variables = [v.value for v in model.variables]
-        data_shape = [int(d) for d in model.data_shape]
-        latent_dim, num_classes = model.latent_dim, int(model.num_classes)
-        bernoulli = isinstance(model.decoder, decoders.BernoulliDecoder)
-        max_batch = self.max_batch_size = int(max_batch_size)
-        shape_text = f"[batch, {', '.join(map(str, data_shape))}]"
-        examples = data_name(data_shape)
-
-        def check_batch(value, name, trailing, trailing_text):
-            return _checked(
-                value,
-                _require(_has_shape(value, trailing), f"{name}: expected shape {trailing_text}; got", tf.shape(value)),
-                _require(tf.shape(value)[0] <= max_batch,
-                         f"{name}: batch larger than the maximum of {max_batch} examples; got", tf.shape(value)[0]),
-            )
-
-        def check_images(images):
-            images = check_batch(images, examples, data_shape, shape_text)
-            images = _checked(
-                images,
-                _require(tf.reduce_all(tf.math.is_finite(images)), f"{examples}: values must be finite (found NaN or Inf)"),
-                _require(tf.reduce_all((images >= 0.0) & (images <= 1.0)),
-                         f"{examples}: values must lie in [0, 1]; got min and max", tf.reduce_min(images),
-                         tf.reduce_max(images)),
-            )
-            return tf.reshape(images, [-1, *data_shape])
-
-        def check_labels(labels, batch_of):
-            """labels: one int in [0, num_classes) per row of ``batch_of``; None for an unconditional model."""
-            if labels is None:
-                return None
-            return _checked(
-                labels,
-                _require(tf.size(labels) == tf.shape(batch_of)[0],
-                         "labels: expected one label per example; got labels and examples", tf.size(labels),
-                         tf.shape(batch_of)[0]),
-                _require(tf.reduce_all((labels >= 0) & (labels < num_classes)),
-                         f"labels: expected ints in [0, {num_classes}); got", labels),
-            )
-
-        def likelihood_outputs(likelihood):
-            if bernoulli:
-                return {"probs": likelihood.mean(), "logits": likelihood.distribution.logits}
-            return {"mean": likelihood.mean(), **_stddev_if_closed_form(likelihood)}
-
-        def encode(images, seed, labels=None):
-            seed = _request_parameter(seed, "seed")
-            x = check_images(images)
-            posterior = model.posterior(x, check_labels(labels, x))
-            z = latents.as_vector(posterior.sample(seed=sampling.as_seed(seed)))
-            return {**_posterior_outputs(posterior, model.latent_names), "z": z}
-
-        def decode(z, labels=None):
-            z = check_batch(z, "z", [latent_dim], f"[batch, {latent_dim}]")
-            z = _checked(
-                z,
-                _require(tf.reduce_all(tf.math.is_finite(z)), "z: values must be finite (found NaN or Inf)"),
-                _require(tf.reduce_all(tf.abs(z) <= max_abs_latent),
-                         f"z: values must lie in [-{max_abs_latent:g}, {max_abs_latent:g}]; got min and max",
-                         tf.reduce_min(z), tf.reduce_max(z)),
-            )
-            z = tf.reshape(z, [-1, latent_dim])
-            outputs = likelihood_outputs(model.likelihood(z, check_labels(labels, z)))
-            return {name: _checked(value, _require(tf.reduce_all(tf.math.is_finite(value)),
-                                                   f"z: the decoder output {name} is not finite for these latents"))
-                    for name, value in outputs.items()}
-
-        def reconstruct(images, labels=None):
-            x = check_images(images)
-            return {"reconstruction": model.reconstruct(x, check_labels(labels, x))}
-
-        def sample(num_samples, seed, labels=None):
-            num_samples = _request_parameter(num_samples, "num_samples", 1, max_batch)
-            seed = _request_parameter(seed, "seed")
-            z = model.prior.sample(num_samples, seed=sampling.as_seed(seed))
-            return {examples: model.likelihood(z, check_labels(labels, z)).mean()}
-
-        def log_likelihood(images, num_importance_samples, seed, labels=None):
-            k = _request_parameter(num_importance_samples, "num_importance_samples", 1, int(max_importance_samples))
-            seed = sampling.as_seed(_request_parameter(seed, "seed"))
-            x = check_images(images)
-            batch = tf.shape(x, out_type=tf.int64)[0]
-            x = _checked(x, _require(batch * tf.cast(k, tf.int64) <= max_samples_per_request,
-                                     f"num_importance_samples: batch * num_importance_samples must be at most "
-                                     f"{max_samples_per_request}; got batch and num_importance_samples", batch, k))
-            y = check_labels(labels, x)
-            return {"elbo": model.elbo(x, seed, labels=y), "iwae_bound": model.iwae_bound(x, k, seed, labels=y)}
-
-        images = tf.TensorSpec([None, *data_shape], tf.float32, name=examples)
+        self.max_batch_size = int(max_batch_size)
+        self._served = _Served(model)
+        served = self._served
+        images = tf.TensorSpec([None, *served.data_shape], tf.float32, name=served.examples)
         seed = tf.TensorSpec([None], tf.int64, name="seed")
-        labels = [tf.TensorSpec([None], tf.int32, name="labels")] if num_classes else []
-        z = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
+        labels = [tf.TensorSpec([None], tf.int32, name="labels")] if served.num_classes else []
+        z = tf.TensorSpec([None, served.latent_dim], tf.float32, name="z")
         num_samples = tf.TensorSpec([None], tf.int32, name="num_samples")
         num_importance = tf.TensorSpec([None], tf.int32, name="num_importance_samples")
-        self.encode = _signature_function(encode, images, seed, *labels)
-        self.decode = _signature_function(decode, z, *labels)
-        self.reconstruct = _signature_function(reconstruct, images, *labels)
-        self.sample = _signature_function(sample, num_samples, seed, *labels)
-        self.log_likelihood = _signature_function(log_likelihood, images, num_importance, seed, *labels)
+        self.encode = _signature_function(self._encode, images, seed, *labels)
+        self.decode = _signature_function(self._decode, z, *labels)
+        self.reconstruct = _signature_function(self._reconstruct, images, *labels)
+        self.sample = _signature_function(self._sample, num_samples, seed, *labels)
+        self.log_likelihood = _signature_function(self._log_likelihood, images, num_importance, seed, *labels)
 
+    # ------------------------------------------------------------ the signatures
+    def _encode(self, images, seed, labels=None):
+        """loc, scale (where closed-form), scale_tril (full covariance), per-layer loc_z_l/scale_z_l, z ~ q(z|x)."""
+        seed = _request_parameter(seed, "seed")
+        x = self._checked_examples(images)
+        posterior = self._served.model.posterior(x, self._checked_labels(labels, x))
+        z = latents.as_vector(posterior.sample(seed=sampling.as_seed(seed)))
+        return {**_posterior_outputs(posterior, self._served.model.latent_names), "z": z}
+
+    def _decode(self, z, labels=None):
+        """p(x|z)'s probs and logits (Bernoulli) or mean and scale (where closed-form), all finite."""
+        latent_dim, max_abs_latent = self._served.latent_dim, self.limits["max_abs_latent"]
+        z = self._checked_batch(z, "z", [latent_dim], f"[batch, {latent_dim}]")
+        z = _checked(
+            z,
+            _require(tf.reduce_all(tf.math.is_finite(z)), "z: values must be finite (found NaN or Inf)"),
+            _require(tf.reduce_all(tf.abs(z) <= max_abs_latent),
+                     f"z: values must lie in [-{max_abs_latent:g}, {max_abs_latent:g}]; got min and max",
+                     tf.reduce_min(z), tf.reduce_max(z)),
+        )
+        z = tf.reshape(z, [-1, latent_dim])
+        likelihood = self._served.model.likelihood(z, self._checked_labels(labels, z))
+        if self._served.bernoulli:
+            outputs = {"probs": likelihood.mean(), "logits": likelihood.distribution.logits}
+        else:
+            outputs = {"mean": likelihood.mean(), **_stddev_if_closed_form(likelihood)}
+        return {name: _checked(value, _require(tf.reduce_all(tf.math.is_finite(value)),
+                                               f"z: the decoder output {name} is not finite for these latents"))
+                for name, value in outputs.items()}
+
+    def _reconstruct(self, images, labels=None):
+        """The mean of p(x | z = E_q[z])."""
+        x = self._checked_examples(images)
+        return {"reconstruction": self._served.model.reconstruct(x, self._checked_labels(labels, x))}
+
+    def _sample(self, num_samples, seed, labels=None):
+        """The mean of p(x|z), z ~ p(z), for num_samples draws."""
+        num_samples = _request_parameter(num_samples, "num_samples", 1, self.max_batch_size)
+        seed = _request_parameter(seed, "seed")
+        z = self._served.model.prior.sample(num_samples, seed=sampling.as_seed(seed))
+        return {self._served.examples: self._served.model.likelihood(z, self._checked_labels(labels, z)).mean()}
+
+    def _log_likelihood(self, images, num_importance_samples, seed, labels=None):
+        """The ELBO and IWAE_k bounds per example (nats), k = num_importance_samples, batch * k bounded."""
+        max_samples = self.limits["max_samples_per_request"]
+        k = _request_parameter(num_importance_samples, "num_importance_samples", 1,
+                               self.limits["max_importance_samples"])
+        seed = sampling.as_seed(_request_parameter(seed, "seed"))
+        x = self._checked_examples(images)
+        batch = tf.shape(x, out_type=tf.int64)[0]
+        x = _checked(x, _require(batch * tf.cast(k, tf.int64) <= max_samples,
+                                 f"num_importance_samples: batch * num_importance_samples must be at most "
+                                 f"{max_samples}; got batch and num_importance_samples", batch, k))
+        y = self._checked_labels(labels, x)
+        model = self._served.model
+        return {"elbo": model.elbo(x, seed, labels=y), "iwae_bound": model.iwae_bound(x, k, seed, labels=y)}
+
+    # ------------------------------------------------------------ shared checks
+    def _checked_batch(self, value, name: str, trailing: list[int], trailing_text: str):
+        """value of shape [batch, *trailing] with batch <= max_batch_size, else the call fails naming ``name``."""
+        return _checked(
+            value,
+            _require(_has_shape(value, trailing), f"{name}: expected shape {trailing_text}; got", tf.shape(value)),
+            _require(tf.shape(value)[0] <= self.max_batch_size,
+                     f"{name}: batch larger than the maximum of {self.max_batch_size} examples; got",
+                     tf.shape(value)[0]),
+        )
+
+    def _checked_examples(self, images):
+        """The examples input: the model's shape, a batch within the limit, finite values in [0, 1]."""
+        data_shape, examples = self._served.data_shape, self._served.examples
+        images = self._checked_batch(images, examples, data_shape, f"[batch, {', '.join(map(str, data_shape))}]")
+        images = _checked(
+            images,
+            _require(tf.reduce_all(tf.math.is_finite(images)), f"{examples}: values must be finite (found NaN or Inf)"),
+            _require(tf.reduce_all((images >= 0.0) & (images <= 1.0)),
+                     f"{examples}: values must lie in [0, 1]; got min and max", tf.reduce_min(images),
+                     tf.reduce_max(images)),
+        )
+        return tf.reshape(images, [-1, *data_shape])
+
+    def _checked_labels(self, labels, batch_of):
+        """labels: one int in [0, num_classes) per row of ``batch_of``; None for an unconditional model."""
+        if labels is None:
+            return None
+        num_classes = self._served.num_classes
+        return _checked(
+            labels,
+            _require(tf.size(labels) == tf.shape(batch_of)[0],
+                     "labels: expected one label per example; got labels and examples", tf.size(labels),
+                     tf.shape(batch_of)[0]),
+            _require(tf.reduce_all((labels >= 0) & (labels < num_classes)),
+                     f"labels: expected ints in [0, {num_classes}); got", labels),
+        )
+
+    # ------------------------------------------------------------ describing the export
     def signatures(self) -> dict:
         functions = {name: getattr(self, name) for name in SIGNATURES}
         return {**functions, "serving_default": functions[DEFAULT_SIGNATURE]}
