@@ -13,7 +13,7 @@ from tfvae.train import factory, loops, training
 def tfvae_contender(config, prepared, strategy=None):
     """tfvae's own compiled training blocks (``loops.make_training_loop``), as train_and_evaluate runs them.
 
-    ``prepared``: the run's ``data.ImageData`` (the in-memory loop) or ``streaming.StreamData`` (the streaming one).
+    ``prepared``: the run's data (``data.TrainingData``: in memory or streamed; one loop serves both).
     """
     strategy = strategy or tf.distribute.get_strategy()
     model, _ = training.build_model_and_optimizer(config, prepared, strategy)

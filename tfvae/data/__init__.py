@@ -1,9 +1,11 @@
 """data: data sets and their formats, read into memory or streamed, for training and evaluation.
 
-  run_data.py       a run's data from its config (prepare_data) or from Python (from_python)
+  run_data.py       a run's data from its config (prepare_data) or from Python (from_python): read, then made ready
+  training_data.py  the one interface of data ready for training (TrainingData, TrainingFeed), in memory or streamed
   summary.py        what a run's data is, in a few lines (describe)
   tables.py         the column names of a CSV table
-  loaders.py        data sets read into memory by name: IDX, npz, CSV, image folders, shards, TFDS, downloads
+  formats.py        data as read (LoadedArrays, LoadedData), reading options, one entry of the registry (Format)
+  loaders.py        the registry of formats by name (FORMATS) and the readers of IDX, npz, CSV and downloads
   sources.py        a split's files and how their records decode
   records.py        TFRecord shards;   image_folders.py  folders of image files;   tfds_data.py  TFDS
   framing.py        TFRecord framing checked in Python before TensorFlow reads a shard
@@ -13,8 +15,8 @@
   limits.py         the stated ceilings on what a file may claim, and the memory budget
   fuzzing.py        the property every parser of untrusted bytes must hold, run by tests and scripts/fuzz.py
   fuzz_inputs.py    the fuzzers' inputs: valid files of each format, changed where their parsers read them
-  in_memory.py      resumable index blocks over data held in memory, evaluation batches
-  streaming.py      streamed, resumable input in bounded memory
+  in_memory.py      data ready in memory (InMemoryData), its resumable index blocks, evaluation batches
+  streaming.py      data whose training split streams (StreamData): resumable input in bounded memory
   pixels.py         pixel conversions and the fixed test binarization
   conversion.py     any data set written as shards
   photo_crops.py    crops of scikit-image's sample photos written as an image folder (real colour data to try)
@@ -32,7 +34,10 @@ from tfvae.data.run_data import (
     STREAMABLE,
     DataError,
     ImageData,
+    InMemoryData,
+    LoadedArrays,
     LoadedData,
+    TrainingData,
     binarize,
     check_dataset_name,
     example_sources,
@@ -62,9 +67,12 @@ __all__ = [
     "DataError",
     "INPUT_MODES",
     "ImageData",
+    "InMemoryData",
+    "LoadedArrays",
     "LoadedData",
     "PYTHON_DATASET",
     "STREAMABLE",
+    "TrainingData",
     "binarize",
     "check_dataset_name",
     "describe",

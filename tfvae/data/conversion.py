@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
-from tfvae.data import limits, records, run_data, tfds_data
+from tfvae.data import limits, loaders, records
+from tfvae.data.formats import ReadOptions
 
 __all__ = ["write_tfrecords"]
 
@@ -36,21 +37,22 @@ def _examples(images: tf.data.Dataset, with_labels: bool) -> Iterator[tuple[byte
 def write_tfrecords(dataset: str, data_dir: str | None, output_dir: str, num_shards: int, num_test_shards: int = 1,
                     compress: bool = False, channels: int = 0, image_size=(), validation_split: float = 0.1,
                     seed: int = 0, memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB) -> dict[str, list[str]]:
-    """Writes ``dataset`` (``run_data.DATASETS``, read from ``data_dir``) as train and test shards in ``output_dir``.
+    """Writes ``dataset`` (a name of ``loaders.FORMATS``, read from ``data_dir``) as train and test shards in ``output_dir``.
 
     Labels are kept where the data has them. IDX, npz and CSV data are read
     into memory first, under ``memory_budget_mb`` (``loaders.load_dataset``). Shards are written under
     temporary names and renamed when complete; existing shards are never
     overwritten (``records.write_splits``). Returns {split: shard paths}.
     """
-    if dataset in run_data.STREAMABLE or tfds_data.is_tfds(dataset):
-        found = (tfds_data.tfds_sources(dataset, data_dir) if tfds_data.is_tfds(dataset) else
-                 run_data.example_sources(dataset, data_dir, channels, image_size, validation_split, seed))
+    found_format = loaders.find_format(dataset)
+    if found_format.streams:
+        options = ReadOptions(channels, tuple(image_size), validation_split, seed)
+        found = found_format.load(dataset, data_dir, options).sources
         splits = {split: (_examples(source.decoded(), source.has_labels), source.num_examples,
                           num_shards if split == "train" else num_test_shards)
                   for split, source in found.items()}
     else:
-        loaded = run_data.load_dataset(dataset, data_dir, memory_budget_mb=memory_budget_mb)
+        loaded = loaders.load_dataset(dataset, data_dir, memory_budget_mb=memory_budget_mb)
         splits = {}
         for split, images, labels in (("train", loaded.train_images, loaded.train_labels),
                                       ("test", loaded.test_images, loaded.test_labels)):

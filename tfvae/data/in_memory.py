@@ -17,20 +17,30 @@ u for the whole global batch from (seed, global step) and keeps the replica's
 rows: fresh every step and epoch, the same on 1 or R replicas and after a
 resume. ``train_batches`` offers the same batches as an ordinary image
 dataset (for ``model.fit`` and custom loops).
+
+``InMemoryData`` is a run's data ready for training in memory, one of the
+two kinds of ``training_data.TrainingData``; its ``training_feed`` holds the
+training images on the device and feeds the loop these index blocks.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from tfvae.core import distribute, sampling
+from tfvae.data import training_data
 
 __all__ = [
+    "InMemoryData",
+    "IndexFeed",
     "binarize_batch",
     "eval_batches",
+    "local_replica_ids",
     "steps_per_epoch",
     "to_float",
     "train_batches",
@@ -150,3 +160,102 @@ def eval_batches(images: np.ndarray, batch_size: int) -> tf.data.Dataset:
     """Float32 batches of fixed images in order (the last batch may be smaller)."""
     dataset = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
     return dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def local_replica_ids(context: tf.distribute.InputContext) -> tuple[int, ...]:
+    """Global ids of the replicas the input pipeline of ``context`` feeds, in the order the strategy takes them."""
+    per_worker = context.num_replicas_in_sync // context.num_input_pipelines
+    first = context.input_pipeline_id * per_worker
+    return tuple(range(first, first + per_worker))
+
+
+@dataclasses.dataclass(frozen=True)
+class InMemoryData:
+    """A run's data ready for training, held in memory (a ``training_data.TrainingData``).
+
+    What ``data.make_ready`` makes of data as loaded (``formats.LoadedArrays``,
+    or example sources decoded whole): the training images as they will be
+    trained on (uint8 in [0, 255] or float32 in [0, 1], the first
+    ``train_examples``), the test images float32, binarized once with
+    ``test_binarization_seed`` when ``binarize``. tfvae 0.3.0 called it ``ImageData``.
+
+    Attributes:
+      train_images, test_images: [N, H, W, C] images or [N, D] vectors.
+      source: what the data is, for messages.
+      train_labels, test_labels: int32 labels for a conditional run, else None.
+      binarize: whether training batches are binarized dynamically (Bernoulli likelihood).
+      num_classes: max(label) + 1 for a conditional run, else 0.
+      bad_records: records left out with ``skip_bad_records``.
+      test_binarization_seed: the seed of the test images' binarization (None: not binarized, or not known).
+    """
+
+    train_images: np.ndarray
+    test_images: np.ndarray
+    source: str
+    train_labels: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+    binarize: bool = False
+    num_classes: int = 0
+    bad_records: tuple = ()
+    test_binarization_seed: int | None = None
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.train_images.shape[1:])
+
+    @property
+    def num_train_examples(self) -> int:
+        return len(self.train_images)
+
+    def steps_per_epoch(self, global_batch_size: int, num_workers: int = 1) -> int:
+        """Full global batches in one pass over the training images (every worker holds them all)."""
+        del num_workers  # each worker gathers its replicas' rows of every global batch from its own copy
+        return steps_per_epoch(self.num_train_examples, global_batch_size)
+
+    def training_feed(self, strategy: tf.distribute.Strategy, global_batch_size: int, seed: int,
+                      shuffle_buffer: int = 0) -> IndexFeed:
+        """The training images on the device, fed as index blocks; ``shuffle_buffer`` is for streamed data only
+        (data in memory are permuted whole every epoch)."""
+        del shuffle_buffer
+        return IndexFeed(self, strategy, global_batch_size, seed)
+
+    def test_split(self, test_binarization_seed: int | None = None, max_examples: int = 0):
+        """(test images, test labels or None), the first ``max_examples`` (0: all), as ``evaluation`` takes them.
+
+        The images were binarized when the data were made ready; a ``test_binarization_seed`` other than that
+        one is a ValueError (``training_data.resolve_test_seed``).
+        """
+        if self.binarize:
+            training_data.resolve_test_seed(self.test_binarization_seed, test_binarization_seed)
+        images = self.test_images[: max_examples or None]
+        return images, None if self.test_labels is None else self.test_labels[: len(images)]
+
+
+class IndexFeed:
+    """``InMemoryData``'s ``training_data.TrainingFeed``: images on the device, index blocks streamed.
+
+    Each worker holds the data itself: multi-worker strategies would
+    broadcast a variable made in their scope from the chief (and cannot
+    broadcast uint8); one machine's replicas get a copy each.
+    """
+
+    def __init__(self, data: InMemoryData, strategy: tf.distribute.Strategy, global_batch_size: int, seed: int):
+        self.num_examples, self.global_batch_size, self.seed = data.num_train_examples, global_batch_size, seed
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        with contextlib.nullcontext() if multi_worker else strategy.scope():
+            self.images = tf.Variable(data.train_images, trainable=False, name="train_images")
+            self.labels = None if data.train_labels is None else tf.Variable(
+                data.train_labels, trainable=False, name="train_labels")
+
+    def blocks(self, epoch: int, plan: Sequence[int], skip_steps: int,
+               context: tf.distribute.InputContext) -> tf.data.Dataset:
+        """``train_index_blocks`` of ``epoch`` for the replicas of ``context``: a row holds example indices."""
+        return train_index_blocks(self.num_examples, self.global_batch_size, self.seed, epoch, plan,
+                                  context.num_replicas_in_sync, local_replica_ids(context), skip_steps)
+
+    def examples(self, row):
+        """(images, labels or None) of one row of example indices, gathered on the device."""
+        return tf.gather(self.images, row), None if self.labels is None else tf.gather(self.labels, row)
+
+    def check_records(self) -> None:
+        """Nothing to check: the images were validated when loaded."""

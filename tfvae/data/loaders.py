@@ -1,6 +1,13 @@
-"""Data sets read into memory by name: IDX, .npz, CSV, image folders, TFRecord shards, TFDS, downloads.
+"""Data sets read by name: the registry of formats (``FORMATS``) and the readers of IDX, .npz, CSV and downloads.
 
-Every loader returns an ``ImageData`` whose examples are uint8 in [0, 255]
+``FORMATS`` maps each ``--dataset`` name to its ``formats.Format``: IDX
+directories (fashion_mnist, mnist, idx), .npz and CSV files are read into
+memory whole; image folders, TFRecord shards and TFDS data sets (tfds:NAME)
+give example sources, decoded into memory or streamed (``sources``).
+``find_format`` looks a name up; ``load_dataset`` reads any format into
+memory, ``example_sources`` gives the sources of a format of files.
+
+Every loader returns ``formats.LoadedArrays`` whose examples are uint8 in [0, 255]
 (or float32 in [0, 1]) with shape [N, height, width, channels], or [N, D]
 for vectors. Bad data raises ``DataError`` (a ValueError) with one line
 naming the file (and record) and the problem.
@@ -30,7 +37,6 @@ inflated (``limits.MemoryBudget``; ``idx_files``, ``npz_files``,
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import os
 
@@ -39,19 +45,24 @@ import numpy as np
 from tfvae.core.errors import DataError
 from tfvae.data import image_folders, limits, records, sources, tfds_data
 from tfvae.data.csv_files import LABEL_COLUMN, read_csv
+from tfvae.data.formats import Format, LoadedArrays, LoadedData, ReadOptions
 from tfvae.data.idx_files import read_idx
+from tfvae.data.in_memory import InMemoryData
 from tfvae.data.npz_files import read_npz
 
 __all__ = [
     "DATASETS",
     "DEFAULT_DATA_DIRS",
+    "FORMATS",
     "LABEL_COLUMN",
     "PYTHON_DATASET",
     "STREAMABLE",
     "ImageData",
+    "LoadedArrays",
     "check_dataset_name",
     "decode_source",
     "example_sources",
+    "find_format",
     "image_data",
     "load_csv",
     "load_dataset",
@@ -64,48 +75,11 @@ __all__ = [
 ]
 
 PYTHON_DATASET = "python"  # the dataset a run records when its data was given from Python
-DATASETS = ("fashion_mnist", "mnist", "idx", "npz", "image_folder", "tfrecord", "csv")
-STREAMABLE = ("image_folder", "tfrecord")
 DEFAULT_DATA_DIRS = {
     "fashion_mnist": "/usr/share/datasets/fashion-mnist",
     "mnist": "/usr/share/datasets/mnist",
 }
-@dataclasses.dataclass(frozen=True)
-class ImageData:
-    """Train and test images, [N, H, W, C], uint8 in [0, 255] or float32 in [0, 1].
-
-    As loaded, labels are whatever the source has. After ``prepare_data``:
-    the test images are float32 (binarized once when ``binarize``), labels
-    are int32 and kept for a conditional run only, and ``num_classes`` is
-    max(label) + 1 over both splits (0 for an unconditional run).
-    """
-
-    train_images: np.ndarray
-    test_images: np.ndarray
-    source: str
-    train_labels: np.ndarray | None = None
-    test_labels: np.ndarray | None = None
-    binarize: bool = False
-    num_classes: int = 0
-    bad_records: tuple = ()
-
-    @property
-    def data_shape(self) -> tuple[int, int, int]:
-        return tuple(int(d) for d in self.train_images.shape[1:])
-
-    @property
-    def num_train_examples(self) -> int:
-        return len(self.train_images)
-
-    def test_split(self, test_binarization_seed: int = 0, max_examples: int = 0):
-        """(test images, test labels or None), the first ``max_examples`` (0: all), as ``evaluation`` takes them.
-
-        The images are already prepared (``prepare_data``); the seed is used
-        by ``streaming.StreamData.test_split`` only.
-        """
-        del test_binarization_seed
-        images = self.test_images[: max_examples or None]
-        return images, None if self.test_labels is None else self.test_labels[: len(images)]
+ImageData = InMemoryData  # tfvae 0.3.0's name of the data ready in memory (loaders now give LoadedArrays)
 
 
 def _find_one(directory: str, patterns: tuple[str, ...], required: bool) -> str | None:
@@ -119,7 +93,7 @@ def _find_one(directory: str, patterns: tuple[str, ...], required: bool) -> str 
     return matches[0]
 
 
-def load_idx_directory(directory: str, memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB) -> ImageData:
+def load_idx_directory(directory: str, memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB) -> LoadedArrays:
     """Loads ``*train-images-idx3-ubyte[.gz]`` and ``*t10k-images-idx3-ubyte[.gz]`` (and their labels), whose
     headers together may claim at most ``memory_budget_mb`` MiB."""
     if not os.path.isdir(directory):
@@ -146,7 +120,7 @@ def load_idx_directory(directory: str, memory_budget_mb: int = limits.DEFAULT_ME
     return image_data(arrays, directory)
 
 
-def load_npz(path: str, memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB) -> ImageData:
+def load_npz(path: str, memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB) -> LoadedArrays:
     """Loads a Keras-style ``.npz`` with x_train and x_test (y_* optional), whose headers together may claim at
     most ``memory_budget_mb`` MiB; other arrays in it are not read."""
     contents, names = read_npz(path, ("x_train", "x_test", "y_train", "y_test"), limits.MemoryBudget(memory_budget_mb))
@@ -167,7 +141,7 @@ def load_npz(path: str, memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB)
 
 def load_csv(path: str, validation_split: float = 0.1, seed: int = 0,
              memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB, label_column: str = LABEL_COLUMN,
-             require_label: bool = False) -> ImageData:
+             require_label: bool = False) -> LoadedArrays:
     """Vectors [N, D] from ``path``/train.csv and ``path``/test.csv, or from one .csv file whose
     ``validation_split`` of rows (drawn with ``seed``) is the test split (``read_csv``); their values (as
     float64) may take at most ``memory_budget_mb`` MiB."""
@@ -188,7 +162,7 @@ def load_csv(path: str, validation_split: float = 0.1, seed: int = 0,
 
 
 def load_image_folder(directory: str, channels: int = 0, image_size=(), validation_split: float = 0.1,
-                      seed: int = 0) -> ImageData:
+                      seed: int = 0) -> LoadedArrays:
     """Decodes an image folder (layouts in ``tfvae.image_folders``) into memory; labels from class folders."""
     splits = image_folders.list_image_folder(directory, validation_split, seed)
     arrays = {split: decode_source(sources.image_folder_source(files, channels, image_size, f"{directory} ({split})"))
@@ -202,7 +176,7 @@ def decode_source(source, skipped=frozenset()) -> tuple[np.ndarray, np.ndarray |
     return validate_images(images, source.name), labels
 
 
-def _load_keras_download(name: str) -> ImageData:
+def _load_keras_download(name: str) -> LoadedArrays:
     import keras
 
     loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[name]
@@ -228,45 +202,30 @@ def _load_keras_download(name: str) -> ImageData:
 def load_dataset(dataset: str = "fashion_mnist", data_dir: str | None = None, channels: int = 0, image_size=(),
                  validation_split: float = 0.1, seed: int = 0,
                  memory_budget_mb: int = limits.DEFAULT_MEMORY_BUDGET_MB, label_column: str = LABEL_COLUMN,
-                 require_label: bool = False) -> ImageData:
-    """Loads a data set into memory by name.
+                 require_label: bool = False) -> LoadedArrays:
+    """Loads a data set into memory by name (``FORMATS``), its example sources decoded whole.
 
     Args:
       dataset: "fashion_mnist" or "mnist" (IDX files in ``data_dir``, else the
         Debian package's directory, else a ``keras.datasets`` download), "idx"
         (IDX files in ``data_dir``), "npz" (``data_dir`` is the .npz file),
         "image_folder" (``data_dir`` holds the images, ``tfvae.image_folders``),
-        "tfrecord" (``data_dir`` holds the shards, ``tfvae.records``) or "csv"
-        (vectors: ``data_dir`` holds train.csv and test.csv, or is one .csv file).
-      data_dir: where the data is; required for all but fashion_mnist and mnist.
+        "tfrecord" (``data_dir`` holds the shards, ``tfvae.records``), "csv"
+        (vectors: ``data_dir`` holds train.csv and test.csv, or is one .csv file)
+        or tfds:NAME (``data_dir``: the TFDS data directory, optional).
+      data_dir: where the data is; required for all but fashion_mnist, mnist and tfds:NAME.
       channels, image_size: decoding of image files and records (``tfvae.sources``).
       validation_split, seed: the test split of an image folder without train/ and test/, or of one .csv.
       memory_budget_mb: what the headers of IDX, .npz and CSV files may claim in all (MiB), checked before
         they are read.
-      label_column, require_label: the label column of csv data, and whether it must be there.
+      label_column, require_label: the label column of csv data, and whether labels must be there.
     """
-    if tfds_data.is_tfds(dataset):
-        found = tfds_data.tfds_sources(dataset, data_dir)
-        return image_data({split: decode_source(source) for split, source in found.items()}, dataset)
-    if dataset == PYTHON_DATASET:
-        raise DataError(f"dataset {PYTHON_DATASET!r}: this run's data was given from Python "
-                        "(train_and_evaluate(train_data=...)); pass --dataset and --data_dir to read data from files")
-    check_dataset_name(dataset)
-    if dataset in DEFAULT_DATA_DIRS:
-        directory = data_dir or DEFAULT_DATA_DIRS[dataset]
-        if data_dir or os.path.isdir(directory):
-            return load_idx_directory(directory, memory_budget_mb)
-        return _load_keras_download(dataset)
-    if not data_dir:
-        raise DataError(f"flag --data_dir: dataset {dataset!r} needs a data_dir (a path); got none")
-    if dataset == "idx":
-        return load_idx_directory(data_dir, memory_budget_mb)
-    if dataset == "npz":
-        return load_npz(data_dir, memory_budget_mb)
-    if dataset == "csv":
-        return load_csv(data_dir, validation_split, seed, memory_budget_mb, label_column, require_label)
-    found = example_sources(dataset, data_dir, channels, image_size, validation_split, seed)
-    return image_data({split: decode_source(source) for split, source in found.items()}, data_dir)
+    options = ReadOptions(channels, tuple(image_size), validation_split, seed, memory_budget_mb, label_column,
+                          require_label)
+    loaded = find_format(dataset).load(dataset, data_dir, options)
+    if loaded.arrays is not None:
+        return loaded.arrays
+    return image_data({split: decode_source(source) for split, source in loaded.sources.items()}, loaded.name)
 
 
 def check_dataset_name(dataset: str) -> str:
@@ -276,24 +235,89 @@ def check_dataset_name(dataset: str) -> str:
     return dataset
 
 
+def find_format(dataset: str) -> Format:
+    """The ``FORMATS`` entry of a dataset name (tfds:NAME: "tfds"); DataError for another name."""
+    if dataset == PYTHON_DATASET:
+        raise DataError(f"dataset {PYTHON_DATASET!r}: this run's data was given from Python "
+                        "(train_and_evaluate(train_data=...)); pass --dataset and --data_dir to read data from files")
+    check_dataset_name(dataset)
+    return FORMATS["tfds" if tfds_data.is_tfds(dataset) else dataset]
+
+
 def example_sources(dataset: str, data_dir: str, channels: int = 0, image_size=(), validation_split: float = 0.1,
                     seed: int = 0, require_label: bool = False) -> dict[str, sources.ExampleSource]:
-    """{"train", "test"}: the example sources of a data set read from files as needed (``STREAMABLE``)."""
+    """{"train", "test"}: the example sources of a data set of files, read as needed (``STREAMABLE``)."""
     if dataset not in STREAMABLE:
         raise ValueError(f"dataset must be one of {STREAMABLE} to be streamed; got {dataset!r}")
-    if not data_dir:
-        raise DataError(f"flag --data_dir: dataset {dataset!r} needs a data_dir (a path); got none")
-    if dataset == "tfrecord":
-        found = {split: sources.tfrecord_source(data_dir, split, channels, image_size, require_label)
-                 for split in records.SPLITS}
-    else:
-        found = {split: sources.image_folder_source(files, channels, image_size, f"{data_dir} ({split})")
-                 for split, files in image_folders.list_image_folder(data_dir, validation_split, seed).items()}
+    options = ReadOptions(channels, tuple(image_size), validation_split, seed, require_label=require_label)
+    return FORMATS[dataset].load(dataset, data_dir, options).sources
+
+
+# ================================================================ the readers of the registry
+def _arrays(loaded: LoadedArrays) -> LoadedData:
+    return LoadedData(loaded.source, arrays=loaded)
+
+
+def _read_idx_or_download(dataset: str, data_dir: str | None, options: ReadOptions) -> LoadedData:
+    directory = data_dir or DEFAULT_DATA_DIRS[dataset]
+    if data_dir or os.path.isdir(directory):
+        return _arrays(load_idx_directory(directory, options.memory_budget_mb))
+    return _arrays(_load_keras_download(dataset))
+
+
+def _read_idx(dataset: str, data_dir: str, options: ReadOptions) -> LoadedData:
+    return _arrays(load_idx_directory(data_dir, options.memory_budget_mb))
+
+
+def _read_npz(dataset: str, data_dir: str, options: ReadOptions) -> LoadedData:
+    return _arrays(load_npz(data_dir, options.memory_budget_mb))
+
+
+def _read_csv(dataset: str, data_dir: str, options: ReadOptions) -> LoadedData:
+    return _arrays(load_csv(data_dir, options.validation_split, options.seed, options.memory_budget_mb,
+                            options.label_column, options.require_label))
+
+
+def _same_shapes(found: dict, data_dir: str) -> dict:
     train, test = found["train"], found["test"]
     if train.data_shape != test.data_shape:
         raise DataError(f"{data_dir}: train images {list(train.data_shape)} and test images "
                         f"{list(test.data_shape)} have different shapes; pass --image_size and --channels")
     return found
+
+
+def _read_tfrecord(dataset: str, data_dir: str, options: ReadOptions) -> LoadedData:
+    found = {split: sources.tfrecord_source(data_dir, split, options.channels, options.image_size,
+                                            options.require_label)
+             for split in records.SPLITS}
+    return LoadedData(data_dir, sources=_same_shapes(found, data_dir), skip_bad_records=options.skip_bad_records)
+
+
+def _read_image_folder(dataset: str, data_dir: str, options: ReadOptions) -> LoadedData:
+    found = {split: sources.image_folder_source(files, options.channels, options.image_size, f"{data_dir} ({split})")
+             for split, files in image_folders.list_image_folder(data_dir, options.validation_split,
+                                                                 options.seed).items()}
+    return LoadedData(data_dir, sources=_same_shapes(found, data_dir), skip_bad_records=options.skip_bad_records)
+
+
+def _read_tfds(dataset: str, data_dir: str | None, options: ReadOptions) -> LoadedData:
+    # As in 0.3.0, skip_bad_records is for files: a TFDS data set's records are not decoded up front.
+    return LoadedData(dataset, sources=tfds_data.tfds_sources(dataset, data_dir, options.image_feature,
+                                                              options.label_feature, options.require_label))
+
+
+FORMATS: dict[str, Format] = {
+    "fashion_mnist": Format(_read_idx_or_download, streams=False, needs_data_dir=False),
+    "mnist": Format(_read_idx_or_download, streams=False, needs_data_dir=False),
+    "idx": Format(_read_idx, streams=False),
+    "npz": Format(_read_npz, streams=False),
+    "image_folder": Format(_read_image_folder, streams=True),
+    "tfrecord": Format(_read_tfrecord, streams=True),
+    "csv": Format(_read_csv, streams=False),
+    "tfds": Format(_read_tfds, streams=True, needs_data_dir=False),  # every tfds:NAME
+}
+DATASETS = tuple(name for name in FORMATS if name != "tfds")  # the names --dataset takes, besides tfds:NAME
+STREAMABLE = tuple(name for name in DATASETS if FORMATS[name].streams)  # the formats of files that stream
 
 
 def validate_images(images: np.ndarray, source: str) -> np.ndarray:
@@ -329,12 +353,12 @@ def validate_images(images: np.ndarray, source: str) -> np.ndarray:
     raise DataError(f"{source}: data must be integer or float arrays; got dtype {images.dtype}")
 
 
-def image_data(arrays: dict, source: str) -> ImageData:
-    """The ImageData of {"train": (images, labels), "test": (images, labels)}; DataError if their shapes differ."""
+def image_data(arrays: dict, source: str) -> LoadedArrays:
+    """The LoadedArrays of {"train": (images, labels), "test": (images, labels)}; DataError if their shapes differ."""
     (train_images, train_labels), (test_images, test_labels) = arrays["train"], arrays["test"]
     if train_images.shape[1:] != test_images.shape[1:]:
         raise DataError(
             f"{source}: train images {list(train_images.shape[1:])} and test images "
             f"{list(test_images.shape[1:])} have different shapes"
         )
-    return ImageData(train_images, test_images, source, train_labels, test_labels)
+    return LoadedArrays(train_images, test_images, source, train_labels, test_labels)

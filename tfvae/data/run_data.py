@@ -1,12 +1,14 @@
 """A run's data, ready for training and evaluation: held in memory, or streamed from files when it does not fit.
 
-``prepare_data`` reads ``config.dataset`` (``tfvae.loaders``) and returns an
-``ImageData`` (in memory) or, when the training split of a data set of files
-is streamed (``input_mode``), a ``streaming.StreamData``; ``from_python``
-does the same for arrays and ``tf.data`` datasets given from Python. Each is
-two steps: reading (``load_run_data``, ``load_python_data``: a ``LoadedData``,
-which ``summary.describe`` summarises) and ``make_ready``, so a trainer can
-fit its defaults to the data in between. Bad data
+``prepare_data`` reads ``config.dataset`` (through the registry of formats,
+``loaders.FORMATS``) and returns an ``in_memory.InMemoryData`` or, when the
+training split of a data set of files is streamed (``input_mode``), a
+``streaming.StreamData``: the two kinds of ``training_data.TrainingData``,
+which the trainer uses alike. ``from_python`` does the same for arrays and
+``tf.data`` datasets given from Python. Each is two steps: reading
+(``load_run_data``, ``load_python_data``: a ``formats.LoadedData``, data as
+read, which ``summary.describe`` summarises) and ``make_ready``, so a
+trainer can fit its defaults to the data in between. Bad data
 raises ``DataError`` with one line naming the file (and record) and the
 problem, before any training step where it can be found up front.
 
@@ -24,7 +26,9 @@ from absl import logging
 
 from tfvae.core import choices
 from tfvae.core.errors import DataError
-from tfvae.data import classes, sources, streaming, tfds_data
+from tfvae.data import classes, loaders, sources, streaming
+from tfvae.data.formats import LoadedArrays, LoadedData, ReadOptions
+from tfvae.data.in_memory import InMemoryData
 from tfvae.data.loaders import (
     DATASETS,
     DEFAULT_DATA_DIRS,
@@ -45,16 +49,20 @@ from tfvae.data.loaders import (
     validate_images,
 )
 from tfvae.data.pixels import binarize, to_unit_interval
+from tfvae.data.training_data import TrainingData
 
 __all__ = [
     "DATASETS",
     "DEFAULT_DATA_DIRS",
     "INPUT_MODES",
+    "InMemoryData",
+    "LoadedArrays",
     "LoadedData",
     "PYTHON_DATASET",
     "STREAMABLE",
     "DataError",
     "ImageData",
+    "TrainingData",
     "binarize",
     "check_dataset_name",
     "example_sources",
@@ -79,27 +87,7 @@ __all__ = [
 INPUT_MODES = choices.register("input_mode", ("auto", "memory", "stream"))
 
 
-@dataclasses.dataclass(frozen=True)
-class LoadedData:
-    """A run's data as read, before ``make_ready`` prepares it for training (``describe`` summarises it).
-
-    Attributes:
-      name: what the data is, for messages (a path, a TFDS name, "train_data").
-      arrays: the data held in memory as loaded (examples uint8 or float32,
-        labels as the source has them), or None.
-      sources: {"train", "test"} example sources, decoded into memory or
-        streamed by ``make_ready`` (``input_mode``), or None.
-      skip_bad_records: whether ``make_ready`` leaves out (and counts) the
-        sources' records that do not decode.
-    """
-
-    name: str
-    arrays: ImageData | None = None
-    sources: dict | None = None
-    skip_bad_records: bool = False
-
-
-def from_python(config, train_data, validation_data=None) -> ImageData | streaming.StreamData:
+def from_python(config, train_data, validation_data=None) -> InMemoryData | streaming.StreamData:
     """The data of a run given from Python (``train_and_evaluate(train_data=...)``), ready like ``prepare_data``'s:
     ``make_ready(config, load_python_data(config, train_data, validation_data))``."""
     return make_ready(config, load_python_data(config, train_data, validation_data))
@@ -167,11 +155,11 @@ def input_mode(config, train_source: sources.ExampleSource) -> str:
     return "memory" if train_source.decoded_bytes <= config.memory_budget_mb * 2**20 else "stream"
 
 
-def prepare_data(config, data_dir: str | None = None) -> ImageData | streaming.StreamData:
+def prepare_data(config, data_dir: str | None = None) -> InMemoryData | streaming.StreamData:
     """The data of a training run, ready for training and evaluation: ``make_ready(config, load_run_data(...))``.
 
     Loads ``config.dataset`` (from ``data_dir``, else ``config.data_dir``):
-    into memory (``ImageData``), or, for a data set of files whose decoded
+    into memory (``InMemoryData``), or, for a data set of files whose decoded
     training split is streamed (``input_mode``), as ``streaming.StreamData``.
     Keeps the first ``config.train_examples`` training images (0: all; in
     memory only), reads integer data as value / ``config.max_value``,
@@ -190,31 +178,29 @@ def load_run_data(config, data_dir: str | None = None) -> LoadedData:
     """``config.dataset`` as read (from ``data_dir``, else ``config.data_dir``): arrays in memory, or example
     sources for ``make_ready`` to decode or stream."""
     directory = data_dir or config.data_dir
-    if tfds_data.is_tfds(config.dataset):
-        found = tfds_data.tfds_sources(config.dataset, directory, config.image_feature, config.label_feature,
-                                       require_label=config.conditional)
-        return LoadedData(config.dataset, sources=found)
-    if config.dataset not in STREAMABLE:
-        if config.input_mode == "stream":
-            raise ValueError(f"input_mode must be memory or auto for dataset {config.dataset!r}, which is read into "
-                             f"memory whole; got 'stream' (scripts/make_tfrecords.py writes it as TFRecord shards, "
-                             f"which stream)")
-        loaded = load_dataset(config.dataset, directory, memory_budget_mb=config.memory_budget_mb,
-                              label_column=config.label_column, require_label=config.conditional)
-        return LoadedData(loaded.source, arrays=loaded)
-    found = example_sources(config.dataset, directory, config.channels, config.image_size, config.validation_split,
-                            config.seed, require_label=config.conditional)
-    return LoadedData(directory, sources=found, skip_bad_records=config.skip_bad_records)
+    found = loaders.find_format(config.dataset)
+    if not found.streams and config.input_mode == "stream":
+        raise ValueError(f"input_mode must be memory or auto for dataset {config.dataset!r}, which is read into "
+                         f"memory whole; got 'stream' (scripts/make_tfrecords.py writes it as TFRecord shards, "
+                         f"which stream)")
+    options = ReadOptions(config.channels, config.image_size, config.validation_split, config.seed,
+                          config.memory_budget_mb, config.label_column, config.conditional, config.image_feature,
+                          config.label_feature, config.skip_bad_records)
+    if not found.streams:
+        # As 0.3.0 read them: one .csv file is split with the loaders' defaults (10%, seed 0), not with the run's
+        # validation_split and seed; kept so that runs reproduce.
+        options = dataclasses.replace(options, validation_split=0.1, seed=0)
+    return found.load(config.dataset, directory, options)
 
 
-def make_ready(config, loaded: LoadedData) -> ImageData | streaming.StreamData:
+def make_ready(config, loaded: LoadedData) -> InMemoryData | streaming.StreamData:
     """``loaded`` ready for training and evaluation under ``config`` (what ``prepare_data`` does after reading)."""
     if loaded.arrays is not None:
         return _ready(config, loaded.arrays)
     return _from_sources(config, loaded.sources, loaded.name, loaded.skip_bad_records)
 
 
-def _from_sources(config, found: dict, name: str, skip_bad_records: bool) -> ImageData | streaming.StreamData:
+def _from_sources(config, found: dict, name: str, skip_bad_records: bool) -> InMemoryData | streaming.StreamData:
     """The run's data from {"train", "test"} example sources: decoded into memory or streamed (``input_mode``)."""
     if config.conditional and found["train"].has_labels and found["test"].has_labels:
         _source_classes(found, name)  # before decoding, which casts labels to int32
@@ -281,7 +267,7 @@ def scale_integers(images: np.ndarray, max_value: int, source: str) -> np.ndarra
     return np.round(images.astype(np.float32) * np.float32(255.0 / max_value)).astype(np.uint8)
 
 
-def _ready(config, loaded: ImageData) -> ImageData:
+def _ready(config, loaded: LoadedArrays) -> InMemoryData:
     train_labels, test_labels, num_classes = _labels_or_error(loaded, config)
     train_images = scale_integers(loaded.train_images, config.max_value, f"{loaded.source} (train)")
     if config.train_examples:
@@ -289,7 +275,8 @@ def _ready(config, loaded: ImageData) -> ImageData:
         train_labels = None if train_labels is None else train_labels[: config.train_examples]
     test_images = scale_integers(loaded.test_images, config.max_value, f"{loaded.source} (test)")
     test_images, binarized = _test_images(config, test_images)
-    return ImageData(train_images, test_images, loaded.source, train_labels, test_labels, binarized, num_classes)
+    return InMemoryData(train_images, test_images, loaded.source, train_labels, test_labels, binarized, num_classes,
+                        test_binarization_seed=config.test_binarization_seed if binarized else None)
 
 
 def _stream(config, found: dict, bad: tuple, directory: str) -> streaming.StreamData:
@@ -308,4 +295,5 @@ def _stream(config, found: dict, bad: tuple, directory: str) -> streaming.Stream
     test_images, binarized = _test_images(config, validate_images(images, test.name))
     num_classes = _source_classes(found, directory) if config.conditional else 0
     return streaming.StreamData(train, test, test_images, labels if config.conditional else None, directory,
-                                binarized, num_classes, bad)
+                                binarized, num_classes, bad,
+                                config.test_binarization_seed if binarized else None)

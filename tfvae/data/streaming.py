@@ -31,10 +31,10 @@ import tensorflow as tf
 
 from tfvae.core import distribute
 from tfvae.core.errors import DataError
-from tfvae.data import limits, pixels
+from tfvae.data import limits, pixels, sources, training_data
 from tfvae.data.sources import BadRecord, ExampleSource
 
-__all__ = ["StreamData", "TestSplit", "check_shuffle_buffer", "steps_per_epoch", "train_blocks", "train_dataset",
+__all__ = ["StreamData", "StreamFeed", "TestSplit", "check_shuffle_buffer", "steps_per_epoch", "train_blocks", "train_dataset",
            "worker_files"]
 
 
@@ -71,11 +71,11 @@ class TestSplit:
 
 @dataclasses.dataclass(frozen=True)
 class StreamData:
-    """A run's data when the training split is streamed.
+    """A run's data when the training split is streamed (a ``training_data.TrainingData``).
 
     The validation examples (the first ``validation_examples`` test
-    examples) are held in memory, as ``ImageData`` holds them; the whole test
-    split is read again by ``evaluation`` through ``test``.
+    examples) are held in memory, as ``in_memory.InMemoryData`` holds them; the whole test
+    split is read again by ``evaluation`` through ``test_split``.
 
     Attributes:
       train, test: the splits' example sources.
@@ -85,6 +85,7 @@ class StreamData:
       binarize: whether training batches are binarized dynamically (Bernoulli likelihood).
       num_classes: max(label) + 1 for a conditional run, else 0.
       bad_records: records left out with ``skip_bad_records`` (train and test).
+      test_binarization_seed: the seed of the test split's one binarization (None: not binarized, or not known).
     """
 
     train: ExampleSource
@@ -95,6 +96,7 @@ class StreamData:
     binarize: bool = False
     num_classes: int = 0
     bad_records: tuple[BadRecord, ...] = ()
+    test_binarization_seed: int | None = None
 
     @property
     def data_shape(self) -> tuple[int, int, int]:
@@ -104,10 +106,56 @@ class StreamData:
     def num_train_examples(self) -> int:
         return self.train.num_examples - len(self.train.record_ids(self.bad_records))
 
-    def test_split(self, test_binarization_seed: int, max_examples: int = 0) -> tuple[TestSplit, None]:
-        """(the whole test split read in batches, None): what ``evaluation`` takes as (images, labels)."""
-        return TestSplit(self.test, test_binarization_seed if self.binarize else None, bool(self.num_classes),
-                         self.test.record_ids(self.bad_records), max_examples), None
+    def steps_per_epoch(self, global_batch_size: int, num_workers: int = 1) -> int:
+        """Full global batches per epoch: the smallest worker share's count of full B / W batches."""
+        return steps_per_epoch(self.train, global_batch_size, num_workers, self.train.record_ids(self.bad_records))
+
+    def training_feed(self, strategy: tf.distribute.Strategy, global_batch_size: int, seed: int,
+                      shuffle_buffer: int) -> StreamFeed:
+        """Each worker's ``train_blocks`` of the training files, decoded batches in a block."""
+        return StreamFeed(self, global_batch_size, seed, shuffle_buffer, distribute.num_workers(strategy))
+
+    def test_split(self, test_binarization_seed: int | None = None, max_examples: int = 0) -> tuple[TestSplit, None]:
+        """(the whole test split read in batches, None): what ``evaluation`` takes as (images, labels).
+
+        Binarized once with the seed the data were made ready with; a ``test_binarization_seed`` other than that
+        one is a ValueError (``training_data.resolve_test_seed``; 0 when neither is known).
+        """
+        seed = training_data.resolve_test_seed(self.test_binarization_seed, test_binarization_seed)
+        return TestSplit(self.test, (0 if seed is None else seed) if self.binarize else None,
+                         bool(self.num_classes), self.test.record_ids(self.bad_records), max_examples), None
+
+
+class StreamFeed:
+    """``StreamData``'s ``training_data.TrainingFeed``: blocks of decoded uint8 batches read from the files.
+
+    A record that fails to decode stops the block; ``check_records`` then
+    finds it and raises a DataError naming it (``sources.find_bad_records``).
+    """
+
+    def __init__(self, data: StreamData, global_batch_size: int, seed: int, shuffle_buffer: int, num_workers: int):
+        self.source, self.global_batch_size, self.seed, self.shuffle_buffer = (data.train, global_batch_size, seed,
+                                                                               shuffle_buffer)
+        self.skipped = data.train.record_ids(data.bad_records)
+        self.steps = data.steps_per_epoch(global_batch_size, num_workers)
+        self.with_labels = bool(data.num_classes)
+
+    def blocks(self, epoch: int, plan, skip_steps: int, context: tf.distribute.InputContext) -> tf.data.Dataset:
+        """This worker's ``train_blocks`` of ``epoch`` from step ``skip_steps`` on, for its local replicas."""
+        return train_blocks(self.source, self.global_batch_size, self.seed, epoch, self.steps, plan,
+                            self.shuffle_buffer, context.num_input_pipelines, context.input_pipeline_id,
+                            context.num_replicas_in_sync // context.num_input_pipelines, skip_steps, self.skipped,
+                            self.with_labels)
+
+    def examples(self, row):
+        """(images, labels or None) of this replica's streamed batch of one step."""
+        return row if self.with_labels else (row, None)
+
+    def check_records(self) -> None:
+        """DataError naming the first training record that does not decode, if there is one."""
+        bad = sources.find_bad_records(self.source, limit=1)
+        if bad:
+            raise DataError(f"{bad[0]}; pass --skip_bad_records to leave such records out")
 
 
 def worker_files(source: ExampleSource, num_workers: int, worker_index: int) -> list[int]:

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from tfvae.data.run_data import LoadedData
+from tfvae.data.formats import LoadedData
 
 __all__ = ["DataDescription", "describe"]
 

@@ -1,23 +1,22 @@
-"""The hot loops of ``train_and_evaluate``: compiled blocks of training steps over a run's data.
+"""The hot loop of ``train_and_evaluate``: compiled blocks of training steps over a run's data.
 
-  TrainingLoop           the data held on the device; index blocks stream in (``pipeline``)
-  StreamingTrainingLoop  decoded batches stream in from the files (``streaming``)
-
-Both run K = steps_per_execution steps per call, draw the same binarization
-and sampling noise for the same global example and step (``sampling``), and
-give one replica or R replicas the same global batches.
+``TrainingLoop`` runs K = steps_per_execution steps per call over any
+``data.training_data.TrainingData`` (data in memory, streamed from files,
+or a user's ``tf.data``), through the ``TrainingFeed`` the data give it: the
+data held on the device with index blocks streamed in (``in_memory``), or
+decoded batches streamed in from the files (``streaming``). It draws the
+same binarization and sampling noise for the same global example and step
+(``sampling``), and gives one replica or R replicas the same global batches.
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import tensorflow as tf
 
-from tfvae import data
 from tfvae.core import distribute, sampling, xla
 from tfvae.core.errors import DataError
-from tfvae.data import in_memory, sources, streaming
+from tfvae.data import in_memory
+from tfvae.data.training_data import TrainingData
 from tfvae.train.config import TrainConfig
 from tfvae.train.hardware import uses_xla
 
@@ -29,20 +28,14 @@ def xla_enabled(config: TrainConfig) -> bool:
     return uses_xla(config, gpu_available=bool(tf.config.list_physical_devices("GPU")))
 
 
-def make_training_loop(model, strategy, dataset, config: TrainConfig):
-    """The loop for ``dataset``: a ``TrainingLoop`` for ``data.ImageData``, a ``StreamingTrainingLoop``
-    for ``streaming.StreamData``."""
-    if isinstance(dataset, streaming.StreamData):
-        return StreamingTrainingLoop(model, strategy, dataset, config)
+def make_training_loop(model, strategy, dataset: TrainingData, config: TrainConfig):
+    """The ``TrainingLoop`` of ``dataset`` (in memory or streamed; the data tell the loop how they are read)."""
     return TrainingLoop(model, strategy, dataset, config)
 
 
-def steps_per_epoch(dataset, global_batch_size: int, num_workers: int = 1) -> int:
-    """Optimizer steps in one epoch of ``dataset`` (``data.ImageData`` or ``streaming.StreamData``)."""
-    if isinstance(dataset, streaming.StreamData):
-        return streaming.steps_per_epoch(dataset.train, global_batch_size, num_workers,
-                                         dataset.train.record_ids(dataset.bad_records))
-    return in_memory.steps_per_epoch(dataset.num_train_examples, global_batch_size)
+def steps_per_epoch(dataset: TrainingData, global_batch_size: int, num_workers: int = 1) -> int:
+    """Optimizer steps in one epoch of ``dataset``: ``dataset.steps_per_epoch(global_batch_size, num_workers)``."""
+    return dataset.steps_per_epoch(global_batch_size, num_workers)
 
 
 def _floats(metrics: dict) -> dict:
@@ -62,34 +55,30 @@ def _reduced_metrics(model, strategy) -> dict:
     return {name: value[0] / value[1] for name, value in reduced.items()}
 
 
-def _local_replica_ids(ctx):
-    per_worker = ctx.num_replicas_in_sync // ctx.num_input_pipelines
-    first = ctx.input_pipeline_id * per_worker
-    return tuple(range(first, first + per_worker))
-
-
 class TrainingLoop:
-    """Compiled blocks of training steps over a run's data held in memory; the hot loop of ``train_and_evaluate``.
+    """Compiled blocks of training steps over a run's data; the hot loop of ``train_and_evaluate``.
 
-    The training images stay on the device (a variable); a ``tf.data``
-    pipeline streams only index blocks (``in_memory.train_index_blocks``), and
-    one call of ``run_block`` runs K steps: with one replica, gather,
-    binarization and K whole train steps fused in one (XLA) while loop; with
-    several, a loop of ``strategy.run`` calls whose replica-local part
-    (gather, binarization, loss and gradients) is compiled while the
-    all-reduce and the update run outside XLA (tf.distribute cannot
-    synchronise inside a compiled function). Both draw the same noise for the
-    same global example and step.
+    The data's ``training_feed`` gives, per epoch, blocks of K steps (for
+    data in memory: index blocks, the images staying on the device; for
+    streamed data: decoded batches), and one call of ``run_block`` runs K
+    steps: with one replica, the step's examples (``feed.examples``),
+    conversion, binarization and K whole train steps fused in one (XLA)
+    while loop; with several, a loop of ``strategy.run`` calls whose
+    replica-local part (examples, binarization, loss and gradients) is
+    compiled while the all-reduce and the update run outside XLA
+    (tf.distribute cannot synchronise inside a compiled function). Both draw
+    the same noise for the same global example and step.
 
     Every element of ``epoch_input`` is (block, count): K rows, one per step,
     of which the first ``count`` are real; ``rows_to_batch`` turns one row
-    into that step's (x, labels). Here a row holds example indices.
+    into that step's (x, labels). A block that fails on a record that does
+    not decode stops with a DataError naming it (``feed.check_records``).
 
     Args:
       model: a built, compiled VAE (``build_model_and_optimizer``).
       strategy: the strategy it was built under.
-      dataset: the run's ``data.ImageData`` (``data.prepare_data``).
-      config: the run's settings (batch size, seed, steps per call, XLA).
+      dataset: the run's data (``data.prepare_data``): any ``training_data.TrainingData``.
+      config: the run's settings (batch size, seed, steps per call, XLA, shuffle buffer).
 
     Example (what scripts/benchmark.py times):
       model, _ = training.build_model_and_optimizer(config, dataset, strategy)
@@ -98,18 +87,11 @@ class TrainingLoop:
       logs = loop.run_block(iterator, 50)    # 50 steps; {"loss", "elbo", "rate", "distortion"}
     """
 
-    def __init__(self, model, strategy, dataset: data.ImageData, config: TrainConfig):
+    def __init__(self, model, strategy, dataset: TrainingData, config: TrainConfig):
         self.model, self.strategy, self.config = model, strategy, config
-        self.num_examples = len(dataset.train_images)
-        self.steps_per_epoch = in_memory.steps_per_epoch(self.num_examples, config.batch_size)
         self.binarize = dataset.binarize
-        # Each worker holds the data itself: multi-worker strategies would broadcast a variable made in their
-        # scope from the chief (and cannot broadcast uint8); one machine's replicas get a copy each.
-        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        with contextlib.nullcontext() if multi_worker else strategy.scope():
-            self.images = tf.Variable(dataset.train_images, trainable=False, name="train_images")
-            self.labels = None if dataset.train_labels is None else tf.Variable(
-                dataset.train_labels, trainable=False, name="train_labels")
+        self.steps_per_epoch = dataset.steps_per_epoch(config.batch_size, distribute.num_workers(strategy))
+        self.feed = dataset.training_feed(strategy, config.batch_size, config.seed, config.shuffle_buffer)
         self._compile()
 
     def _compile(self):
@@ -120,30 +102,36 @@ class TrainingLoop:
             self._run_block = self._replicated_block_function()
 
     def epoch_input(self, epoch: int, plan: list[int], skip_steps: int = 0, repeat: bool = False):
-        """The (distributed) dataset of index blocks of ``epoch`` for the given block plan."""
-        def dataset_fn(num_replicas, replica_ids):
-            blocks = in_memory.train_index_blocks(self.num_examples, self.config.batch_size, self.config.seed, epoch,
-                                                 plan, num_replicas, replica_ids, skip_steps)
+        """The (distributed) dataset of this worker's blocks of ``epoch`` for the given block plan, from step
+        ``skip_steps`` on."""
+        def dataset_fn(context):
+            blocks = self.feed.blocks(epoch, plan, skip_steps, context)
             return blocks.repeat() if repeat else blocks
 
         if self.strategy.num_replicas_in_sync == 1:
-            return dataset_fn(num_replicas=1, replica_ids=(0,))
-        return self.strategy.distribute_datasets_from_function(
-            lambda ctx: dataset_fn(num_replicas=ctx.num_replicas_in_sync, replica_ids=_local_replica_ids(ctx)))
+            return dataset_fn(tf.distribute.InputContext())
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
 
     def run_block(self, iterator, num_steps: int) -> dict:
         """Runs the next block's steps (``num_steps``, as planned); returns the epoch's running metrics as floats."""
         del num_steps  # each block carries its own count
-        return _floats(self._run_block(iterator))
+        try:
+            return _floats(self._run_block(iterator))
+        except tf.errors.InvalidArgumentError:
+            try:
+                self.feed.check_records()
+            except DataError as bad:
+                raise bad from None
+            raise
 
     def reset_metrics(self) -> None:
         for metric in self.model.metrics:
             metric.reset_state()
 
-    def rows_to_batch(self, indices_row):
-        """(x, labels or None) of this replica's rows of one step."""
-        return self._binarized(in_memory.to_float(tf.gather(self.images, indices_row))), (
-            None if self.labels is None else tf.gather(self.labels, indices_row))
+    def rows_to_batch(self, row):
+        """(x, labels or None) of this replica's row of one step."""
+        images, labels = self.feed.examples(row)
+        return self._binarized(in_memory.to_float(images)), labels
 
     def _binarized(self, x):
         if not self.binarize:
@@ -195,51 +183,4 @@ def _row(block, i):
     return tf.nest.map_structure(lambda t: t[i], block)
 
 
-class StreamingTrainingLoop(TrainingLoop):
-    """``TrainingLoop``'s compiled blocks over batches streamed from the training files.
-
-    ``epoch_input`` is this worker's ``streaming.train_blocks`` of the epoch
-    (distributed over its replicas with ``distribute_datasets_from_function``):
-    each block holds the K steps' decoded uint8 batches, so conversion,
-    binarization and K train steps run fused as in memory. A record that
-    fails to decode stops the block with a DataError naming it
-    (``sources.find_bad_records``).
-
-    Args: as ``TrainingLoop``, with ``dataset`` a ``streaming.StreamData``.
-    """
-
-    def __init__(self, model, strategy, dataset: streaming.StreamData, config: TrainConfig):
-        self.model, self.strategy, self.config, self.dataset = model, strategy, config, dataset
-        self.binarize = dataset.binarize
-        self.skipped = dataset.train.record_ids(dataset.bad_records)
-        self.steps_per_epoch = steps_per_epoch(dataset, config.batch_size, distribute.num_workers(strategy))
-        self.with_labels = bool(dataset.num_classes)
-        self._compile()
-
-    def epoch_input(self, epoch: int, plan: list[int], skip_steps: int = 0, repeat: bool = False):
-        """The (distributed) dataset of this worker's blocks of ``epoch`` from step ``skip_steps`` on."""
-        def dataset_fn(num_workers, worker_index, num_local_replicas):
-            blocks = streaming.train_blocks(
-                self.dataset.train, self.config.batch_size, self.config.seed, epoch, self.steps_per_epoch, plan,
-                self.config.shuffle_buffer, num_workers, worker_index, num_local_replicas, skip_steps, self.skipped,
-                self.with_labels)
-            return blocks.repeat() if repeat else blocks
-
-        if self.strategy.num_replicas_in_sync == 1:
-            return dataset_fn(1, 0, 1)
-        return self.strategy.distribute_datasets_from_function(lambda ctx: dataset_fn(
-            ctx.num_input_pipelines, ctx.input_pipeline_id, ctx.num_replicas_in_sync // ctx.num_input_pipelines))
-
-    def run_block(self, iterator, num_steps: int) -> dict:
-        try:
-            return super().run_block(iterator, num_steps)
-        except tf.errors.InvalidArgumentError:
-            bad = sources.find_bad_records(self.dataset.train, limit=1)
-            if not bad:
-                raise
-            raise DataError(f"{bad[0]}; pass --skip_bad_records to leave such records out") from None
-
-    def rows_to_batch(self, row):
-        """(x, labels or None) of this replica's streamed batch of one step."""
-        images, labels = row if self.with_labels else (row, None)
-        return self._binarized(in_memory.to_float(images)), labels
+StreamingTrainingLoop = TrainingLoop  # tfvae 0.3.0's loop of streamed data: one loop serves both now

@@ -254,13 +254,13 @@ def prepare_run_directory(config: TrainConfig, run: RunDirectory, is_chief: bool
     return run
 
 
-def build_model_and_optimizer(config: TrainConfig, dataset: data.ImageData, strategy, model=None):
+def build_model_and_optimizer(config: TrainConfig, dataset: data.TrainingData, strategy, model=None):
     """(built and compiled model, built optimizer) under ``strategy``'s scope, weights seeded by config.seed.
 
-    ``dataset`` is the run's ``data.ImageData`` or ``streaming.StreamData``.
+    ``dataset`` is the run's data (``data.TrainingData``: in memory or streamed).
     """
     keras.utils.set_random_seed(config.seed)  # weight initialization
-    steps = loops.steps_per_epoch(dataset, config.batch_size, distribute.num_workers(strategy)) * config.epochs
+    steps = dataset.steps_per_epoch(config.batch_size, distribute.num_workers(strategy)) * config.epochs
     with strategy.scope():
         model = model or factory.build_model(config, dataset.data_shape, dataset.num_classes)
         model.build((None, *dataset.data_shape))
@@ -382,7 +382,7 @@ class CheckpointTriggers:
             "command to resume", number)
 
 
-def evaluate_and_log(model, dataset: data.ImageData, config: TrainConfig, writers, step: int,
+def evaluate_and_log(model, dataset: data.TrainingData, config: TrainConfig, writers, step: int,
                      validate: evaluation.ElboMetrics) -> dict:
     """Validation ELBO terms (``validate``, the run's ``evaluation.ElboMetrics`` of ``model``) and loss (-elbo),
     active units and KL per dimension, written to TensorBoard.
@@ -443,7 +443,7 @@ def block_plan(first_step: int, remaining: int, steps_per_execution: int, checkp
     return plan
 
 
-def _validation_split(dataset: data.ImageData, config: TrainConfig):
+def _validation_split(dataset: data.TrainingData, config: TrainConfig):
     images = dataset.test_images[: config.validation_examples or None]
     labels = None if dataset.test_labels is None else dataset.test_labels[: len(images)]
     return images, labels
