@@ -45,6 +45,20 @@ def test_csv_files_give_vectors_labels_and_a_seeded_split(tmp_path):
     assert split.train_labels is None
 
 
+def test_a_run_splits_one_csv_file_with_its_own_validation_split_and_seed(tmp_path):
+    values = correlated_vectors(40, 1)
+    write_csv(str(tmp_path / "one.csv"), values)
+    path = str(tmp_path / "one.csv")
+
+    def test_rows(**settings):
+        prepared = data.prepare_data(TrainConfig(dataset="csv", data_dir=path, likelihood="gaussian", **settings))
+        return np.asarray(prepared.test_images)
+
+    assert len(test_rows()) == 4 and len(test_rows(validation_split=0.25)) == 10
+    assert not np.array_equal(test_rows(seed=3), test_rows())  # another seed draws other rows
+    np.testing.assert_array_equal(test_rows(seed=3), test_rows(seed=3))
+
+
 def test_bad_csv_files_are_named_in_one_line(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n0.1,0.2\n0.3,oops\n")
     with pytest.raises(data.DataError, match=r"bad.csv: not a CSV file of numbers"):

@@ -186,10 +186,6 @@ def load_run_data(config, data_dir: str | None = None) -> LoadedData:
     options = ReadOptions(config.channels, config.image_size, config.validation_split, config.seed,
                           config.memory_budget_mb, config.label_column, config.conditional, config.image_feature,
                           config.label_feature, config.skip_bad_records)
-    if not found.streams:
-        # As 0.3.0 read them: one .csv file is split with the loaders' defaults (10%, seed 0), not with the run's
-        # validation_split and seed; kept so that runs reproduce.
-        options = dataclasses.replace(options, validation_split=0.1, seed=0)
     return found.load(config.dataset, directory, options)
 
 

@@ -109,7 +109,8 @@ class DataConfig:
         "tfds:NAME data: the label feature (empty: the first ClassLabel feature, if any).")
     validation_split: float = setting(
         0.1,
-        "Test fraction of an image folder without train/ and test/ subfolders (drawn with --seed).",
+        "Test fraction of an image folder without train/ and test/ subfolders, or of one .csv file (drawn with "
+        "--seed).",
         check=_a_fraction)
     label_column: str = setting(
         "label",
