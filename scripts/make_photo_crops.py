@@ -8,11 +8,9 @@ Needs scikit-image (``pip install scikit-image``; in the ``test`` extra). See
 """
 
 import json
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags
+import _startup
+from absl import flags
 
 from tfvae.data import photo_crops
 from tfvae.train import cli
@@ -40,4 +38,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _startup.run(main)
