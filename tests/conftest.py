@@ -123,6 +123,27 @@ def assert_same_final_checkpoint(model_dir, reference_dir, name):
         np.testing.assert_array_equal(weights[variable], reference[variable], err_msg=variable)
 
 
+def run_serving_probe(mode, exported, inputs, tmp_path):
+    """Outputs of tests/serving_probe.py (a fresh process without tfvae or TFP) for the requests ``inputs``."""
+    inputs_path, outputs_path = str(tmp_path / "in.npz"), str(tmp_path / "out.npz")
+    np.savez(inputs_path, **inputs)
+    probe = os.path.join(REPO, "tests", "serving_probe.py")
+    result = subprocess.run([sys.executable, probe, mode, exported, inputs_path, outputs_path],
+                            capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    with np.load(outputs_path) as f:
+        return dict(f)
+
+
+def read_idx_images(path):
+    """IDX images [N, H, W, 1] of a gzipped file with numpy alone (independent of tfvae's loader)."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    count, height, width = (int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(3))
+    return np.frombuffer(raw, np.uint8, offset=16).reshape(count, height, width, 1)
+
+
 def last_error_line(result):
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""

@@ -17,6 +17,7 @@ from conftest import (
     REPO,
     last_error_line,
     run_script,
+    run_serving_probe,
     small_export,
     small_vae,
     write_idx_dataset,
@@ -98,20 +99,7 @@ def test_sample_is_the_same_for_the_same_seed_on_every_call_and_reload(exported)
 
 @pytest.mark.parametrize("mode", ["tf2", "tf1"])
 def test_fresh_process_without_tfvae_or_tfp_runs_every_signature(model, exported, tmp_path, mode):
-    assert_outputs_match(_run_probe(mode, exported, requests(), tmp_path), expected_outputs(model))
-
-
-def _run_probe(mode, exported, inputs, tmp_path):
-    """Outputs of tests/serving_probe.py (a fresh process without tfvae or TFP) for the requests ``inputs``."""
-    inputs_path, outputs_path = str(tmp_path / "in.npz"), str(tmp_path / "out.npz")
-    np.savez(inputs_path, **inputs)
-    probe = os.path.join(REPO, "tests", "serving_probe.py")
-    result = subprocess.run([sys.executable, probe, mode, exported, inputs_path, outputs_path],
-                            capture_output=True, text=True, timeout=300,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    assert result.returncode == 0, result.stderr[-2000:]
-    with np.load(outputs_path) as f:
-        return dict(f)
+    assert_outputs_match(run_serving_probe(mode, exported, requests(), tmp_path), expected_outputs(model))
 
 
 def test_saved_model_cli_lists_the_signatures_with_dtypes_and_shapes(exported):
@@ -132,7 +120,7 @@ def test_a_server_feeding_a_wrong_shape_past_the_declared_one_gets_the_in_graph_
     # The C++ session (TF Serving's) does not compare fed shapes with the signature: the graph must.
     bad = {"reconstruct/images": np.zeros((2, 4, 16, 1), np.float32), "decode/z": np.zeros((2, LATENT_DIM + 2),
                                                                                            np.float32)}
-    outputs = _run_probe("tf1", exported, bad, tmp_path)
+    outputs = run_serving_probe("tf1", exported, bad, tmp_path)
     assert r"images: expected shape [batch, 8, 8, 1]; got] [2 4 16 1]" in str(outputs["reconstruct/error"])
     assert f"z: expected shape [batch, {LATENT_DIM}]; got] [2 {LATENT_DIM + 2}]" in str(outputs["decode/error"])
 
@@ -146,7 +134,7 @@ def test_the_request_cost_limits_are_in_the_model_card_and_the_servers_graph(exp
               "log_likelihood/num_importance_samples": np.array([300], np.int32),
               "log_likelihood/seed": np.array([1], np.int64),
               "decode/z": np.full((1, LATENT_DIM), 3e38, np.float32)}
-    outputs = _run_probe("tf1", exported, costly, tmp_path)  # the C++ session a server runs
+    outputs = run_serving_probe("tf1", exported, costly, tmp_path)  # the C++ session a server runs
     assert (f"num_importance_samples: batch * num_importance_samples must be at most {MAX_SAMPLES}; got batch and "
             "num_importance_samples] [4] [300]") in str(outputs["log_likelihood/error"])
     assert "z: values must lie in [-1000, 1000]; got min and max] [3e+38] [3e+38]" in str(outputs["decode/error"])
@@ -154,7 +142,7 @@ def test_the_request_cost_limits_are_in_the_model_card_and_the_servers_graph(exp
                     "log_likelihood/num_importance_samples": np.array([500], np.int32),
                     "log_likelihood/seed": np.array([1], np.int64),
                     "decode/z": np.full((1, LATENT_DIM), -1000.0, np.float32)}
-    outputs = _run_probe("tf2", exported, at_the_limit, tmp_path)
+    outputs = run_serving_probe("tf2", exported, at_the_limit, tmp_path)
     assert np.isfinite(outputs["log_likelihood/iwae_bound"]).all() and np.isfinite(outputs["decode/probs"]).all()
 
 
@@ -185,7 +173,7 @@ def test_reference_metrics_send_requests_within_the_cost_limit(model):
 
 
 def test_warmup_records_hold_one_valid_request_per_signature_that_the_server_replays(exported, tmp_path):
-    outputs = _run_probe("warmup", exported, {}, tmp_path)
+    outputs = run_serving_probe("warmup", exported, {}, tmp_path)
     assert not [key for key in outputs if key.endswith("/error")]
     assert {key.split("/")[0] for key in outputs} == {*export.SIGNATURES, "serving_default"}
     assert outputs["sample/images"].shape == (1, 8, 8, 1)
@@ -339,7 +327,7 @@ def test_flow_families_export_and_run_in_a_fresh_process_like_the_in_process_mod
         "log_likelihood/elbo": model.elbo(x, seed=seed),
         "log_likelihood/iwae_bound": model.log_likelihood(x, 40, seed=SEED),
     }
-    actual = _run_probe(mode, exported, inputs, tmp_path)
+    actual = run_serving_probe(mode, exported, inputs, tmp_path)
     assert sorted(actual) == sorted(expected)  # no "scale" where no closed form exists
     for key, value in expected.items():
         np.testing.assert_allclose(actual[key], value, rtol=1e-4, atol=1e-4, err_msg=key)
@@ -360,7 +348,7 @@ def test_a_mixed_bfloat16_model_exports_its_16_bit_graph_and_serves_like_the_in_
                   loaded.signatures[signature].graph.as_graph_def().library.function
                   for node in function.node_def if node.op == trunk_op}
         assert dtypes == {tf.bfloat16}, (signature, dtypes)  # the trunks' convolutions run in 16 bits when served
-    actual = _run_probe("tf1", exported, requests(), tmp_path)
+    actual = run_serving_probe("tf1", exported, requests(), tmp_path)
     expected = expected_outputs(model)
     assert sorted(actual) == sorted(expected)
     for key, value in expected.items():
@@ -417,38 +405,6 @@ def test_full_covariance_posteriors_export_their_scale_tril(tmp_path):
     assert np.abs(np.triu(encoded["scale_tril"].numpy(), k=1)).max() == 0.0
     assert np.abs(np.tril(encoded["scale_tril"].numpy(), k=-1)).max() > 0.0  # correlations are there to lose
     np.testing.assert_allclose(encoded["scale"], posterior.stddev(), rtol=1e-5, atol=1e-6)
-
-
-def _read_idx_images(path):
-    """IDX images with numpy alone (independent of tfvae's loader)."""
-    import gzip
-
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    count, height, width = (int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(3))
-    return np.frombuffer(raw, np.uint8, offset=16).reshape(count, height, width, 1)
-
-
-def test_the_shipped_pretrained_export_reproduces_its_model_card_without_tfvae(tmp_path, fashion_mnist_dir):
-    version_dir = os.path.join(REPO, "saved_models", "fashion_mnist_mlp", "1")
-    size = sum(os.path.getsize(os.path.join(folder, name)) for folder, _, names in os.walk(version_dir)
-               for name in names)
-    assert size <= 5 * 2**20
-    with open(os.path.join(version_dir, "assets.extra", "model_card.json")) as f:
-        card = json.load(f)
-    reference = card["reference_metrics"]
-    assert card["model_name"] == "fashion_mnist_mlp" and card["data_shape"] == [28, 28, 1] and card["latent_dim"] == 20
-    assert reference["examples"] == 500 and "default_rng(0)" in reference["images"]
-    pixels = _read_idx_images(os.path.join(fashion_mnist_dir, "t10k-images-idx3-ubyte.gz"))
-    binarized = (np.random.default_rng(0).random(pixels.shape, dtype=np.float32)
-                 < pixels.astype(np.float32) / 255.0).astype(np.float32)
-    inputs = {"log_likelihood/images": binarized[:500],
-              "log_likelihood/num_importance_samples": np.array([reference["num_importance_samples"]], np.int32),
-              "log_likelihood/seed": np.array([reference["seed"]], np.int64)}
-    outputs = _run_probe("tf1", version_dir, inputs, tmp_path)  # the server's way: C++ session, no tfvae, no TFP
-    assert outputs["log_likelihood/elbo"].mean() == pytest.approx(reference["elbo"], abs=1e-3)
-    assert outputs["log_likelihood/iwae_bound"].mean() == pytest.approx(reference["iwae_bound"], abs=1e-3)
-    assert reference["iwae_bound"] > reference["elbo"]
 
 
 def test_the_models_config_in_saved_models_readme_is_a_valid_model_server_config():

@@ -1,7 +1,9 @@
-"""What a pretrained model ships with: a .keras file beside the SavedModel, and a model card saying how it was made.
+"""The pretrained models in saved_models/, and what one ships with: a SavedModel for TF Serving, a .keras file for
+Python, and a model card with its figures and the commands that made them.
 
-``scripts/export.py --keras_file=... --test_metrics=... --reproduce=...`` on a tiny run; ``tfvae.load_model`` on a
-.keras file, and its refusals of files it did not write.
+Each shipped model reproduces its card's figures on the first 500 test images from the export alone (a process
+without tfvae or TFP, as the server runs it) and from its .keras file; ``scripts/export.py --keras_file=...
+--test_metrics=... --reproduce=...`` on a tiny run; ``tfvae.load_model`` on .keras files it did not write.
 """
 
 import json
@@ -11,9 +13,10 @@ import zipfile
 import keras
 import numpy as np
 import pytest
-from conftest import last_error_line, run_script, write_idx_dataset
+from conftest import REPO, last_error_line, read_idx_images, run_script, run_serving_probe, write_idx_dataset
 
 import tfvae
+from tfvae import evaluation
 from tfvae.train import loading
 from tfvae.train.rundir import RunDirectoryError
 
@@ -114,3 +117,56 @@ def test_load_model_refuses_keras_files_it_cannot_trust_in_one_line(tiny_run, tm
     with pytest.raises(ValueError, match="checkpoint must be None"):
         tfvae.load_model(good, checkpoint="ckpt-1")
     assert isinstance(loading.load_keras_file(good), tfvae.VAE)
+
+
+# name -> (the export's size limit in MiB, whether it also ships a .keras file with its test figures)
+SHIPPED = {"fashion_mnist_mlp": (5, False)}
+
+
+def test_every_model_in_saved_models_is_tested_here():
+    folders = {name for name in os.listdir(os.path.join(REPO, "saved_models"))
+               if os.path.isdir(os.path.join(REPO, "saved_models", name, "1"))}
+    assert folders == set(SHIPPED)
+
+
+def _binarized_test_images(fashion_mnist_dir, count):
+    """The first ``count`` test images binarized as every model card says (numpy alone, seed 0 over all 10k)."""
+    pixels = read_idx_images(os.path.join(fashion_mnist_dir, "t10k-images-idx3-ubyte.gz"))
+    binarized = (np.random.default_rng(0).random(pixels.shape, dtype=np.float32)
+                 < pixels.astype(np.float32) / 255.0).astype(np.float32)
+    return binarized[:count]
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_a_shipped_model_reproduces_its_card_from_the_export_alone_and_from_its_keras_file(
+        name, tmp_path, fashion_mnist_dir):
+    limit_mb, ships_keras = SHIPPED[name]
+    base = os.path.join(REPO, "saved_models", name)
+    version_dir = os.path.join(base, "1")
+    size = sum(os.path.getsize(os.path.join(folder, file)) for folder, _, files in os.walk(version_dir)
+               for file in files)
+    assert size <= limit_mb * 2**20
+    with open(os.path.join(version_dir, "assets.extra", "model_card.json")) as f:
+        card = json.load(f)
+    reference = card["reference_metrics"]
+    assert card["model_name"] == name and card["data_shape"] == [28, 28, 1]
+    assert reference["examples"] == 500 and "default_rng(0)" in reference["images"]
+    images = _binarized_test_images(fashion_mnist_dir, 500)
+    inputs = {"log_likelihood/images": images,
+              "log_likelihood/num_importance_samples": np.array([reference["num_importance_samples"]], np.int32),
+              "log_likelihood/seed": np.array([reference["seed"]], np.int64),
+              "decode/z": np.random.default_rng(1).standard_normal((8, card["latent_dim"])).astype(np.float32)}
+    outputs = run_serving_probe("tf1", version_dir, inputs, tmp_path)  # the server's way: C++ session, no tfvae
+    assert outputs["log_likelihood/elbo"].mean() == pytest.approx(reference["elbo"], abs=1e-3)
+    assert outputs["log_likelihood/iwae_bound"].mean() == pytest.approx(reference["iwae_bound"], abs=1e-3)
+    assert reference["iwae_bound"] > reference["elbo"]
+    if not ships_keras:
+        return
+    test = card["test_metrics"]
+    assert test["num_examples"] == 10000 and test["log_likelihood"] > test["elbo"] and card["reproduce"]
+    model = tfvae.load_model(os.path.join(base, "model.keras"))
+    np.testing.assert_allclose(model.likelihood(inputs["decode/z"]).distribution.logits.numpy(),
+                               outputs["decode/logits"], rtol=1e-4, atol=1e-4)  # the same weights
+    # The same figure from Python, with its own sampling: k=1000 over 500 images leaves ~0.05 nats of noise.
+    bound = evaluation.iwae_log_likelihood(model, images, num_samples=reference["num_importance_samples"])
+    assert bound == pytest.approx(reference["iwae_bound"], abs=0.2)
