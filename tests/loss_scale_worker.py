@@ -55,6 +55,17 @@ def batches():
     return first, second
 
 
+def replica_step(strategy, model):
+    """step(batch of 4): one training step on every replica, replica r taking examples 2r and 2r + 1."""
+    train_step = tf.function(lambda x: strategy.run(model.train_step, args=(x,)))
+
+    def step(batch):
+        return train_step(strategy.experimental_distribute_values_from_function(
+            lambda ctx: tf.constant(batch[2 * ctx.replica_id_in_sync_group: 2 * ctx.replica_id_in_sync_group + 2])))
+
+    return step
+
+
 def main(mode, out_path):
     if mode == "mirrored_spike":
         return spike(out_path)
@@ -73,13 +84,7 @@ def main(mode, out_path):
         model.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.01)), seed=0)
         model.optimizer.build(model.trainable_variables)
 
-    @tf.function
-    def step(x):
-        return strategy.run(model.train_step, args=(x,))
-
-    def per_replica(batch):
-        return strategy.experimental_distribute_values_from_function(
-            lambda ctx: tf.constant(batch[2 * ctx.replica_id_in_sync_group: 2 * ctx.replica_id_in_sync_group + 2]))
+    step = replica_step(strategy, model)
 
     def weights():  # every local replica's copy of every weight
         return [[np.asarray(r).tolist() for r in strategy.experimental_local_results(v.value)]
@@ -87,11 +92,11 @@ def main(mode, out_path):
 
     report = {"before": weights(), "scale_before": float(model.optimizer.dynamic_scale.numpy())}
     first, second = batches()
-    logs = step(per_replica(first))
+    logs = step(first)
     report.update(after_marked=weights(), iterations_after_marked=int(model.optimizer.iterations.numpy()),
                   scale_after_marked=float(model.optimizer.dynamic_scale.numpy()),
                   skipped=[float(v) for v in strategy.experimental_local_results(logs["skipped_steps"])])
-    step(per_replica(second))
+    step(second)
     report.update(after_clean=weights(), iterations_after_clean=int(model.optimizer.iterations.numpy()))
     with open(out_path, "w") as f:
         json.dump(report, f)
@@ -111,23 +116,17 @@ def spike(out_path):
         model.optimizer.build(model.trainable_variables)
     model.optimizer_step.guard.warmup_steps = 1
 
-    @tf.function
-    def step(x):
-        return strategy.run(model.train_step, args=(x,))
-
-    def per_replica(batch):
-        return strategy.experimental_distribute_values_from_function(
-            lambda ctx: tf.constant(batch[2 * ctx.replica_id_in_sync_group: 2 * ctx.replica_id_in_sync_group + 2]))
+    step = replica_step(strategy, model)
 
     def copies(variable):  # every local replica's copy
         return [np.asarray(r) for r in strategy.experimental_local_results(variable)]
 
     marked, clean = batches()
-    step(per_replica(clean))
+    step(clean)
     guard = model.optimizer_step.guard
     level = float(copies(guard.norm_mean)[0] / (1.0 - guard.decay))  # debiased mean of one norm: that norm
     before = [copies(v.value) for v in model.trainable_variables]
-    logs = step(per_replica(marked))
+    logs = step(marked)
     after = [copies(v.value) for v in model.trainable_variables]
     report = {
         "level": level,

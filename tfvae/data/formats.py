@@ -27,19 +27,13 @@ from tfvae.core.errors import DataError
 from tfvae.data import limits
 from tfvae.data.csv_files import LABEL_COLUMN
 
-__all__ = ["Format", "LoadedArrays", "LoadedData", "ReadOptions"]
+__all__ = ["ExampleArrays", "Format", "LoadedArrays", "LoadedData", "ReadOptions"]
 
 
-@dataclasses.dataclass(frozen=True)
-class LoadedArrays:
-    """Train and test examples as loaded: [N, H, W, C] images or [N, D] vectors, uint8 in [0, 255] or float32 in
-    [0, 1], and labels as the source has them (or None). ``run_data.make_ready`` makes them ready for training."""
+class ExampleArrays:
+    """What arrays of examples tell of themselves: ``train_images`` [N, *data_shape]."""
 
     train_images: np.ndarray
-    test_images: np.ndarray
-    source: str
-    train_labels: np.ndarray | None = None
-    test_labels: np.ndarray | None = None
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -48,6 +42,18 @@ class LoadedArrays:
     @property
     def num_train_examples(self) -> int:
         return len(self.train_images)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedArrays(ExampleArrays):
+    """Train and test examples as loaded: [N, H, W, C] images or [N, D] vectors, uint8 in [0, 255] or float32 in
+    [0, 1], and labels as the source has them (or None). ``run_data.make_ready`` makes them ready for training."""
+
+    train_images: np.ndarray
+    test_images: np.ndarray
+    source: str
+    train_labels: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae.core import distribute, sampling
-from tfvae.data import training_data
+from tfvae.data import formats, training_data
 
 __all__ = [
     "InMemoryData",
@@ -170,7 +170,7 @@ def local_replica_ids(context: tf.distribute.InputContext) -> tuple[int, ...]:
 
 
 @dataclasses.dataclass(frozen=True)
-class InMemoryData:
+class InMemoryData(formats.ExampleArrays):
     """A run's data ready for training, held in memory (a ``training_data.TrainingData``).
 
     What ``data.make_ready`` makes of data as loaded (``formats.LoadedArrays``,
@@ -198,14 +198,6 @@ class InMemoryData:
     num_classes: int = 0
     bad_records: tuple = ()
     test_binarization_seed: int | None = None
-
-    @property
-    def data_shape(self) -> tuple[int, ...]:
-        return tuple(int(d) for d in self.train_images.shape[1:])
-
-    @property
-    def num_train_examples(self) -> int:
-        return len(self.train_images)
 
     def steps_per_epoch(self, global_batch_size: int, num_workers: int = 1) -> int:
         """Full global batches in one pass over the training images (every worker holds them all)."""
