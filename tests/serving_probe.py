@@ -2,9 +2,10 @@
 
   python tests/serving_probe.py tf2|tf1|warmup <version_dir> <inputs.npz> <outputs.npz>
 
-inputs.npz holds arrays named "<signature>/<input>"; outputs.npz gets
-"<signature>/<output>", or "<signature>/error" (the error's text) for a
-request that fails. tf2 uses tf.saved_model.load and calls each signature;
+inputs.npz holds arrays named "<signature>/<input>" (or "<signature>@<tag>/<input>":
+several requests of one signature, told apart by their tags); outputs.npz gets
+"<signature>/<output>" (with the tag), or "<signature>/error" (the error's text)
+for a request that fails. tf2 uses tf.saved_model.load and calls each signature;
 tf1 imports the MetaGraph with tag "serve" into a Session (as
 tensorflow_model_server's C++ loader does) and runs each signature_def by its
 tensor names, feeding through the C API as the server does (no client-side
@@ -34,7 +35,7 @@ def run_tf2(path, requests):
     loaded = tf.saved_model.load(path)
     outputs = {}
     for signature, inputs in requests.items():
-        results = loaded.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+        results = loaded.signatures[signature.split("@")[0]](**{k: tf.constant(v) for k, v in inputs.items()})
         outputs.update({f"{signature}/{k}": v.numpy() for k, v in results.items()})
     return outputs
 
@@ -47,7 +48,7 @@ def run_tf1(path, requests):
         meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
         tensor = session.graph.get_tensor_by_name
         for signature, inputs in requests.items():
-            definition = meta_graph.signature_def[signature]
+            definition = meta_graph.signature_def[signature.split("@")[0]]
             feeds = {tensor(definition.inputs[k].name)._as_tf_output(): v for k, v in inputs.items()}
             names = sorted(definition.outputs)
             fetches = [tensor(definition.outputs[n].name)._as_tf_output() for n in names]

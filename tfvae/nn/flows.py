@@ -56,20 +56,29 @@ def _validate_units(hidden_units: Sequence[int]) -> list[int]:
     return units
 
 
-def made_masks(event_size: int, hidden_units: Sequence[int]) -> list[np.ndarray]:
+def made_mask_tensors(event_size: int, hidden_units: Sequence[int]) -> list[tf.Tensor]:
     """Masks [inputs, outputs] of each MADE layer; the last one maps to event_size outputs.
 
     Input i has degree i (1..D); hidden unit j has degree 1 + j mod (D - 1);
     a connection is kept where the degree does not decrease, and an output of
     degree i sees only hidden units of degree < i. So output i depends on
-    z_1..z_{i-1} only.
+    z_1..z_{i-1} only. Built in the graph from ranges of degrees, so a traced
+    function (an exported signature) holds a few small ops, not [inputs,
+    outputs] constants (256 x 256 floats per layer, per function).
     """
-    degrees = [np.arange(1, event_size + 1)]
+    inputs = tf.range(1, event_size + 1)
+    degrees = [inputs]
     for units in hidden_units:
-        degrees.append(np.arange(units) % max(1, event_size - 1) + 1 if event_size > 1 else np.zeros(units, int))
-    masks = [(later[np.newaxis, :] >= earlier[:, np.newaxis]) for earlier, later in zip(degrees[:-1], degrees[1:], strict=True)]
-    masks.append(np.arange(1, event_size + 1)[np.newaxis, :] > degrees[-1][:, np.newaxis])
-    return [m.astype(np.float32) for m in masks]
+        degrees.append(tf.range(units) % max(1, event_size - 1) + 1 if event_size > 1 else tf.zeros([units], tf.int32))
+    masks = [later[tf.newaxis, :] >= earlier[:, tf.newaxis]
+             for earlier, later in zip(degrees[:-1], degrees[1:], strict=True)]
+    masks.append(inputs[tf.newaxis, :] > degrees[-1][:, tf.newaxis])
+    return [tf.cast(m, tf.float32) for m in masks]
+
+
+def made_masks(event_size: int, hidden_units: Sequence[int]) -> list[np.ndarray]:
+    """``made_mask_tensors`` as NumPy arrays."""
+    return [np.asarray(m) for m in made_mask_tensors(event_size, hidden_units)]
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
@@ -93,7 +102,6 @@ class MADE(keras.layers.Layer):
         self.event_size = int(event_size)
         self.hidden_units = _validate_units(hidden_units)
         self.activation = activation
-        self._masks = made_masks(self.event_size, self.hidden_units)
         self.context_layer = None
 
     def build(self, z_shape, context_shape=None):
@@ -114,8 +122,9 @@ class MADE(keras.layers.Layer):
     def call(self, z, context=None):
         h = tf.cast(z, tf.float32)
         activation = keras.activations.get(self.activation)
+        masks = made_mask_tensors(self.event_size, self.hidden_units)
         for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases, strict=True)):
-            mask = self._masks[i] if i < len(self._masks) - 1 else np.tile(self._masks[-1], [1, 2])
+            mask = masks[i] if i < len(masks) - 1 else tf.tile(masks[-1], [1, 2])
             h = tf.tensordot(h, kernel * mask, [[-1], [0]]) + bias
             if i == 0 and context is not None:
                 if self.context_layer is None:
