@@ -36,12 +36,17 @@ def _check_skipped_then_applied(report):
     assert all(skipped == 1.0 for skipped in report["skipped"])
 
 
-def test_an_overflow_on_one_of_two_replicas_is_skipped_by_both(tmp_path):
-    out = tmp_path / "mirrored.json"
-    result = subprocess.run([sys.executable, WORKER, "mirrored", str(out)], capture_output=True, text=True,
+def _mirrored_report(mode, tmp_path):
+    """The JSON report of tests/loss_scale_worker.py run in ``mode`` on two logical CPU devices."""
+    out = tmp_path / f"{mode}.json"
+    result = subprocess.run([sys.executable, WORKER, mode, str(out)], capture_output=True, text=True,
                             timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_an_overflow_on_one_of_two_replicas_is_skipped_by_both(tmp_path):
+    report = _mirrored_report("mirrored", tmp_path)
     assert len(report["before"][0]) == 2  # two replicas' copies
     _check_skipped_then_applied(report)
 
@@ -72,11 +77,7 @@ def test_an_overflow_on_one_of_two_workers_is_skipped_by_both_without_a_hang(tmp
 
 def test_a_spike_from_one_of_two_replicas_is_clipped_alike_on_both_and_counted_once_per_step(tmp_path):
     """The guard judges the all-replica, unscaled gradient: both replicas clip to factor * level and count it."""
-    out = tmp_path / "spike.json"
-    result = subprocess.run([sys.executable, WORKER, "mirrored_spike", str(out)], capture_output=True, text=True,
-                            timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
+    report = _mirrored_report("mirrored_spike", tmp_path)
     assert report["copies_equal"]
     for change in report["change_norms"]:  # SGD(0.1): the update is 0.1 * the clipped gradient, 2 x the level
         np.testing.assert_allclose(change, 0.1 * 2.0 * report["level"], rtol=1e-4)
