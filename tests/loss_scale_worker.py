@@ -3,11 +3,16 @@
   python tests/loss_scale_worker.py mirrored <out.json>   # 2 logical CPU devices, one process
   python tests/loss_scale_worker.py multi_worker <out.json>  # one of 2 workers (TF_CONFIG set by the test)
   python tests/loss_scale_worker.py mirrored_spike <out.json>  # 2 devices: a gradient spike from one replica
+  python tests/loss_scale_worker.py one_reduce <out.json>  # 1 and 2 devices: clean clipped, loss-scaled steps
 
 The encoder multiplies q's location by 1e30 for an example whose pixel (0, 0)
 is 2: its KL (and gradient) overflows. Global batch 4, 2 replicas: example 3,
 on replica (or worker) 1 only, is marked in the first batch; the second batch
 is clean. Writes what each replica saw to out.json.
+
+``one_reduce`` trains three clean steps (clipping, loss scale doubling
+every 2 steps) on one device and on two, counting the all-reduces each
+replica's step makes.
 
 ``mirrored_spike`` multiplies the marked location by 100 instead (a finite
 spike), under loss scaling and the spike guard (factor 2, one warm-up step):
@@ -69,6 +74,8 @@ def replica_step(strategy, model):
 def main(mode, out_path):
     if mode == "mirrored_spike":
         return spike(out_path)
+    if mode == "one_reduce":
+        return one_reduce(out_path)
     if mode == "mirrored":
         distribute.split_cpu(2)
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -141,6 +148,50 @@ def spike(out_path):
     with open(out_path, "w") as f:
         json.dump(report, f)
 
+
+def one_reduce(out_path):
+    """Three clean steps of one global batch of 4, clipped and loss-scaled, on 1 and on 2 replicas."""
+    distribute.split_cpu(2)
+    report = {str(len(devices)): clipped_steps(devices) for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"])}
+    with open(out_path, "w") as f:
+        json.dump(report, f)
+
+
+def clipped_steps(devices):
+    """What three clean, clipped, loss-scaled steps on ``devices`` did, and how many all-reduces they made."""
+    from unittest import mock
+
+    strategy = tf.distribute.MirroredStrategy(devices)
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = tfvae.VAE(OverflowingEncoder(2), tfvae.BernoulliDecoder((8, 8, 1), hidden_units=[8]),
+                          tfvae.StandardNormalPrior(2))
+        model.build((None, 8, 8, 1))
+        model.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.01),
+                                                                     dynamic_growth_steps=2),
+                      seed=0, clip_global_norm=0.5)
+        model.optimizer.build(model.trainable_variables)
+    train_step = tf.function(lambda x: strategy.run(model.train_step, args=(x,)))
+    per_replica = 4 // len(devices)
+    reduce, calls = tf.distribute.ReplicaContext.all_reduce, []
+
+    def counted(context, *args, **kwargs):
+        calls.append(1)
+        return reduce(context, *args, **kwargs)
+
+    _, clean = batches()
+    with mock.patch.object(tf.distribute.ReplicaContext, "all_reduce", counted):
+        for _ in range(3):
+            train_step(strategy.experimental_distribute_values_from_function(
+                lambda ctx: tf.constant(clean[per_replica * ctx.replica_id_in_sync_group:][:per_replica])))
+    return {
+        "all_reduces_per_replica": len(calls) / len(devices),
+        "weights": [[np.asarray(r).tolist() for r in strategy.experimental_local_results(v.value)]
+                    for v in model.trainable_variables],
+        "scale": float(model.optimizer.dynamic_scale.numpy()),
+        "step_counter": int(model.optimizer.step_counter.numpy()),
+        "iterations": int(model.optimizer.iterations.numpy()),
+    }
 
 if __name__ == "__main__":
     main(*sys.argv[1:])

@@ -85,6 +85,21 @@ def test_a_spike_from_one_of_two_replicas_is_clipped_alike_on_both_and_counted_o
     assert report["guard_updates"] == [2.0, 2.0] and report["guard_means"][0] == report["guard_means"][1]
 
 
+def test_a_clipped_loss_scaled_step_on_two_replicas_takes_one_all_reduce_and_equals_one_replica(tmp_path):
+    """The summed gradient is applied from a cross-replica context: no second all-reduce in the optimizer, the
+    same weights as one replica taking the whole batch, and the loss scale's bookkeeping as Keras keeps it."""
+    report = _mirrored_report("one_reduce", tmp_path)
+    one, two = report["1"], report["2"]
+    assert two["all_reduces_per_replica"] == 1  # tfvae's sum only, traced once per replica
+    for weight_one, weight_two in zip(one["weights"], two["weights"], strict=True):
+        np.testing.assert_array_equal(weight_two[1], weight_two[0])  # both copies updated alike
+        np.testing.assert_allclose(weight_two[0], weight_one[0], rtol=1e-5, atol=1e-6)
+    # dynamic_growth_steps=2 from 2^15: doubled after steps 2 (counter 0), then counter 1 after step 3.
+    assert one["scale"] == two["scale"] == 2.0**16
+    assert one["step_counter"] == two["step_counter"] == 1
+    assert one["iterations"] == two["iterations"] == 3
+
+
 # ------------------------------------------------------------ one device: unscaled clipping, the guard
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -14,21 +14,31 @@ loss scale S under ``mixed_float16``: g_r = S * d loss_r / d w). The step:
   finite = all(isfinite(g))   the same on every replica and worker, since g is
   n      = ||g||_2            the global norm of the true gradient
   g      = g * min(1, c / n)  c = min(clip_global_norm, the spike guard's limit) (exactly 1 when not clipping)
-  share  = S * g / R          what each of the R replicas hands the optimizer, which sums the shares
+  apply g                     on several replicas, from a cross-replica context (below); on one replica,
+                              or for an optimizer that is not ``plain_update``, the optimizer gets
+  share  = S * g / R          from each of the R replicas, and sums and unscales the shares itself
 
 A ``keras.optimizers.LossScaleOptimizer`` decides "apply or skip" from the
 gradients it is given, on one replica (``MirroredStrategy``) or on each
 worker alone (``MultiWorkerMirroredStrategy``). Given the identical shares,
-all reach the decision of ``finite``; on a skip no weight or moment changes
-and the scale halves. A skipped step still counts: ``optimizer.iterations``
+all reach the decision of ``finite``, as tfvae's own apply does; on a skip
+no weight or moment changes and the scale halves. A skipped step still counts: ``optimizer.iterations``
 (tfvae's global step, which drives the training noise, KL and learning-rate
 schedules and the checkpoint interval) advances with the data.
 
-Without loss scaling, clipping or the guard the gradients go to the
-optimizer as they are (it sums them: one all-reduce). With any of them the
-sum is taken here first, so the optimizer's own sum is a second all-reduce
-of identical shares (left in place: the step then works with any Keras
-optimizer).
+One all-reduce per step. Without loss scaling, clipping or the guard the
+gradients go to the optimizer as they are (it sums them). With any of them
+the sum is taken here, and a Keras optimizer would sum again (its ``apply``
+always all-reduces in a replica context). So on several replicas the summed
+gradient g is applied from a cross-replica context (``merge_call``), the way
+the optimizer applies after its own sum: ``update_step(g, w, lr)`` on each
+replica's copy of each weight, then ``iterations += 1``; under loss scaling
+the scale's bookkeeping is done here as ``LossScaleOptimizer`` does it
+(skip: S <- S / 2; ``dynamic_growth_steps`` applied steps in a row: S <- 2 S).
+This needs an optimizer whose ``apply`` is only that (``plain_update``: no
+weight decay, EMA, gradient accumulation or Keras clipping options); any
+other keeps the second all-reduce of identical shares, which gives the same
+step.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ import tensorflow as tf
 
 from tfvae.core import gradient_guard, sampling
 
-__all__ = ["OptimizerStep", "StepReport", "apply_step", "loss_scale"]
+__all__ = ["OptimizerStep", "StepReport", "apply_step", "loss_scale", "plain_update"]
 
 
 class StepReport(dict):
@@ -51,6 +61,63 @@ def loss_scale(optimizer) -> tf.Variable | None:
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return optimizer.dynamic_scale
     return None
+
+
+def plain_update(optimizer) -> bool:
+    """Whether ``optimizer.apply(g)`` is only ``update_step`` on every weight and ``iterations += 1``.
+
+    True for an optimizer (or the inner one of a ``LossScaleOptimizer``)
+    with no weight decay, EMA, gradient accumulation, ``clipnorm``,
+    ``clipvalue`` or ``global_clipnorm``: tfvae can then apply an
+    all-replica gradient itself, with no second all-reduce.
+    """
+    inner = optimizer.inner_optimizer if loss_scale(optimizer) is not None else optimizer
+    settings = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "gradient_accumulation_steps")
+    return (isinstance(inner, keras.optimizers.Optimizer) and not isinstance(inner, keras.optimizers.LossScaleOptimizer)
+            and not getattr(inner, "use_ema", False) and all(getattr(inner, name, None) is None for name in settings))
+
+
+def _apply_summed(optimizer, grads, variables, finite) -> None:
+    """Applies the all-replica gradient ``grads`` (unscaled, identical on every replica) with no further all-reduce.
+
+    Called on every replica; the update runs once, from a cross-replica
+    context, on each replica's copy: w <- update_step(g, w, lr), then the
+    step counts. Under loss scaling a non-finite ``finite`` skips the update
+    and halves S; a finite one counts towards doubling S.
+    """
+    scale = loss_scale(optimizer)
+    inner = optimizer.inner_optimizer if scale is not None else optimizer
+    pairs = [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
+
+    def update(distribution, summed, applied):
+        learning_rate = inner.learning_rate
+
+        def apply():
+            for g, v in zip(summed, [v for _, v in pairs], strict=True):
+                distribution.extended.update(
+                    v.value if isinstance(v, keras.Variable) else v,
+                    lambda weight, gradient: inner.update_step(gradient, weight, learning_rate),
+                    args=(g,), group=False)
+            inner.iterations.assign_add(1)
+            if scale is not None:
+                grow = optimizer.step_counter >= optimizer.dynamic_growth_steps - 1
+                scale.assign(tf.where(grow, scale * 2.0, scale))
+                optimizer.step_counter.assign(tf.where(grow, tf.zeros_like(optimizer.step_counter),
+                                                       optimizer.step_counter + 1))
+            return tf.constant(True)
+
+        def skip():
+            inner.iterations.assign_add(1)  # a skipped step still counts (see the module docstring)
+            scale.assign(scale * 0.5)
+            optimizer.step_counter.assign(tf.zeros_like(optimizer.step_counter))
+            return tf.constant(False)
+
+        if scale is None:
+            return apply()
+        # ``applied`` is the same on every replica and worker (computed from the summed gradient): take the first.
+        return tf.cond(distribution.experimental_local_results(applied)[0], apply, skip)
+
+    tf.distribute.get_replica_context().merge_call(update, args=([g for g, _ in pairs], finite))
 
 
 def _all_finite(grads) -> tf.Tensor:
@@ -92,14 +159,18 @@ def apply_step(optimizer, grads, variables, clip_global_norm: float | None = Non
     grads = [None if g is None else g * factor for g in grads]
     if guard is not None:
         guard.record(norm, limit)
-    if scale is not None:
-        grads = [None if g is None else g * tf.cast(scale, g.dtype) for g in grads]
-    if num_replicas > 1:
-        grads = [None if g is None else g / num_replicas for g in grads]
-    finite = _all_finite(grads)  # what the LossScaleOptimizer decides from, the same on every replica
-    optimizer.apply(grads, variables)
-    if scale is not None:
-        optimizer.iterations.assign_add(tf.cast(tf.logical_not(finite), optimizer.iterations.dtype))  # skipped: counts too
+    if num_replicas > 1 and plain_update(optimizer):
+        finite = _all_finite(grads)
+        _apply_summed(optimizer, grads, variables, finite)
+    else:
+        if scale is not None:
+            grads = [None if g is None else g * tf.cast(scale, g.dtype) for g in grads]
+        if num_replicas > 1:
+            grads = [None if g is None else g / num_replicas for g in grads]
+        finite = _all_finite(grads)  # what the LossScaleOptimizer decides from, the same on every replica
+        optimizer.apply(grads, variables)
+        if scale is not None:  # skipped: counts too
+            optimizer.iterations.assign_add(tf.cast(tf.logical_not(finite), optimizer.iterations.dtype))
     report = StepReport(finite=finite, norm=norm)
     if spike_limit is not None:
         report["spike"] = tf.math.is_finite(norm) & (norm > spike_limit)
