@@ -65,3 +65,59 @@ def test_batch_larger_than_the_data_or_not_divisible_by_replicas_is_rejected():
         _blocks(global_batch_size=200)
     with pytest.raises(ValueError, match=r"batch_size \(8\) must be divisible by the number of replicas \(3\)"):
         _blocks(num_replicas=3, replica_ids=(0,))
+
+
+_COPIES_SCRIPT = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+from tfvae.core import distribute
+from tfvae.data import in_memory
+
+distribute.split_cpu(2)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+images = np.arange(10 * 2 * 2 * 1, dtype=np.uint8).reshape(10, 2, 2, 1)
+data = in_memory.InMemoryData(images, images[:2].astype(np.float32), "test", train_labels=np.arange(10, dtype=np.int32))
+feed = data.training_feed(strategy, global_batch_size=4, seed=0)
+read = {}
+
+def replica(rows):
+    copy = feed.local_copy()
+    replica_id = tf.get_static_value(tf.distribute.get_replica_context().replica_id_in_sync_group)
+    read[int(replica_id)] = [feed.image_copies[copy].device, feed.label_copies[copy].device]
+    return feed.examples(rows)
+
+rows = strategy.experimental_distribute_values_from_function(
+    lambda ctx: tf.constant([[3, 1], [9, 4]][ctx.replica_id_in_sync_group]))
+gathered = tf.function(lambda r: strategy.run(replica, args=(r,)))(rows)
+print(json.dumps({
+    "replica_devices": list(distribute.replica_devices(strategy)),
+    "copy_devices": [feed.image_copies[i].device for i in range(len(feed.image_copies))],
+    "read": {str(k): v for k, v in sorted(read.items())},
+    "images": [np.asarray(v).tolist() for v in strategy.experimental_local_results(gathered[0])],
+    "labels": [np.asarray(v).tolist() for v in strategy.experimental_local_results(gathered[1])],
+}))
+"""
+
+
+def test_each_replica_gathers_its_batch_from_the_copy_on_its_own_device():
+    """Two logical CPU devices: a copy of the images and labels on each, and replica r reads the one on device r."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    result = subprocess.run([sys.executable, "-c", _COPIES_SCRIPT], capture_output=True, text=True, timeout=300,
+                            cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    devices = report["replica_devices"]
+    assert len(devices) == 2 and report["copy_devices"] == devices
+    for replica, (image_device, label_device) in report["read"].items():
+        assert image_device == label_device == devices[int(replica)]
+    images = np.arange(10 * 2 * 2 * 1).reshape(10, 2, 2, 1)
+    for replica, rows in enumerate([[3, 1], [9, 4]]):
+        np.testing.assert_array_equal(report["images"][replica], images[rows])
+        np.testing.assert_array_equal(report["labels"][replica], rows)

@@ -25,7 +25,6 @@ training images on the device and feeds the loop these index blocks.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Sequence
 
@@ -226,18 +225,33 @@ class InMemoryData(formats.ExampleArrays):
 class IndexFeed:
     """``InMemoryData``'s ``training_data.TrainingFeed``: images on the device, index blocks streamed.
 
-    Each worker holds the data itself: multi-worker strategies would
-    broadcast a variable made in their scope from the chief (and cannot
-    broadcast uint8); one machine's replicas get a copy each.
+    Every device a replica of this worker computes on holds its own copy of
+    the training images (and labels), and a replica gathers its batch from
+    the copy on its device: with several GPUs no replica reads another's
+    memory. The copies are made by each worker from its own data, outside
+    the strategy's scope: a multi-worker strategy would broadcast a variable
+    made in its scope from the chief (and cannot broadcast uint8), and every
+    worker holds the same data. Replica r of the sync group reads copy
+    r mod D, D the devices of a worker (every worker has D replicas, in the
+    order of its devices).
     """
 
     def __init__(self, data: InMemoryData, strategy: tf.distribute.Strategy, global_batch_size: int, seed: int):
         self.num_examples, self.global_batch_size, self.seed = data.num_train_examples, global_batch_size, seed
-        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        with contextlib.nullcontext() if multi_worker else strategy.scope():
-            self.images = tf.Variable(data.train_images, trainable=False, name="train_images")
-            self.labels = None if data.train_labels is None else tf.Variable(
-                data.train_labels, trainable=False, name="train_labels")
+        self.devices = distribute.replica_devices(strategy)
+        self.image_copies, self.label_copies = [], []
+        for device in self.devices:
+            with tf.device(device):
+                self.image_copies.append(tf.Variable(data.train_images, trainable=False, name="train_images"))
+                if data.train_labels is not None:
+                    self.label_copies.append(tf.Variable(data.train_labels, trainable=False, name="train_labels"))
+
+    def local_copy(self) -> int:
+        """Which copy the calling replica reads: its id in the sync group mod the worker's devices (0 outside a
+        replica context, or when the id is not known while tracing)."""
+        context = tf.distribute.get_replica_context()
+        replica = None if context is None else tf.get_static_value(context.replica_id_in_sync_group)
+        return 0 if replica is None else int(replica) % len(self.devices)
 
     def blocks(self, epoch: int, plan: Sequence[int], skip_steps: int,
                context: tf.distribute.InputContext) -> tf.data.Dataset:
@@ -246,8 +260,10 @@ class IndexFeed:
                                   context.num_replicas_in_sync, local_replica_ids(context), skip_steps)
 
     def examples(self, row):
-        """(images, labels or None) of one row of example indices, gathered on the device."""
-        return tf.gather(self.images, row), None if self.labels is None else tf.gather(self.labels, row)
+        """(images, labels or None) of one row of example indices, gathered from this replica's device."""
+        copy = self.local_copy()
+        labels = tf.gather(self.label_copies[copy], row) if self.label_copies else None
+        return tf.gather(self.image_copies[copy], row), labels
 
     def check_records(self) -> None:
         """Nothing to check: the images were validated when loaded."""
