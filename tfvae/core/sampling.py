@@ -33,7 +33,7 @@ from typing import NamedTuple
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae.core import choices, counter_noise, latents
+from tfvae.core import choices, counter_noise, latents, xla
 
 tfd = tfp.distributions
 
@@ -55,13 +55,7 @@ def rng_algorithm() -> str:
     not run threefry. A run uses one context throughout (its jit_compile
     setting), so its noise is reproducible.
     """
-    try:
-        from tensorflow.python.ops import control_flow_util
-
-        in_xla = control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
-    except (ImportError, AttributeError):
-        in_xla = False
-    return "threefry" if in_xla else "philox"
+    return "threefry" if xla.in_xla_context() else "philox"
 
 
 def as_seed(seed) -> tf.Tensor:
