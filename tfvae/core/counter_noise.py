@@ -18,7 +18,8 @@ A replica holding rows [r B_local, (r + 1) B_local) of a global batch calls
 those rows of the one-replica draw, at 1/R of its cost; nothing depends on
 how the batch is split. Only integer ops, gathers and one int64 -> float32
 conversion touch the bits, so eager, ``tf.function`` and XLA (CPU and GPU)
-give identical values (TensorFlow's stateless ops do not: their XLA
+give identical values (``words`` evaluates them in another order under XLA,
+for speed; the values are the same) (TensorFlow's stateless ops do not: their XLA
 kernels lay out the stream differently, and their floating-point maps to
 the normal differ by rounding).
 
@@ -51,6 +52,8 @@ import statistics
 
 import numpy as np
 import tensorflow as tf
+
+from tfvae.core import xla
 
 __all__ = ["normal", "normal_of_words", "philox4x32", "step_key", "uniform", "uniform_of_words", "words"]
 
@@ -154,20 +157,35 @@ def words(key, shape, first_example=0, batch_axis: int = 0, stream=0) -> tf.Tens
       first_example: the global index of this replica's first example (an int or int32/int64 scalar tensor).
       batch_axis: where the examples are.
       stream: which draw of the step (e.g. a latent layer's index).
+
+    Outside XLA each Philox call is computed once and its 4 words
+    interleaved; under XLA, which would fuse that call into every element
+    that reads it and then cannot vectorise the interleaving, each element
+    computes its call and keeps its word (the same words; on a 2-core CPU
+    ~8x faster for a [128, 28, 28, 1] batch, though 4x the integer work).
     """
     shape = tf.cast(tf.convert_to_tensor(shape), tf.int64)
     num_samples = tf.reduce_prod(shape[:batch_axis])
     local_batch = shape[batch_axis]
     num_elements = tf.reduce_prod(shape[batch_axis + 1:])
-    num_blocks = (num_elements + 3) // 4
-    block = tf.reshape(tf.range(num_blocks, dtype=tf.int64), [1, 1, -1])
     example = tf.reshape(tf.cast(first_example, tf.int64) + tf.range(local_batch, dtype=tf.int64), [1, -1, 1])
     sample = tf.reshape(tf.range(num_samples, dtype=tf.int64), [-1, 1, 1])
-    full = tf.stack([num_samples, local_batch, num_blocks])
-    counter = [tf.broadcast_to(c, full) for c in (block, example, sample)]
-    counter.append(tf.fill(full, tf.bitwise.bitwise_and(tf.cast(stream, tf.int64), _MASK)))
-    output = tf.stack(philox4x32(counter, _key_words(key)), axis=-1)  # [S, B, blocks, 4]
-    output = tf.reshape(output, tf.stack([num_samples, local_batch, num_blocks * 4]))[:, :, :num_elements]
+    stream = tf.bitwise.bitwise_and(tf.cast(stream, tf.int64), _MASK)
+    if xla.in_xla_context():
+        element = tf.reshape(tf.range(num_elements, dtype=tf.int64), [1, 1, -1])
+        full = tf.stack([num_samples, local_batch, num_elements])
+        counter = [tf.broadcast_to(c, full) for c in (tf.bitwise.right_shift(element, 2), example, sample)]
+        output = philox4x32([*counter, tf.fill(full, stream)], _key_words(key))
+        lane = tf.broadcast_to(tf.bitwise.bitwise_and(element, 3), full)
+        output = tf.where(lane < 2, tf.where(lane == 0, output[0], output[1]),
+                          tf.where(lane == 2, output[2], output[3]))
+    else:
+        num_blocks = (num_elements + 3) // 4
+        block = tf.reshape(tf.range(num_blocks, dtype=tf.int64), [1, 1, -1])
+        full = tf.stack([num_samples, local_batch, num_blocks])
+        counter = [tf.broadcast_to(c, full) for c in (block, example, sample)]
+        output = tf.stack(philox4x32([*counter, tf.fill(full, stream)], _key_words(key)), axis=-1)  # [S, B, blocks, 4]
+        output = tf.reshape(output, tf.stack([num_samples, local_batch, num_blocks * 4]))[:, :, :num_elements]
     return tf.reshape(output, shape)
 
 
