@@ -131,6 +131,17 @@ def test_model_families_train_the_same_on_one_device_and_two_replicas(tmp_path, 
                                     overrides=overrides, jit="off"))
 
 
+def test_per_example_noise_trains_the_same_on_one_device_with_xla_and_on_two_replicas_without(tmp_path, data_dir):
+    # per_example noise (binarization and a two-layer posterior's) is a function of (seed, step, global example,
+    # sample, element) only: neither the replicas nor XLA change it, so the runs differ by float rounding only. (With
+    # global_batch noise XLA changes the stream, and these two runs' losses differ from the first step.)
+    overrides = {"noise_scheme": "per_example", "latent_dims": [4, 2], "ladder_units": 8}
+    one = _run(tmp_path, "one", data_dir=data_dir, overrides=overrides, jit="on")
+    assert one["loss"][-1] < one["loss"][0]
+    _assert_same_training(one, _run(tmp_path, "mirrored2", data_dir=data_dir, strategy="mirrored", cpus=2,
+                                    overrides=overrides, jit="off"))
+
+
 @pytest.fixture(scope="module")
 def tfrecord_dir(tmp_path_factory, data_dir):
     """The same examples as data_dir, as 4 TFRecord training shards (labels kept)."""

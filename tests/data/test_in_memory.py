@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 
+from tfvae.core import sampling
 from tfvae.data import in_memory
 
 
@@ -50,6 +52,41 @@ def test_binarization_is_replica_invariant_and_unbiased():
     assert not np.array_equal(whole, later)
     many = in_memory.binarize_batch(tf.fill([1000, 6, 6, 1], 0.3), 5, tf.constant(0, tf.int64))
     assert abs(float(tf.reduce_mean(many)) - 0.3) < 0.01  # standard error 0.0024
+
+
+def test_per_example_binarization_draws_a_replicas_rows_only_the_same_with_and_without_xla():
+    x, step = tf.fill([8, 6, 6, 1], 0.3), tf.constant(3, tf.int64)
+
+    def binarize(batch, replica_id=0, num_replicas=1):
+        return in_memory.binarize_batch(batch, 5, step, replica_id, num_replicas, noise_scheme="per_example")
+
+    whole = binarize(x)
+    for replicas in (2, 4):
+        local = 8 // replicas
+        shares = [binarize(x[:local], r, replicas) for r in range(replicas)]
+        np.testing.assert_array_equal(np.concatenate(shares), whole)
+    compiled = tf.function(binarize, jit_compile=True)
+    np.testing.assert_array_equal(compiled(x[:4], tf.constant(1), 2), whole[4:])
+    assert not np.array_equal(whole, in_memory.binarize_batch(x, 5, step + 1, noise_scheme="per_example"))
+    assert not np.array_equal(whole, in_memory.binarize_batch(x, 5, step))  # not the global_batch stream
+    many = in_memory.binarize_batch(tf.fill([1000, 6, 6, 1], 0.3), 5, step, noise_scheme="per_example")
+    assert abs(float(tf.reduce_mean(many)) - 0.3) < 0.012  # 5 standard errors (0.0024)
+
+
+def test_per_example_binarization_noise_is_not_the_posterior_noise_of_the_same_step():
+    """x_b = 1[u < 1/2] and eps < 0 are the same event of one word (u < 1/2 iff w < 2**31 iff eps < 0): if the
+    binarization and the posterior drew the same words, they would agree everywhere; independent, half the time."""
+    seed, step, shape = 5, tf.constant(3, tf.int64), [64, 16]
+    bits = in_memory.binarize_batch(tf.fill(shape, 0.5), seed, step, noise_scheme="per_example").numpy()
+    q = tfp.distributions.MultivariateNormalDiag(tf.zeros(shape), tf.ones(shape))
+    eps = sampling.sample_posterior(q, sampling.training_seed(seed, step, "per_example"), 1)[0].numpy()
+    agreement = np.mean(bits == (eps < 0))
+    assert abs(agreement - 0.5) < 5 * 0.5 / np.sqrt(bits.size)  # 5 standard errors of 1024 fair coins
+
+
+def test_an_unknown_noise_scheme_is_refused_naming_it():
+    with pytest.raises(ValueError, match=r"noise_scheme must be one of \('global_batch', 'per_example'\); got 'x'"):
+        in_memory.binarize_batch(tf.fill([2, 3], 0.5), 5, tf.constant(0, tf.int64), noise_scheme="x")
 
 
 def test_image_dataset_matches_the_index_blocks():

@@ -8,6 +8,7 @@ import tensorflow_probability as tfp
 from builders import DATA_SHAPE, binary_batch, make_model
 
 import tfvae
+from tfvae.core import sampling
 
 tfd = tfp.distributions
 
@@ -111,6 +112,27 @@ def test_keras_file_reload_gives_the_same_log_prob_objective_and_training_settin
     z = model.encoder(x).mean()
     np.testing.assert_allclose(reloaded.decoder(z).log_prob(x), model.decoder(z).log_prob(x), rtol=1e-6)
     np.testing.assert_allclose(reloaded.elbo(x, seed=4), model.elbo(x, seed=4), rtol=1e-6)
+
+
+def test_noise_scheme_is_a_training_setting_that_round_trips_and_draws_the_steps_noise(tmp_path):
+    model = make_model(objective=tfvae.ELBO(kl_weight=tfvae.schedules.Linear(100)))
+    x = tf.constant(binary_batch())
+    model(x)
+    assert model.noise_scheme == "global_batch"  # before compile, and by default
+    model.compile(optimizer=keras.optimizers.SGD(0.0), seed=5, noise_scheme="per_example")
+    path = str(tmp_path / "vae.keras")
+    model.save(path)
+    assert keras.saving.load_model(path).noise_scheme == "per_example"
+    terms, _, _ = model.compute_loss_and_gradients(x)
+    step = model.optimizer.iterations
+    by_scheme = {scheme: model.elbo_terms(x, sampling.training_seed(5, step, scheme))["distortion"]
+                 for scheme in sampling.NOISE_SCHEMES}
+    np.testing.assert_array_equal(terms["distortion"], by_scheme["per_example"])
+    assert not np.array_equal(by_scheme["per_example"], by_scheme["global_batch"])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), seed=5)  # a compile config without it: the default
+    np.testing.assert_array_equal(model.compute_loss_and_gradients(x)[0]["distortion"], by_scheme["global_batch"])
+    with pytest.raises(ValueError, match=r"noise_scheme must be one of \('global_batch', 'per_example'\); got 'r'"):
+        model.compile(noise_scheme="r")
 
 
 def test_train_step_with_warmup_starts_at_pure_distortion():

@@ -25,7 +25,7 @@ FLAT_NAMES = [
     "input_mode", "jit_compile", "kl_cycle_steps", "kl_method", "kl_schedule", "kl_warmup_steps", "label_column",
     "label_feature", "ladder_units", "latent_dim", "latent_dims", "learning_rate", "learning_rate_decay",
     "likelihood", "logical_cpu_devices", "max_checkpoints", "max_value", "memory_budget_mb", "mixture_components",
-    "normalization", "objective", "pixel_mixture", "posterior", "precision", "prior", "prior_components",
+    "noise_scheme", "normalization", "objective", "pixel_mixture", "posterior", "precision", "prior", "prior_components",
     "samples_per_example", "seed", "shuffle_buffer", "skip_bad_records", "steps_per_execution", "strategy",
     "summary_every_steps", "test_binarization_seed", "train_examples", "validation_examples", "validation_split",
 ]
@@ -93,6 +93,12 @@ def test_json_round_trip_keeps_every_field():
     assert TrainConfig.from_json(config.to_json()) == config
 
 
+def test_a_config_json_without_noise_scheme_reads_as_the_global_batch_scheme_of_earlier_runs():
+    values = TrainConfig(seed=4).to_dict()
+    del values["noise_scheme"]
+    assert TrainConfig.from_dict(values).noise_scheme == "global_batch" == TrainConfig().noise_scheme
+
+
 def test_from_json_rejects_unknown_fields():
     values = json.loads(TrainConfig().to_json())
     values["latent_size"] = 3
@@ -133,7 +139,7 @@ def test_every_setting_is_documented_where_it_is_declared_and_that_is_its_flags_
 
 def test_each_choice_list_is_the_implementing_modules_own_tuple():
     from tfvae import data
-    from tfvae.core import distribute
+    from tfvae.core import distribute, sampling
     from tfvae.data import sources
     from tfvae.models import decoders, encoders, priors
     from tfvae.nn import networks, resnet
@@ -147,7 +153,7 @@ def test_each_choice_list_is_the_implementing_modules_own_tuple():
         "kl_schedule": schedules.SCHEDULES, "kl_method": bounds.KL_METHODS, "objective": losses.OBJECTIVES,
         "learning_rate_decay": optimizers.LEARNING_RATE_DECAYS, "precision": optimizers.PRECISIONS,
         "strategy": distribute.STRATEGIES, "jit_compile": hardware.JIT_COMPILE_MODES,
-        "input_mode": data.INPUT_MODES, "channels": sources.CHANNELS,
+        "input_mode": data.INPUT_MODES, "channels": sources.CHANNELS, "noise_scheme": sampling.NOISE_SCHEMES,
     }
     declared = {f.name: choices_of(f) for f in TrainConfig.settings() if choices_of(f) is not None}
     assert set(declared) == set(implemented)
@@ -200,7 +206,8 @@ def test_the_0_3_0_module_names_still_read():
      ("validation_split", 1.0, r"validation_split must lie in \(0, 1\); got 1.0"),
      ("latent_dims", (8, 0), r"latent_dims must be positive ints; got \[8, 0\]"),
      ("max_value", 0, r"max_value must be an int in \[1, 255\]"), ("max_value", 256, "max_value must be"),
-     ("label_column", " ", "label_column must name a CSV column")],
+     ("label_column", " ", "label_column must name a CSV column"),
+     ("noise_scheme", "per_replica", r"noise_scheme must be one of \('global_batch', 'per_example'\)")],
 )
 def test_validate_names_the_bad_field(field, value, message):
     with pytest.raises(ValueError, match=message) as error:

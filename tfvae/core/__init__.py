@@ -1,6 +1,7 @@
 """core: the pieces every other folder stands on.
 
   sampling.py        the one seed convention: stateless seeds, a replica's position, posterior draws
+  counter_noise.py   counter-based (Philox) noise: a replica draws only its own examples', the same bits everywhere
   distribute.py      tf.distribute strategies from a name, replica mechanics (global batch)
   latents.py         latent structure in one place: a flat latent or a joint list of layers, asked the same way
   optimizer_step.py  OptimizerStep, a training step's mechanics after the gradients: replica reduction,

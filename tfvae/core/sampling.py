@@ -1,33 +1,46 @@
 """Replica-invariant reparameterised sampling from the posterior.
 
 Training must give the same result on 1 or N replicas for the same global
-batch. Each replica therefore draws the noise for the *whole* global batch,
+batch. Two schemes draw the noise (``NOISE_SCHEMES``, the run's
+``noise_scheme`` setting):
 
-  eps ~ N(0, I), shape [num_samples, global_batch, latent_dim], from seed,
+  global_batch  (the default; every tfvae release's stream) each replica draws the noise for the *whole*
+                global batch, eps ~ N(0, I) of shape [num_samples, global_batch, latent_dim] from seed,
+                and keeps its own rows [r * B_local, (r + 1) * B_local); R times the work needed, and the
+                stream depends on whether XLA compiles the step (``rng_algorithm``).
+  per_example   each replica draws only its own rows: eps of global example i, sample j, element e is
+                Philox of (key, (e // 4, i, j, layer)) (``counter_noise``), the same on any number of
+                replicas, with or without XLA, on any device. A training step asks for it with a
+                ``PerExampleSeed`` (``training_seed``).
 
-and keeps its own rows [r * B_local, (r + 1) * B_local). For a posterior that
-is a transformed standard normal (diagonal and full-covariance Gaussians,
-flows), z = bijector.forward(eps) is the reparameterised sample. Other
-posteriors fall back to ``q.sample`` with the replica id folded into the seed,
-which is still deterministic but depends on the number of replicas.
+For a posterior that is a transformed standard normal (diagonal and
+full-covariance Gaussians, flows), z = bijector.forward(eps) is the
+reparameterised sample. Other posteriors fall back to ``q.sample`` with the
+replica id folded into the seed, under either scheme: still deterministic,
+but *not* replica-invariant (it depends on the number of replicas).
 
 A hierarchical posterior (a ``tfd.JointDistributionCoroutine``, e.g.
 ``tfvae.TopDownEncoder``'s) is sampled layer by layer in its order: layer i
-draws its noise like a single posterior from fold_in(seed, i), so it is
-replica-invariant too (``latents.walk``).
+draws its noise like a single posterior, from fold_in(seed, i) (global_batch)
+or with stream word i (per_example), so it is replica-invariant too
+(``latents.walk``).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae.core import latents
+from tfvae.core import choices, counter_noise, latents, xla
 
 tfd = tfp.distributions
 
-__all__ = ["as_seed", "is_joint", "posterior_location", "replica_position", "rng_algorithm", "sample_posterior",
-           "step_seed", "walk_joint"]
+__all__ = ["NOISE_SCHEMES", "PerExampleSeed", "as_seed", "check_noise_scheme", "is_joint", "posterior_location",
+           "replica_position", "rng_algorithm", "sample_posterior", "step_seed", "training_seed", "walk_joint"]
+
+NOISE_SCHEMES = choices.register("noise_scheme", ("global_batch", "per_example"))  # see the module docstring
 
 # Their home is core/latents.py; named here too, as in tfvae 0.3.
 is_joint = latents.is_joint
@@ -42,13 +55,7 @@ def rng_algorithm() -> str:
     not run threefry. A run uses one context throughout (its jit_compile
     setting), so its noise is reproducible.
     """
-    try:
-        from tensorflow.python.ops import control_flow_util
-
-        in_xla = control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
-    except (ImportError, AttributeError):
-        in_xla = False
-    return "threefry" if in_xla else "philox"
+    return "threefry" if xla.in_xla_context() else "philox"
 
 
 def as_seed(seed) -> tf.Tensor:
@@ -82,6 +89,33 @@ def step_seed(seed: int, step: tf.Tensor, salt: int = 0) -> tf.Tensor:
     base = tf.constant([int(seed) & 0x7FFFFFFF, int(salt)], tf.int32)
     folded = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int64))
     return tf.cast(folded, tf.int32)
+
+
+class PerExampleSeed(NamedTuple):
+    """A step's [2] int32 key whose posterior noise each replica draws for its own examples only
+    (``counter_noise``), the per_example scheme; a bare [2] seed means the global_batch scheme."""
+
+    key: tf.Tensor
+
+
+def check_noise_scheme(noise_scheme: str) -> str:
+    """``noise_scheme`` if it is one of NOISE_SCHEMES, else a one-line ValueError naming it."""
+    if noise_scheme not in NOISE_SCHEMES:
+        raise ValueError(f"noise_scheme must be one of {NOISE_SCHEMES}; got {noise_scheme!r}")
+    return noise_scheme
+
+
+def training_seed(seed: int, step: tf.Tensor, noise_scheme: str = "global_batch", salt: int = 0):
+    """The seed of a training step's posterior noise under ``noise_scheme``.
+
+      global_batch  step_seed(seed, step, salt): a [2] int32 seed (tfvae 0.4 and earlier)
+      per_example   PerExampleSeed(counter_noise.step_key(seed, step, salt))
+
+    ``sample_posterior`` (and ``VAE.sample_terms``) take either.
+    """
+    if check_noise_scheme(noise_scheme) == "per_example":
+        return PerExampleSeed(counter_noise.step_key(seed, step, salt))
+    return step_seed(seed, step, salt)
 
 
 def replica_position() -> tuple[tf.Tensor, int]:
@@ -126,16 +160,42 @@ def _is_standard_normal_base(distribution: tfd.Distribution) -> bool:
     return loc is not None and scale is not None and (loc == 0).all() and (scale == 1).all()
 
 
-def _draw(distribution: tfd.Distribution, seed: tf.Tensor, sample_shape: list) -> tf.Tensor:
+def _global_batch_noise(seed: tf.Tensor):
+    """eps(leading, local_batch, D) of the global_batch scheme: the global batch's noise, this replica's rows."""
+    replica_id, num_replicas = replica_position()
+
+    def noise(leading, local_batch, event_size):
+        eps = tf.random.stateless_normal(
+            tf.stack([*leading, local_batch * num_replicas, event_size]), seed=seed, alg=rng_algorithm())
+        start = replica_id * local_batch
+        return eps[..., start : start + local_batch, :]
+
+    return noise
+
+
+def _per_example_noise(key: tf.Tensor, stream: int):
+    """eps(leading, local_batch, D) of the per_example scheme: only this replica's examples, by counter."""
+    replica_id, _ = replica_position()
+
+    def noise(leading, local_batch, event_size):
+        return counter_noise.normal(key, tf.stack([*leading, local_batch, event_size]), replica_id * local_batch,
+                                    batch_axis=len(leading), stream=stream)
+
+    return noise
+
+
+def _draw(distribution: tfd.Distribution, sample_shape: list, noise, fallback_seed: tf.Tensor) -> tf.Tensor:
     """z ~ distribution with shape [*sample_shape, *batch_shape, D], replica-invariant where it can be.
 
     The last batch dimension is this replica's share of the global batch;
-    the noise is drawn for the global batch and this replica's rows kept.
+    ``noise(leading, local_batch, D)`` gives its standard normal noise
+    [*leading, local_batch, D]. A posterior that is not a transformed standard
+    normal is drawn by ``q.sample`` from fold_in(fallback_seed, replica id).
     """
-    replica_id, num_replicas = replica_position()
     bijectors = standard_normal_bijectors(distribution)
     if bijectors is None:
-        replica_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, replica_id), tf.int32)
+        replica_id, _ = replica_position()
+        replica_seed = tf.cast(tf.random.experimental.stateless_fold_in(fallback_seed, replica_id), tf.int32)
         return distribution.sample(sample_shape, seed=replica_seed)
     event_size = distribution.event_shape[-1]
     batch_shape = distribution.batch_shape
@@ -144,27 +204,32 @@ def _draw(distribution: tfd.Distribution, seed: tf.Tensor, sample_shape: list) -
     else:
         batch_shape = distribution.batch_shape_tensor()
         outer, local_batch = tf.unstack(batch_shape[:-1], num=len(distribution.batch_shape) - 1), batch_shape[-1]
-    eps = tf.random.stateless_normal(
-        tf.stack([*sample_shape, *outer, local_batch * num_replicas, event_size]), seed=seed, alg=rng_algorithm())
-    start = replica_id * local_batch
-    z = eps[..., start : start + local_batch, :]
+    z = noise([*sample_shape, *outer], local_batch, event_size)
     for bijector in bijectors:  # each bijector caches z -> forward(z), so log_prob needs no inverse
         z = bijector.forward(z)
     return z
 
 
 def sample_posterior(
-    approx_posterior: tfd.Distribution, seed: tf.Tensor, num_samples: int = 1
+    approx_posterior: tfd.Distribution, seed, num_samples: int = 1
 ) -> tf.Tensor | list:
     """Draws z ~ q(z|x) with shape [num_samples, B_local, latent_dim] (a list of them for a joint posterior).
 
     The draw for global example i depends only on (seed, i), not on how the
-    global batch is split across replicas. A joint posterior draws its root
+    global batch is split across replicas. ``seed`` is anything ``as_seed``
+    takes (the global_batch scheme) or a ``PerExampleSeed`` (the per_example
+    scheme; see the module docstring). A joint posterior draws its root
     layer with ``num_samples`` and each later layer once per sample of the
-    layers above it, layer i from fold_in(seed, i).
+    layers above it, layer i from fold_in(seed, i) (global_batch) or with
+    stream word i (per_example).
     """
+    per_example = isinstance(seed, PerExampleSeed)
+    seed = as_seed(seed.key if per_example else seed)
+
     def choose(i, distribution, is_root):
-        return _draw(distribution, latents.layer_seed(approx_posterior, seed, i), [num_samples] if is_root else [])
+        layer_seed = latents.layer_seed(approx_posterior, seed, i)
+        noise = _per_example_noise(seed, i) if per_example else _global_batch_noise(layer_seed)
+        return _draw(distribution, [num_samples] if is_root else [], noise, layer_seed)
 
     return latents.walk(approx_posterior, choose)[1]
 

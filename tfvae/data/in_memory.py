@@ -14,7 +14,10 @@ only *index blocks* (the indices of k consecutive steps), and the compiled
 training step gathers, converts and binarizes its batch on the device, fused
 with the step itself. Dynamic binarization x_b = 1[u < x], u ~ U(0, 1), draws
 u for the whole global batch from (seed, global step) and keeps the replica's
-rows: fresh every step and epoch, the same on 1 or R replicas and after a
+rows (the global_batch noise scheme, the default), or only the replica's own
+examples' u, u of global example i and element e from Philox of
+(key(seed, step), (e // 4, i, 0, 0)) (per_example, ``core.counter_noise``):
+either way fresh every step and epoch, the same on 1 or R replicas and after a
 resume. ``train_batches`` offers the same batches as an ordinary image
 dataset (for ``model.fit`` and custom loops).
 
@@ -31,7 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfvae.core import distribute, sampling
+from tfvae.core import counter_noise, distribute, sampling
 from tfvae.data import formats, training_data
 
 __all__ = [
@@ -67,10 +70,21 @@ def to_float(images: tf.Tensor) -> tf.Tensor:
 
 
 def binarize_batch(
-    batch: tf.Tensor, seed: int, step: tf.Tensor, replica_id=0, num_replicas: int = 1
+    batch: tf.Tensor, seed: int, step: tf.Tensor, replica_id=0, num_replicas: int = 1,
+    noise_scheme: str = "global_batch",
 ) -> tf.Tensor:
-    """x_b = 1[u < x] for this replica's rows of a global batch, u from (seed, step)."""
+    """x_b = 1[u < x] for this replica's rows of a global batch, u ~ U(0, 1) from (seed, step).
+
+    ``noise_scheme`` (``sampling.NOISE_SCHEMES``): "global_batch" draws u for
+    the global batch and keeps rows [r B_local, (r + 1) B_local) (tfvae 0.3);
+    "per_example" draws only those rows, ``counter_noise.uniform`` with the key
+    ``counter_noise.step_key(seed, step, salt)`` and first example r B_local.
+    """
     local_batch = batch.shape[0] if batch.shape[0] is not None else tf.shape(batch)[0]
+    if sampling.check_noise_scheme(noise_scheme) == "per_example":
+        key = counter_noise.step_key(seed, step, salt=_BINARIZE_SALT)
+        noise = counter_noise.uniform(key, tf.shape(batch), first_example=replica_id * local_batch)
+        return tf.cast(noise < batch, tf.float32)
     if batch.shape.is_fully_defined():
         noise_shape = [local_batch * num_replicas, *batch.shape[1:]]
     else:
@@ -137,18 +151,20 @@ def train_batches(
     epoch: int,
     binarize: bool,
     first_step: int = 0,
+    noise_scheme: str = "global_batch",
 ) -> tf.data.Dataset:
     """One epoch of float32 [B, H, W, C] training batches as an image dataset.
 
     The same batches the training loop builds on the device: global step
-    ``first_step + g`` of the run binarizes with the noise of that step.
+    ``first_step + g`` of the run binarizes with the noise of that step, by
+    ``noise_scheme`` (``binarize_batch``).
     """
     order = _epoch_order(len(images), global_batch_size, seed, epoch, 1, (0,))[:, 0]
     images = tf.convert_to_tensor(images)
 
     def load(step, indices):
         batch = to_float(tf.gather(images, indices))
-        return binarize_batch(batch, seed, step) if binarize else batch
+        return binarize_batch(batch, seed, step, noise_scheme=noise_scheme) if binarize else batch
 
     steps = np.arange(first_step, first_step + len(order), dtype=np.int64)
     dataset = tf.data.Dataset.from_tensor_slices((steps, order.astype(np.int32)))

@@ -135,6 +135,7 @@ class VAE(keras.Model):
                 self.objective.check_latent_dim(int(size))
         self.data_shape = None
         self.seed = 0
+        self.noise_scheme = "global_batch"
         self.optimizer_step = optimizer_step.OptimizerStep()  # compile's arguments replace it
         self.elbo_tracker = keras.metrics.Mean(name="elbo")
         self.rate_tracker = keras.metrics.Mean(name="rate")
@@ -264,11 +265,14 @@ class VAE(keras.Model):
         """k reparameterised posterior samples of x and what the bounds need (see ``LatentSample``).
 
         The noise of global example i depends only on (seed, i)
-        (``sampling.sample_posterior``), so it is replica-invariant.
+        (``sampling.sample_posterior``), so it is replica-invariant; a
+        ``sampling.PerExampleSeed`` (what ``compute_loss_and_gradients`` passes
+        under ``compile(noise_scheme="per_example")``) draws each replica's
+        examples' noise only.
         """
         x = tf.convert_to_tensor(x, tf.float32)
         approx_posterior, prior = self.posterior(x, labels), self.prior  # a VampPrior runs the encoder: once
-        z = sampling.sample_posterior(approx_posterior, sampling.as_seed(seed), num_samples)
+        z = sampling.sample_posterior(approx_posterior, seed, num_samples)
         log_likelihood = self.data_log_prob(x, z, labels)
         layer_rates = objectives.layer_rates(approx_posterior, prior, z, kl_method)
         return LatentSample(approx_posterior, prior, z, log_likelihood, tf.add_n(layer_rates), layer_rates)
@@ -356,7 +360,7 @@ class VAE(keras.Model):
 
     # -------------------------------------------------------------- training
     def compile(self, optimizer="adam", seed: int = 0, clip_global_norm: float | None = None,
-                gradient_spike_factor: float | None = None, **kwargs):
+                gradient_spike_factor: float | None = None, noise_scheme: str = "global_batch", **kwargs):
         """keras.Model.compile, plus the training settings that do not change the model.
 
         Args:
@@ -371,6 +375,13 @@ class VAE(keras.Model):
             level and count it (the ``gradient_spikes`` metric; the guard's
             state, ``model.gradient_guard``, is checkpointed with the model).
             Default None.
+          noise_scheme: how a training step draws its posterior noise
+            (``sampling.NOISE_SCHEMES``): "global_batch" (default; every
+            replica draws the global batch's noise and keeps its rows, the
+            stream of tfvae 0.3) or "per_example" (each replica draws only
+            its examples' noise, by counter: the same on any number of
+            replicas and with or without XLA). Evaluation (``test_step``,
+            ``elbo_terms``) keeps global_batch noise either way.
           **kwargs: the rest of keras.Model.compile (not ``loss``: the
             objective is the model's ``objective``).
 
@@ -384,6 +395,7 @@ class VAE(keras.Model):
         if self.optimizer_step.guard is not None:
             self.gradient_guard = self.optimizer_step.guard  # tracked here: its checkpoint key since tfvae 0.3.0
         self.seed = int(seed)
+        self.noise_scheme = sampling.check_noise_scheme(noise_scheme)
         super().compile(optimizer=optimizer, **kwargs)
 
     @property
@@ -398,7 +410,7 @@ class VAE(keras.Model):
         config = super().get_compile_config()
         if config is not None:
             config.update(seed=self.seed, clip_global_norm=self.clip_global_norm,
-                          gradient_spike_factor=self.gradient_spike_factor)
+                          gradient_spike_factor=self.gradient_spike_factor, noise_scheme=self.noise_scheme)
         return config
 
     def compile_from_config(self, config):
@@ -422,7 +434,7 @@ class VAE(keras.Model):
 
         Each replica divides its sum by the *global* batch size; the optimizer
         sums gradients over replicas, giving the global mean. Noise comes from
-        (seed, step), so a resumed run repeats the same draws.
+        (seed, step) by the compiled ``noise_scheme``, so a resumed run repeats the same draws.
         """
         terms, loss, grads = self.compute_loss_and_gradients(_features(data), self._data_labels(data))
         self.apply_gradients_across_replicas(terms, loss, grads)
@@ -453,7 +465,8 @@ class VAE(keras.Model):
         x = tf.cast(x, tf.float32)
         step = self.optimizer.iterations
         with tf.GradientTape() as tape:
-            terms, per_example_loss = self.objective.loss(self, x, sampling.step_seed(self.seed, step), step, labels)
+            seed = sampling.training_seed(self.seed, step, self.noise_scheme)
+            terms, per_example_loss = self.objective.loss(self, x, seed, step, labels)
             loss = tf.reduce_sum(per_example_loss) / distribute.global_batch_size(x)
             scaled_loss = self.optimizer.scale_loss(loss)
         return terms, loss, tape.gradient(scaled_loss, self.trainable_variables)

@@ -71,7 +71,12 @@ class Objective(Serialisable):
         """Raises ValueError when this objective cannot train a model with ``latent_dim`` latents."""
 
     def loss(self, model, x, seed, step, labels=None) -> tuple[dict, tf.Tensor]:
-        """(ELBO terms {distortion, rate, elbo} [B], per-example training loss [B])."""
+        """(ELBO terms {distortion, rate, elbo} [B], per-example training loss [B]).
+
+        ``seed`` is the step's seed, for ``model.sample_terms`` as it is: a
+        [2] stateless seed or a ``sampling.PerExampleSeed`` (the per_example
+        noise scheme).
+        """
         raise NotImplementedError
 
     def get_config(self) -> dict:

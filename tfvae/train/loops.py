@@ -6,7 +6,8 @@ or a user's ``tf.data``), through the ``TrainingFeed`` the data give it: the
 data held on the device with index blocks streamed in (``in_memory``), or
 decoded batches streamed in from the files (``streaming``). It draws the
 same binarization and sampling noise for the same global example and step
-(``sampling``), and gives one replica or R replicas the same global batches.
+(``sampling``, by the run's ``noise_scheme``), and gives one replica or R
+replicas the same global batches.
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ class TrainingLoop:
         if not self.binarize:
             return x
         replica_id, num_replicas = sampling.replica_position()
-        return in_memory.binarize_batch(x, self.config.seed, self.model.optimizer.iterations, replica_id, num_replicas)
+        return in_memory.binarize_batch(x, self.config.seed, self.model.optimizer.iterations, replica_id, num_replicas,
+                                        self.config.noise_scheme)
 
     def _fused_block_function(self):
         model, strategy = self.model, self.strategy

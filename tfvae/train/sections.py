@@ -5,7 +5,7 @@
   LossConfig          config.loss          the training objective: ELBO or IWAE, KL weight and schedule, free bits
   OptimizationConfig  config.optimization  epochs, batch, learning rate, clipping, the spike guard
   DistributionConfig  config.distribution  strategy, devices, precision, XLA, steps per compiled call
-  RunConfig           config.run           seed, checkpoints, summaries, validation cadence, early stopping
+  RunConfig           config.run           seed and noise scheme, checkpoints, summaries, validation, early stopping
 
 A field's help is its flag's help (``--latent_dim``: ``ModelConfig.latent_dim``);
 its choices are those its implementing module registered (``choices=True``);
@@ -352,11 +352,20 @@ class DistributionConfig:
 
 @dataclasses.dataclass
 class RunConfig:
-    """The run's bookkeeping: its seed, checkpoints, TensorBoard summaries, validation cadence and early stopping."""
+    """The run's bookkeeping: its seed and noise scheme, checkpoints, TensorBoard summaries, validation cadence and
+    early stopping."""
 
     seed: int = setting(
         0,
         "Seed of the data order, binarization, initialization and sampling noise.")
+    noise_scheme: str = setting(
+        "global_batch",
+        "How training steps draw their binarization and posterior noise: global_batch (the default: every "
+        "replica draws the whole global batch's noise and keeps its rows; keeps runs and published figures "
+        "of tfvae 0.3 bitwise reproducible) or per_example (each replica draws only its own examples' "
+        "noise, from a counter of (seed, step, example, sample, element): 1/R of the work on R replicas, and "
+        "the same noise on any number of replicas, with or without XLA, on any device).",
+        choices=True)
     checkpoint_every_steps: int = setting(
         2000,
         "Write a checkpoint every N steps (and at the end of every epoch).",

@@ -267,7 +267,8 @@ def build_model_and_optimizer(config: TrainConfig, dataset: data.TrainingData, s
         optimizer = optimizers.make_optimizer(config.learning_rate, config.learning_rate_decay, steps,
                                               config.precision)
         model.compile(optimizer=optimizer, seed=config.seed, clip_global_norm=config.clip_global_norm or None,
-                      gradient_spike_factor=config.gradient_spike_factor or None, jit_compile=False)
+                      gradient_spike_factor=config.gradient_spike_factor or None, noise_scheme=config.noise_scheme,
+                      jit_compile=False)
         optimizer.build(model.trainable_variables)
     return model, optimizer
 
