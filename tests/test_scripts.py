@@ -119,3 +119,14 @@ def test_gpu_check_without_a_gpu_runs_every_check_on_the_cpu_and_says_so():
     results = " ".join(rows)
     assert "FAILED" not in results and "DIFFERENT" not in results and "NOT FINITE" not in results, results
     assert "bitwise equal" in results and "both skipped" in results
+
+
+def test_benchmark_noise_prints_a_row_per_scheme_and_xla_setting():
+    result = run_script("benchmark_noise.py", "--global_batch=8", "--replicas=2", "--data_shape=4,4,1",
+                        "--latent_dim=2", "--steps=2", "--repeats=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = re.findall(r"^\s+(global_batch|per_example)\s+(on|off)\s+([0-9.]+)\s+([0-9.]+)$", result.stdout, re.M)
+    assert sorted((scheme, jit) for scheme, jit, _, _ in rows) == [
+        ("global_batch", "off"), ("global_batch", "on"), ("per_example", "off"), ("per_example", "on")]
+    for _, _, one, all_replicas in rows:
+        assert float(one) > 0 and abs(float(all_replicas) - 2 * float(one)) < 0.02
