@@ -15,6 +15,12 @@ A hierarchical posterior (a ``tfd.JointDistributionCoroutine``, e.g.
 ``tfvae.TopDownEncoder``'s) is sampled layer by layer in its order: layer i
 draws its noise like a single posterior from fold_in(seed, i), so it is
 replica-invariant too (``latents.walk``).
+
+The k importance samples of an IWAE bound (``sample_importance``) are drawn
+in blocks of IMPORTANCE_NOISE_BLOCK samples, block b from fold_in(seed, b),
+so that sample j's noise is the same however the k samples are chunked and
+however the batch is split (between replicas, or between calls that name
+their rows).
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ from tfvae.core import latents
 
 tfd = tfp.distributions
 
-__all__ = ["as_seed", "is_joint", "posterior_location", "replica_position", "rng_algorithm", "sample_posterior",
-           "step_seed", "walk_joint"]
+__all__ = ["IMPORTANCE_NOISE_BLOCK", "as_seed", "importance_noise", "is_joint", "posterior_location",
+           "replica_position", "rng_algorithm", "sample_importance", "sample_posterior", "step_seed", "walk_joint"]
 
 # Their home is core/latents.py; named here too, as in tfvae 0.3.
 is_joint = latents.is_joint
@@ -126,17 +132,26 @@ def _is_standard_normal_base(distribution: tfd.Distribution) -> bool:
     return loc is not None and scale is not None and (loc == 0).all() and (scale == 1).all()
 
 
-def _draw(distribution: tfd.Distribution, seed: tf.Tensor, sample_shape: list) -> tf.Tensor:
+def _draw(distribution: tfd.Distribution, seed: tf.Tensor, sample_shape: list, first_sample=None,
+          rows=None) -> tf.Tensor:
     """z ~ distribution with shape [*sample_shape, *batch_shape, D], replica-invariant where it can be.
 
     The last batch dimension is this replica's share of the global batch;
     the noise is drawn for the global batch and this replica's rows kept.
+    ``rows = (first_row, num_rows)`` names the share explicitly (rows
+    first_row .. of a batch of num_rows) instead of the replica's position.
+    With ``first_sample`` the leading dimension holds importance samples
+    first_sample, first_sample + 1, ... drawn block by block
+    (``importance_noise``), so a sample's noise does not depend on how many
+    are drawn at a time.
     """
     replica_id, num_replicas = replica_position()
     bijectors = standard_normal_bijectors(distribution)
     if bijectors is None:
-        replica_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, replica_id), tf.int32)
-        return distribution.sample(sample_shape, seed=replica_seed)
+        replica_seed = tf.random.experimental.stateless_fold_in(seed, replica_id if rows is None else rows[0])
+        if first_sample is not None:
+            replica_seed = tf.random.experimental.stateless_fold_in(replica_seed, first_sample)
+        return distribution.sample(sample_shape, seed=tf.cast(replica_seed, tf.int32))
     event_size = distribution.event_shape[-1]
     batch_shape = distribution.batch_shape
     if batch_shape.is_fully_defined():
@@ -144,13 +159,48 @@ def _draw(distribution: tfd.Distribution, seed: tf.Tensor, sample_shape: list) -
     else:
         batch_shape = distribution.batch_shape_tensor()
         outer, local_batch = tf.unstack(batch_shape[:-1], num=len(distribution.batch_shape) - 1), batch_shape[-1]
-    eps = tf.random.stateless_normal(
-        tf.stack([*sample_shape, *outer, local_batch * num_replicas, event_size]), seed=seed, alg=rng_algorithm())
-    start = replica_id * local_batch
+    start, num_rows = (replica_id * local_batch, local_batch * num_replicas) if rows is None else rows
+    shape = [*sample_shape, *outer, num_rows, event_size]
+    if first_sample is None:
+        eps = tf.random.stateless_normal(tf.stack(shape), seed=seed, alg=rng_algorithm())
+    else:
+        eps = importance_noise(seed, first_sample, shape)
     z = eps[..., start : start + local_batch, :]
+    if isinstance(local_batch, int):
+        z.set_shape(eps.shape[:-2].concatenate([local_batch, event_size]))
     for bijector in bijectors:  # each bijector caches z -> forward(z), so log_prob needs no inverse
         z = bijector.forward(z)
     return z
+
+
+IMPORTANCE_NOISE_BLOCK = 16
+
+
+def importance_noise(seed: tf.Tensor, first_sample, shape: list) -> tf.Tensor:
+    """N(0, I) noise of importance samples first_sample .. first_sample + n - 1, shape = [n, *rest].
+
+    Sample j is row j mod G of the block j // G (G = IMPORTANCE_NOISE_BLOCK),
+
+      block_b = stateless_normal([G, *rest], fold_in(seed, b)),
+
+    so sample j's noise depends on (seed, j, rest) only, not on ``first_sample``
+    or n: drawing k samples in chunks of any size gives the same k draws. A
+    chunk draws the blocks it overlaps (at most 2 (G - 1) rows unused).
+    ``first_sample`` and n may be ints or int32 scalar tensors.
+    """
+    count, rest = shape[0], shape[1:]
+    first_block = first_sample // IMPORTANCE_NOISE_BLOCK
+    num_blocks = (first_sample + count - 1) // IMPORTANCE_NOISE_BLOCK - first_block + 1
+    algorithm = rng_algorithm()  # the context of the caller, not of map_fn's loop body
+
+    def block(index):
+        block_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, index), tf.int32)
+        return tf.random.stateless_normal(tf.stack([IMPORTANCE_NOISE_BLOCK, *rest]), seed=block_seed, alg=algorithm)
+
+    blocks = tf.map_fn(block, tf.range(first_block, first_block + num_blocks), fn_output_signature=tf.float32)
+    noise = tf.reshape(blocks, tf.stack([num_blocks * IMPORTANCE_NOISE_BLOCK, *rest]))
+    offset = first_sample - first_block * IMPORTANCE_NOISE_BLOCK
+    return tf.reshape(noise[offset : offset + count], tf.stack([count, *rest]))
 
 
 def sample_posterior(
@@ -165,6 +215,29 @@ def sample_posterior(
     """
     def choose(i, distribution, is_root):
         return _draw(distribution, latents.layer_seed(approx_posterior, seed, i), [num_samples] if is_root else [])
+
+    return latents.walk(approx_posterior, choose)[1]
+
+
+def sample_importance(approx_posterior: tfd.Distribution, seed: tf.Tensor, first_sample, num_samples,
+                      rows=None) -> tf.Tensor | list:
+    """Importance samples first_sample .. first_sample + n - 1 of z ~ q(z|x): [n, B_local, D] (a list for a joint).
+
+    The noise of sample j of row r of a batch of B rows is
+
+      eps_jr = block_{j // G}[j mod G, r],  block_b = stateless_normal([G, B, D], fold_in(seed_l, b))
+
+    (``importance_noise``; seed_l the layer's seed, ``latents.layer_seed``),
+    so the k draws of an IWAE bound are the same however they are chunked,
+    and however the batch is split: between replicas (the default: this
+    replica's share, as in ``sample_posterior``) or between calls, each
+    naming its rows as ``rows = (first_row, B)``. A joint posterior's later
+    layers are drawn once per sample of the layers above, from the same blocks.
+    ``first_sample``, ``num_samples`` and ``rows`` may be ints or int32 scalar tensors.
+    """
+    def choose(i, distribution, is_root):
+        return _draw(distribution, latents.layer_seed(approx_posterior, seed, i), [num_samples] if is_root else [],
+                     first_sample=first_sample, rows=rows)
 
     return latents.walk(approx_posterior, choose)[1]
 
