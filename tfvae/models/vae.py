@@ -306,10 +306,13 @@ class VAE(keras.Model):
 
         IWAE_k(x) = logsumexp_j(log p(x|z_j) + log p(z_j) - log q(z_j|x)) - log k,
         z_j ~ q(z|x). The k samples are drawn ``chunk_size`` at a time (by
-        default so that chunk * B * data_size <= 2**24) and combined with a
+        default so that chunk * B * data_size <= 2**24; ``tfvae.evaluation``
+        sizes chunks by the device's memory instead) and combined with a
         running logsumexp, so memory does not grow with k
-        (see ``objectives.chunked_iwae_bound``). k=1 is the ELBO estimator.
-        For a conditional VAE it bounds log p(x|y).
+        (see ``objectives.chunked_iwae_bound``). Sample j's noise depends on
+        (seed, j, row) only, so the bound does not depend on chunk_size beyond
+        float rounding. k=1 is the ELBO estimator. For a conditional VAE it
+        bounds log p(x|y).
         """
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive int; got {num_samples!r}")
@@ -323,16 +326,31 @@ class VAE(keras.Model):
     def _log_likelihood_function(self, x, num_samples, seed, chunk_size, labels):
         return self.iwae_bound(x, num_samples, seed, chunk_size, labels)
 
-    def iwae_bound(self, x, num_samples, seed, chunk_size=-1, labels=None) -> tf.Tensor:
+    def iwae_bound(self, x, num_samples, seed, chunk_size=-1, labels=None, rows=None) -> tf.Tensor:
         """``log_likelihood`` for tensors inside a graph (e.g. a serving signature), unchecked, [B] nats.
 
         ``num_samples`` and ``chunk_size`` may be int32 scalar tensors; a
         chunk_size <= 0 takes the default; ``seed`` is a [2] stateless seed.
+        ``rows = (first_row, num_rows)``: x is rows first_row .. of a batch of
+        num_rows, whose bounds are those of the whole batch's (default: this
+        replica's share of the global batch; see ``sampling.sample_importance``).
         """
         chunk_size = tf.convert_to_tensor(chunk_size, tf.int32)
         chunk = tf.where(chunk_size > 0, chunk_size, objectives.default_chunk_size(x))
         return objectives.chunked_iwae_bound(x, self.posterior(x, labels), self.prior,
-                                             lambda z: self.data_log_prob(x, z, labels), num_samples, seed, chunk)
+                                             lambda z: self.data_log_prob(x, z, labels), num_samples, seed, chunk,
+                                             rows)
+
+    def iwae_log_weights(self, x, seed, first_sample, num_samples, labels=None, rows=None) -> tf.Tensor:
+        """log w_j = log p(x|z_j) + log p(z_j) - log q(z_j|x) of samples j = first_sample .. + num_samples - 1, [n, B].
+
+        The work of one chunk of ``iwae_bound`` (its memory is what
+        ``tfvae.evaluation`` sizes chunks by); ``rows`` as in ``iwae_bound``.
+        """
+        x = tf.convert_to_tensor(x, tf.float32)
+        return objectives.importance_log_weights(self.posterior(x, labels), self.prior,
+                                                 lambda z: self.data_log_prob(x, z, labels), seed, first_sample,
+                                                 num_samples, rows)
 
     def sample(self, num_samples: int, seed=None, labels=None) -> tf.Tensor:
         """Mean of p(x|z) for z ~ p(z): [num_samples, *data_shape].
