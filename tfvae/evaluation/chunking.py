@@ -25,6 +25,7 @@ is halved by the evaluation (``iwae.IwaeEvaluator``).
 from __future__ import annotations
 
 import math
+import weakref
 
 import tensorflow as tf
 
@@ -46,6 +47,7 @@ GPU_MEMORY_FRACTION = 0.5
 _VIEW_OPS = frozenset({"Reshape", "Identity", "IdentityN", "Squeeze", "ExpandDims", "StopGradient", "Snapshot",
                        "EnsureShape", "ReadVariableOp", "Placeholder", "Const", "NoOp"})
 _TRACE_ROWS = 2
+_PAIR_BYTES = weakref.WeakKeyDictionary()  # model -> {data shape: bytes per pair}
 
 
 def graph_bytes(concrete_function) -> int:
@@ -69,10 +71,18 @@ def bytes_per_pair(model, data_shape=None) -> int:
 
     ``data_shape``: the shape of one example (default: the model's); a VAE
     not yet built is built for it. A conditional VAE is traced with labels.
+    The result is kept for the model and data shape (tracing takes seconds).
     """
-    data_shape = tuple(data_shape or getattr(model, "data_shape", None) or ())
+    data_shape = tuple(int(d) for d in (data_shape or getattr(model, "data_shape", None) or ()))
     if not data_shape:
         raise ValueError("data_shape must be given for a model that is not built; got None")
+    known = _PAIR_BYTES.setdefault(model, {})
+    if data_shape not in known:
+        known[data_shape] = _traced_bytes_per_pair(model, data_shape)
+    return known[data_shape]
+
+
+def _traced_bytes_per_pair(model, data_shape: tuple) -> int:
     if not model.built:
         model.build((None, *data_shape))
     x_spec = tf.TensorSpec([_TRACE_ROWS, *data_shape], tf.float32)

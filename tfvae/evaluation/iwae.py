@@ -70,7 +70,7 @@ class IwaeEvaluator:
         self.chunk = chunk_size  # None until the first batch when sized by memory
         self.rows_per_replica = None  # None: the whole batch at once
         self._memory_budget = memory_budget
-        self._bounds = tf.function(self._replica_bounds, reduce_retracing=True)
+        self._batch_rows = 0
 
     # ------------------------------------------------------------ sizes
     def memory_budget(self) -> int:
@@ -106,20 +106,20 @@ class IwaeEvaluator:
                         "per chunk and %d examples per replica at a time", self.chunk, rows)
 
     # ------------------------------------------------------------ bounds
-    def _replica_bounds(self, x, labels, seed, first_row, num_rows, chunk):
-        return self.model.iwae_bound(x, self.num_samples, seed, chunk, labels=labels, rows=(first_row, num_rows))
+    def _replica_bounds(self, x, labels, seed, first_row):
+        """This replica's rows' bounds: ``VAE.log_likelihood``, whose traced function the model keeps across calls."""
+        return self.model.log_likelihood(x, self.num_samples, seed, self.chunk, labels,
+                                         rows=(int(first_row), self._batch_rows))
 
     def _shares(self, num_rows: int) -> list[tuple[int, int]]:
         """(offset, size) of each replica's rows of a call of ``num_rows``, in replica order."""
         sizes = [num_rows // self.num_replicas + (r < num_rows % self.num_replicas) for r in range(self.num_replicas)]
         return [(sum(sizes[:r]), size) for r, size in enumerate(sizes)]
 
-    def _call(self, x, labels, seed, first_row: int, batch_rows: int) -> np.ndarray:
-        """Bounds of rows first_row .. first_row + len(x) - 1 of a batch of ``batch_rows``, split over the replicas."""
-        chunk, total = tf.constant(self.chunk, tf.int32), tf.constant(batch_rows, tf.int32)
+    def _call(self, x, labels, seed, first_row: int) -> np.ndarray:
+        """Bounds of rows first_row .. first_row + len(x) - 1 of the batch, split over the replicas."""
         if self.num_replicas == 1:
-            outputs = self.strategy.run(self._bounds, args=(x, labels, seed, tf.constant(first_row, tf.int32), total,
-                                                             chunk))
+            outputs = self.strategy.run(self._replica_bounds, args=(x, labels, seed, first_row))
             return self.strategy.experimental_local_results(outputs)[0].numpy()
         shares = self._shares(int(x.shape[0]))
 
@@ -134,7 +134,7 @@ class IwaeEvaluator:
         xs = per_replica(lambda r: rows_of(x, r))
         ys = None if labels is None else per_replica(lambda r: rows_of(labels, r))
         firsts = per_replica(lambda r: tf.constant(first_row + (shares[r][0] if shares[r][1] else 0), tf.int32))
-        outputs = self.strategy.run(self._bounds, args=(xs, ys, seed, firsts, total, chunk))
+        outputs = self.strategy.run(self._replica_bounds, args=(xs, ys, seed, firsts))
         parts = [part.numpy() for part in self.strategy.experimental_local_results(outputs)]
         return np.concatenate([part for part, (_, size) in zip(parts, shares, strict=True) if size])
 
@@ -147,13 +147,13 @@ class IwaeEvaluator:
         x = tf.convert_to_tensor(x, tf.float32)
         labels = None if labels is None else tf.convert_to_tensor(labels)
         seed = tf.convert_to_tensor(seed, tf.int32)
-        batch_rows = int(x.shape[0])
+        self._batch_rows = batch_rows = int(x.shape[0])
         self.size_chunk(x.shape)
         while True:
             step = batch_rows if self.rows_per_replica is None else self.rows_per_replica * self.num_replicas
             try:
                 return np.concatenate([
-                    self._call(x[lo : lo + step], None if labels is None else labels[lo : lo + step], seed, lo,
-                               batch_rows) for lo in range(0, batch_rows, step)]).astype(np.float64)
+                    self._call(x[lo : lo + step], None if labels is None else labels[lo : lo + step], seed, lo)
+                    for lo in range(0, batch_rows, step)]).astype(np.float64)
             except tf.errors.ResourceExhaustedError:
                 self._shrink(batch_rows)
