@@ -76,8 +76,8 @@ def test_a_batch_computed_in_pieces_has_the_whole_batchs_bounds():
 
 
 class _OutOfMemoryAbove:
-    """The model, but its IWAE bound raises ResourceExhaustedError while running (as a device that runs out of
-    memory does) for a chunk of more than ``max_chunk`` samples or a call of more than ``max_rows`` rows."""
+    """The model, but its IWAE bound raises ResourceExhaustedError (as a device that runs out of memory does) for
+    a chunk of more than ``max_chunk`` samples or a call of more than ``max_rows`` rows."""
 
     def __init__(self, model, max_chunk, max_rows):
         self.model, self.max_chunk, self.max_rows = model, max_chunk, max_rows
@@ -86,16 +86,11 @@ class _OutOfMemoryAbove:
     def __getattr__(self, name):
         return getattr(self.model, name)
 
-    def iwae_bound(self, x, num_samples, seed, chunk_size=-1, labels=None, rows=None):
-        def check(rows_now, chunk_now):
-            self.calls.append((int(chunk_now), int(rows_now)))
-            if rows_now > self.max_rows or chunk_now > self.max_chunk:
-                raise MemoryError(f"injected: {rows_now} rows, chunk {chunk_now}")  # tf: ResourceExhaustedError
-            return np.int32(0)
-
-        guard = tf.numpy_function(check, [tf.shape(x)[0], chunk_size], tf.int32)
-        with tf.control_dependencies([guard]):
-            return tf.identity(self.model.iwae_bound(x, num_samples, seed, chunk_size, labels, rows))
+    def log_likelihood(self, x, num_samples=5000, seed=None, chunk_size=None, labels=None, rows=None):
+        self.calls.append((chunk_size, int(x.shape[0])))
+        if chunk_size > self.max_chunk or x.shape[0] > self.max_rows:
+            raise tf.errors.ResourceExhaustedError(None, None, f"injected: {x.shape[0]} rows, chunk {chunk_size}")
+        return self.model.log_likelihood(x, num_samples, seed, chunk_size, labels, rows)
 
 
 def test_running_out_of_memory_halves_the_chunk_then_the_rows_and_gives_the_unretried_bounds(caplog):
