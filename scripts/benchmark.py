@@ -40,7 +40,7 @@ import tensorflow as tf
 from absl import flags
 from benchmark_lib import handwritten_contender, measure, tfvae_contender
 
-from tfvae import data, evaluation, objectives
+from tfvae import data, evaluation
 from tfvae.nn import networks
 from tfvae.train import cli, factory, training
 
@@ -79,7 +79,7 @@ def report(title, config, prepared):
 def decoder_throughput(model, images, rounds: int = 5) -> float:
     """Latent samples per second through the decoder and log p(x|z) alone, on the IWAE pass's chunk size."""
     x = tf.constant(images, tf.float32)
-    chunk = int(objectives.default_chunk_size(x))
+    chunk = evaluation.IwaeEvaluator(model, _EVAL_SAMPLES.value).size_chunk(x.shape)
     z = tf.random.stateless_normal([chunk, len(images), model.latent_dim], seed=[1, 2])
     step = tf.function(lambda z: tf.reduce_sum(model.data_log_prob(x, z)), jit_compile=False)
     step(z)  # trace

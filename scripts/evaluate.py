@@ -20,6 +20,18 @@ computed (saved after every batch, by a rename); rerunning the same command
 after an interruption continues where it stopped and prints the figures an
 uninterrupted run would. A file from another checkpoint, k, batch size or
 test set is refused in one line and left as it is.
+
+The IWAE pass (k importance samples per example) is the long part. Each
+batch of --batch_size examples is split over the replicas of --strategy
+(mirrored: all local GPUs, --devices, or the CPU split by
+--logical_cpu_devices), and each replica draws its k samples a chunk at a
+time: --chunk_size samples, or as many as --chunk_memory_mib allows, the
+memory of one (example, sample) pair estimated from the model's graph. A
+device that runs out of memory halves the chunk (then the examples per
+replica) and computes the batch again, with a warning. The figures are the
+same, to float rounding, for any strategy, chunk or retry.
+
+  python scripts/evaluate.py --model_dir=runs/conv --strategy=mirrored   # every local GPU
 """
 
 import dataclasses
@@ -34,11 +46,24 @@ from tfvae import data, evaluation
 from tfvae.core import distribute
 from tfvae.train import cli, loading, training
 
+EVALUATION_STRATEGIES = ("default", "one_device", "mirrored")
+
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Training run directory to evaluate.")
 _DATASET = cli.define_dataset_flag(None, "Data set to evaluate on (default: the run's)")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data location (default: the run's).")
 _NUM_SAMPLES = flags.DEFINE_integer("num_importance_samples", 5000, "k of the IWAE bound on log p(x).", lower_bound=1)
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 100, "Test examples per IWAE batch.", lower_bound=1)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 100, "Test examples per IWAE batch, split over the replicas.",
+                                   lower_bound=1)
+_CHUNK_SIZE = flags.DEFINE_integer(
+    "chunk_size", 0, "Importance samples per chunk of the IWAE pass (0 = as many as --chunk_memory_mib allows).",
+    lower_bound=0)
+_CHUNK_MEMORY_MIB = flags.DEFINE_integer(
+    "chunk_memory_mib", 0, "Memory per device (MiB) for one chunk's activations, estimated from the model's graph "
+    "(0 = half a GPU's free memory when TensorFlow knows its limit, else 4096 MiB on a GPU and 1024 MiB on a CPU).",
+    lower_bound=0)
+_DISTRIBUTION = cli.define_config_flags(names=("strategy", "devices", "logical_cpu_devices"))
+flags.register_validator("strategy", lambda name: name in EVALUATION_STRATEGIES,
+                         f"evaluate.py takes the strategies whose replicas run in this process: {EVALUATION_STRATEGIES}")
 _MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0, "Evaluate on the first N test examples (0 = all).", lower_bound=0)
 _BOUNDS_FILE = flags.DEFINE_string(
     "bounds_file", None, "An .npz file keeping the per-example IWAE bounds as they are computed: rerun with the "
@@ -52,7 +77,13 @@ def main(argv):
     del argv
     cli.quiet_logging()
     distribute.disable_tensor_float_32()  # reported figures in float32 on Ampere and newer GPUs too
-    config, model = cli.load_run_or_exit(_MODEL_DIR.value)
+    try:
+        strategy = distribute.make_strategy(_DISTRIBUTION["strategy"].value, _DISTRIBUTION["devices"].value,
+                                            _DISTRIBUTION["logical_cpu_devices"].value)
+    except ValueError as e:
+        cli.exit_with_error(cli.flag_error(e))
+    with strategy.scope():  # the weights mirrored on every replica's device
+        config, model = cli.load_run_or_exit(_MODEL_DIR.value)
     if _DATASET.value:
         config = dataclasses.replace(config, dataset=_DATASET.value)
     try:
@@ -75,7 +106,10 @@ def main(argv):
     try:
         metrics = evaluation.evaluate_model(
             model, test_images, _NUM_SAMPLES.value, _BATCH_SIZE.value, jit_compile=training.xla_enabled(config),
-            labels=test_labels, bounds_file=bounds_file)
+            labels=test_labels, bounds_file=bounds_file, strategy=strategy, chunk_size=_CHUNK_SIZE.value or None,
+            memory_budget=(_CHUNK_MEMORY_MIB.value << 20) or None)
+    except evaluation.EvaluationMemoryError as e:
+        cli.exit_with_error(str(e), code=1)
     except evaluation.BoundsFileError as e:
         cli.exit_with_error(f"flag --bounds_file: {e}")
     except OSError as e:

@@ -1,4 +1,5 @@
-"""Run directories and .keras files written by tfvae 0.3.0 load and evaluate to the figures 0.3.0 gave."""
+"""Run directories and .keras files written by tfvae 0.3.0 load and evaluate to the figures 0.3.0 gave (the IWAE
+bound's as recomputed when its importance samples' noise changed: tests/fixtures/v0_3_0/README.md)."""
 
 import json
 import os

@@ -241,3 +241,14 @@ def test_a_conditional_part_called_without_its_condition_says_so_in_its_first_li
             call()
         first_line = str(raised.value).splitlines()[0]
         assert first_line.startswith(f"{name} is conditional (condition_dim=10): pass condition=tf.one_hot(labels, 10)")
+
+
+def test_log_likelihood_of_rows_of_a_batch_gives_those_rows_bounds_and_refuses_rows_outside_it():
+    model, x = make_model(), binary_batch(5)
+    whole = model.log_likelihood(x, 30, seed=4, chunk_size=8).numpy()
+    pieces = [model.log_likelihood(x[lo:hi], 30, seed=4, chunk_size=chunk, rows=(lo, 5)).numpy()
+              for lo, hi, chunk in ((0, 2, 3), (2, 5, 30))]
+    np.testing.assert_allclose(np.concatenate(pieces), whole, rtol=1e-6)
+    for rows in ((4, 5), (-1, 5), (0, 2.0), (0,)):
+        with pytest.raises(ValueError, match=r"^rows must be \(first_row, num_rows\) ints"):
+            model.log_likelihood(x[:2], 30, seed=4, rows=rows)

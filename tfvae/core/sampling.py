@@ -24,6 +24,12 @@ A hierarchical posterior (a ``tfd.JointDistributionCoroutine``, e.g.
 draws its noise like a single posterior, from fold_in(seed, i) (global_batch)
 or with stream word i (per_example), so it is replica-invariant too
 (``latents.walk``).
+
+The k importance samples of an IWAE bound (``sample_importance``) are drawn
+in blocks of IMPORTANCE_NOISE_BLOCK samples, block b from fold_in(seed, b),
+so that sample j's noise is the same however the k samples are chunked and
+however the batch is split (between replicas, or between calls that name
+their rows).
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ from tfvae.core import choices, counter_noise, latents, xla
 
 tfd = tfp.distributions
 
-__all__ = ["NOISE_SCHEMES", "PerExampleSeed", "as_seed", "check_noise_scheme", "is_joint", "posterior_location",
-           "replica_position", "rng_algorithm", "sample_posterior", "step_seed", "training_seed", "walk_joint"]
+__all__ = ["IMPORTANCE_NOISE_BLOCK", "NOISE_SCHEMES", "PerExampleSeed", "as_seed", "check_noise_scheme",
+           "importance_noise", "is_joint", "posterior_location", "replica_position", "rng_algorithm",
+           "sample_importance", "sample_posterior", "step_seed", "training_seed", "walk_joint"]
 
 NOISE_SCHEMES = choices.register("noise_scheme", ("global_batch", "per_example"))  # see the module docstring
 
@@ -184,19 +191,43 @@ def _per_example_noise(key: tf.Tensor, stream: int):
     return noise
 
 
+def _importance_noise(seed: tf.Tensor, first_sample, rows):
+    """eps(leading, local_batch, D) of importance samples first_sample, ...: ``importance_noise`` of the batch's
+    rows, this replica's share kept (or the rows ``rows = (first_row, num_rows)`` names)."""
+    replica_id, num_replicas = replica_position()
+
+    def noise(leading, local_batch, event_size):
+        start, num_rows = (replica_id * local_batch, local_batch * num_replicas) if rows is None else rows
+        eps = importance_noise(seed, first_sample, [*leading, num_rows, event_size])
+        z = eps[..., start : start + local_batch, :]
+        if isinstance(local_batch, int):
+            z.set_shape(eps.shape[:-2].concatenate([local_batch, event_size]))
+        return z
+
+    return noise
+
+
+def _fallback_seed(seed: tf.Tensor, position, first_sample=None) -> tf.Tensor:
+    """The seed of ``q.sample`` for a posterior that is not a transformed standard normal: fold_in(seed,
+    position) (the replica id, or the first row a call names), then fold_in(., first_sample) for importance
+    samples."""
+    seed = tf.random.experimental.stateless_fold_in(seed, position)
+    if first_sample is not None:
+        seed = tf.random.experimental.stateless_fold_in(seed, first_sample)
+    return tf.cast(seed, tf.int32)
+
+
 def _draw(distribution: tfd.Distribution, sample_shape: list, noise, fallback_seed: tf.Tensor) -> tf.Tensor:
     """z ~ distribution with shape [*sample_shape, *batch_shape, D], replica-invariant where it can be.
 
     The last batch dimension is this replica's share of the global batch;
     ``noise(leading, local_batch, D)`` gives its standard normal noise
     [*leading, local_batch, D]. A posterior that is not a transformed standard
-    normal is drawn by ``q.sample`` from fold_in(fallback_seed, replica id).
+    normal is drawn by ``q.sample`` from ``fallback_seed`` (``_fallback_seed``).
     """
     bijectors = standard_normal_bijectors(distribution)
     if bijectors is None:
-        replica_id, _ = replica_position()
-        replica_seed = tf.cast(tf.random.experimental.stateless_fold_in(fallback_seed, replica_id), tf.int32)
-        return distribution.sample(sample_shape, seed=replica_seed)
+        return distribution.sample(sample_shape, seed=fallback_seed)
     event_size = distribution.event_shape[-1]
     batch_shape = distribution.batch_shape
     if batch_shape.is_fully_defined():
@@ -229,7 +260,65 @@ def sample_posterior(
     def choose(i, distribution, is_root):
         layer_seed = latents.layer_seed(approx_posterior, seed, i)
         noise = _per_example_noise(seed, i) if per_example else _global_batch_noise(layer_seed)
-        return _draw(distribution, [num_samples] if is_root else [], noise, layer_seed)
+        return _draw(distribution, [num_samples] if is_root else [], noise,
+                     _fallback_seed(layer_seed, replica_position()[0]))
+
+    return latents.walk(approx_posterior, choose)[1]
+
+
+IMPORTANCE_NOISE_BLOCK = 16
+
+
+def importance_noise(seed: tf.Tensor, first_sample, shape: list) -> tf.Tensor:
+    """N(0, I) noise of importance samples first_sample .. first_sample + n - 1, shape = [n, *rest].
+
+    Sample j is row j mod G of the block j // G (G = IMPORTANCE_NOISE_BLOCK),
+
+      block_b = stateless_normal([G, *rest], fold_in(seed, b)),
+
+    so sample j's noise depends on (seed, j, rest) only, not on ``first_sample``
+    or n: drawing k samples in chunks of any size gives the same k draws. A
+    chunk draws the blocks it overlaps (at most 2 (G - 1) rows unused).
+    ``first_sample`` and n may be ints or int32 scalar tensors.
+    """
+    count, rest = shape[0], shape[1:]
+    first_block = first_sample // IMPORTANCE_NOISE_BLOCK
+    num_blocks = (first_sample + count - 1) // IMPORTANCE_NOISE_BLOCK - first_block + 1
+    algorithm = rng_algorithm()  # the context of the caller, not of map_fn's loop body
+
+    def block(index):
+        block_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, index), tf.int32)
+        return tf.random.stateless_normal(tf.stack([IMPORTANCE_NOISE_BLOCK, *rest]), seed=block_seed, alg=algorithm)
+
+    blocks = tf.map_fn(block, tf.range(first_block, first_block + num_blocks), fn_output_signature=tf.float32)
+    noise = tf.reshape(blocks, tf.stack([num_blocks * IMPORTANCE_NOISE_BLOCK, *rest]))
+    offset = first_sample - first_block * IMPORTANCE_NOISE_BLOCK
+    return tf.reshape(noise[offset : offset + count], tf.stack([count, *rest]))
+
+
+def sample_importance(approx_posterior: tfd.Distribution, seed: tf.Tensor, first_sample, num_samples,
+                      rows=None) -> tf.Tensor | list:
+    """Importance samples first_sample .. first_sample + n - 1 of z ~ q(z|x): [n, B_local, D] (a list for a joint).
+
+    The noise of sample j of row r of a batch of B rows is
+
+      eps_jr = block_{j // G}[j mod G, r],  block_b = stateless_normal([G, B, D], fold_in(seed_l, b))
+
+    (``importance_noise``; seed_l the layer's seed, ``latents.layer_seed``),
+    so the k draws of an IWAE bound are the same however they are chunked,
+    and however the batch is split: between replicas (the default: this
+    replica's share, as in ``sample_posterior``) or between calls, each
+    naming its rows as ``rows = (first_row, B)``. A joint posterior's later
+    layers are drawn once per sample of the layers above, from the same blocks.
+    ``first_sample``, ``num_samples`` and ``rows`` may be ints or int32 scalar tensors.
+    """
+    seed = as_seed(seed)
+
+    def choose(i, distribution, is_root):
+        layer_seed = latents.layer_seed(approx_posterior, seed, i)
+        position = replica_position()[0] if rows is None else rows[0]
+        return _draw(distribution, [num_samples] if is_root else [], _importance_noise(layer_seed, first_sample, rows),
+                     _fallback_seed(layer_seed, position, first_sample))
 
     return latents.walk(approx_posterior, choose)[1]
 

@@ -30,6 +30,7 @@ import tensorflow as tf
 from tfvae import objectives
 from tfvae.core import files, sampling, xla
 from tfvae.data import in_memory
+from tfvae.evaluation import iwae
 
 __all__ = [
     "ACTIVE_UNIT_THRESHOLD",
@@ -111,7 +112,8 @@ def elbo_metrics(model, images: np.ndarray, labels: np.ndarray | None = None, ba
 
 def iwae_log_likelihoods(
     model, images: np.ndarray, num_samples: int = 5000, batch_size: int = 100, seed: int = 3,
-    labels: np.ndarray | None = None, done: np.ndarray | None = None, on_batch=None,
+    labels: np.ndarray | None = None, done: np.ndarray | None = None, on_batch=None, strategy=None,
+    chunk_size: int | None = None, memory_budget: int | None = None,
 ) -> np.ndarray:
     """The importance-weighted bound IWAE_k(x) <= log p(x) of each of ``images`` (log p(x|y) with labels), [N].
 
@@ -119,18 +121,22 @@ def iwae_log_likelihoods(
     with the same settings (a multiple of ``batch_size``, or all of them);
     their batches are skipped and the result equals one uninterrupted pass.
     ``on_batch(bounds)`` is called with the bounds so far after each batch.
+    Each batch is split over ``strategy``'s replicas, its k samples drawn
+    ``chunk_size`` at a time (default: as many as ``memory_budget`` bytes per
+    device hold) and retried smaller if a device runs out of memory
+    (``iwae.IwaeEvaluator``); none of these change the bounds beyond float rounding.
     """
     done = np.zeros([0]) if done is None else np.asarray(done, np.float64)
     if len(done) == len(images):
         return done
     if len(done) % batch_size:
         raise ValueError(f"done holds {len(done)} bounds, not a multiple of batch_size {batch_size}")
+    evaluate = iwae.IwaeEvaluator(model, num_samples, strategy, chunk_size, memory_budget)
     bounds, skipped_batches = [done], len(done) // batch_size
     for step, x, y in _batches(images, labels, batch_size):
         if step < skipped_batches:
             continue
-        seed_b = sampling.step_seed(seed, step, salt=3)
-        bounds.append(model.log_likelihood(x, num_samples=num_samples, seed=seed_b, labels=y).numpy().astype(np.float64))
+        bounds.append(evaluate(x, y, sampling.step_seed(seed, step, salt=3)))
         if on_batch is not None:
             on_batch(np.concatenate(bounds))
     return np.concatenate(bounds)
@@ -223,10 +229,11 @@ class BoundsFile:
 
 def iwae_log_likelihood(
     model, images: np.ndarray, num_samples: int = 5000, batch_size: int = 100, seed: int = 3,
-    labels: np.ndarray | None = None,
+    labels: np.ndarray | None = None, strategy=None, chunk_size: int | None = None, memory_budget: int | None = None,
 ) -> float:
     """Mean importance-weighted bound log p(x) >= IWAE_k over ``images`` (log p(x|y) with labels)."""
-    return float(iwae_log_likelihoods(model, images, num_samples, batch_size, seed, labels).mean())
+    return float(iwae_log_likelihoods(model, images, num_samples, batch_size, seed, labels, strategy=strategy,
+                                      chunk_size=chunk_size, memory_budget=memory_budget).mean())
 
 
 def standard_error(values: np.ndarray) -> float:
@@ -283,7 +290,8 @@ def bits_per_dim(log_likelihood: float, data_shape) -> float:
 
 def evaluate_model(
     model, images: np.ndarray, num_importance_samples: int = 5000, batch_size: int = 100, jit_compile: bool = True,
-    labels: np.ndarray | None = None, bounds_file: BoundsFile | None = None,
+    labels: np.ndarray | None = None, bounds_file: BoundsFile | None = None, strategy=None,
+    chunk_size: int | None = None, memory_budget: int | None = None,
 ) -> dict:
     """All test figures for ``images`` (already binarized where the likelihood needs it).
 
@@ -295,12 +303,14 @@ def evaluate_model(
     and bits_per_dim negative, comparable only with other densities on the
     same scale, or a probability of discrete values (bits_per_dim >= 0). With a
     ``bounds_file`` the IWAE pass continues from the bounds it holds and
-    saves them after every batch.
+    saves them after every batch. ``strategy``, ``chunk_size`` and
+    ``memory_budget`` shape the IWAE pass (``iwae_log_likelihoods``), not its figures.
     """
     done = None if bounds_file is None else bounds_file.load()  # a file that does not match fails before any work
     metrics = elbo_metrics(model, images, labels, jit_compile=jit_compile)
     bounds = iwae_log_likelihoods(model, images, num_importance_samples, batch_size, labels=labels, done=done,
-                                  on_batch=None if bounds_file is None else bounds_file.save)
+                                  on_batch=None if bounds_file is None else bounds_file.save, strategy=strategy,
+                                  chunk_size=chunk_size, memory_budget=memory_budget)
     log_likelihood = float(bounds.mean())
     units = active_units(model, images, labels=labels, per_layer=True)
     metrics.update(

@@ -305,38 +305,67 @@ class VAE(keras.Model):
         """-log p(x|z), z ~ q(z|x), per example, [B] nats."""
         return self.elbo_terms(x, seed, labels=labels)["distortion"]
 
-    def log_likelihood(self, x, num_samples: int = 5000, seed=None, chunk_size=None, labels=None) -> tf.Tensor:
+    def log_likelihood(self, x, num_samples: int = 5000, seed=None, chunk_size=None, labels=None,
+                       rows=None) -> tf.Tensor:
         """Importance-weighted bound on log p(x) with k = num_samples, [B] nats.
 
         IWAE_k(x) = logsumexp_j(log p(x|z_j) + log p(z_j) - log q(z_j|x)) - log k,
         z_j ~ q(z|x). The k samples are drawn ``chunk_size`` at a time (by
-        default so that chunk * B * data_size <= 2**24) and combined with a
+        default so that chunk * B * data_size <= 2**24; ``tfvae.evaluation``
+        sizes chunks by the device's memory instead) and combined with a
         running logsumexp, so memory does not grow with k
-        (see ``objectives.chunked_iwae_bound``). k=1 is the ELBO estimator.
-        For a conditional VAE it bounds log p(x|y).
+        (see ``objectives.chunked_iwae_bound``). Sample j's noise depends on
+        (seed, j, row) only, so the bound does not depend on chunk_size beyond
+        float rounding. ``rows = (first_row, num_rows)``: x is rows first_row
+        .. first_row + B - 1 of a batch of num_rows, and gets those rows'
+        bounds of the whole batch. k=1 is the ELBO estimator. For a
+        conditional VAE it bounds log p(x|y).
         """
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive int; got {num_samples!r}")
         if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive int or None; got {chunk_size!r}")
-        return self._log_likelihood_function(tf.convert_to_tensor(x, tf.float32), tf.constant(num_samples, tf.int32),
-                                             sampling.as_seed(seed), tf.constant(chunk_size or -1, tf.int32),
-                                             None if labels is None else tf.convert_to_tensor(labels))
+        x = tf.convert_to_tensor(x, tf.float32)
+        if rows is not None:
+            if (not isinstance(rows, (tuple, list)) or len(rows) != 2 or any(isinstance(r, bool) for r in rows)
+                    or not all(isinstance(r, int) for r in rows) or rows[0] < 0
+                    or rows[0] + int(x.shape[0]) > rows[1]):
+                raise ValueError(f"rows must be (first_row, num_rows) ints with 0 <= first_row and first_row + "
+                                 f"{int(x.shape[0])} (the rows of x) <= num_rows; got {rows!r}")
+            rows = (tf.constant(rows[0], tf.int32), tf.constant(rows[1], tf.int32))
+        return self._log_likelihood_function(x, tf.constant(num_samples, tf.int32), sampling.as_seed(seed),
+                                             tf.constant(chunk_size or -1, tf.int32),
+                                             None if labels is None else tf.convert_to_tensor(labels), rows)
 
     @tf.function(reduce_retracing=True)
-    def _log_likelihood_function(self, x, num_samples, seed, chunk_size, labels):
-        return self.iwae_bound(x, num_samples, seed, chunk_size, labels)
+    def _log_likelihood_function(self, x, num_samples, seed, chunk_size, labels, rows=None):
+        return self.iwae_bound(x, num_samples, seed, chunk_size, labels, rows)
 
-    def iwae_bound(self, x, num_samples, seed, chunk_size=-1, labels=None) -> tf.Tensor:
+    def iwae_bound(self, x, num_samples, seed, chunk_size=-1, labels=None, rows=None) -> tf.Tensor:
         """``log_likelihood`` for tensors inside a graph (e.g. a serving signature), unchecked, [B] nats.
 
         ``num_samples`` and ``chunk_size`` may be int32 scalar tensors; a
         chunk_size <= 0 takes the default; ``seed`` is a [2] stateless seed.
+        ``rows = (first_row, num_rows)``: x is rows first_row .. of a batch of
+        num_rows, whose bounds are those of the whole batch's (default: this
+        replica's share of the global batch; see ``sampling.sample_importance``).
         """
         chunk_size = tf.convert_to_tensor(chunk_size, tf.int32)
         chunk = tf.where(chunk_size > 0, chunk_size, objectives.default_chunk_size(x))
         return objectives.chunked_iwae_bound(x, self.posterior(x, labels), self.prior,
-                                             lambda z: self.data_log_prob(x, z, labels), num_samples, seed, chunk)
+                                             lambda z: self.data_log_prob(x, z, labels), num_samples, seed, chunk,
+                                             rows)
+
+    def iwae_log_weights(self, x, seed, first_sample, num_samples, labels=None, rows=None) -> tf.Tensor:
+        """log w_j = log p(x|z_j) + log p(z_j) - log q(z_j|x) of samples j = first_sample .. + num_samples - 1, [n, B].
+
+        The work of one chunk of ``iwae_bound`` (its memory is what
+        ``tfvae.evaluation`` sizes chunks by); ``rows`` as in ``iwae_bound``.
+        """
+        x = tf.convert_to_tensor(x, tf.float32)
+        return objectives.importance_log_weights(self.posterior(x, labels), self.prior,
+                                                 lambda z: self.data_log_prob(x, z, labels), seed, first_sample,
+                                                 num_samples, rows)
 
     def sample(self, num_samples: int, seed=None, labels=None) -> tf.Tensor:
         """Mean of p(x|z) for z ~ p(z): [num_samples, *data_shape].

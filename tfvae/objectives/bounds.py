@@ -40,6 +40,7 @@ __all__ = [
     "chunked_iwae_bound",
     "default_chunk_size",
     "iwae_bound",
+    "importance_log_weights",
     "free_bits_rate",
     "layer_rates",
     "check_group_size",
@@ -245,6 +246,27 @@ def default_chunk_size(x: tf.Tensor, chunk_elements: int = DEFAULT_CHUNK_ELEMENT
     return tf.maximum(chunk_elements // tf.maximum(tf.size(x), 1), 1)
 
 
+def importance_log_weights(
+    approx_posterior: tfd.Distribution,
+    prior: tfd.Distribution,
+    data_log_prob,
+    seed: tf.Tensor,
+    first_sample,
+    num_samples,
+    rows=None,
+) -> tf.Tensor:
+    """log w_j = log p(x|z_j) + log p(z_j) - log q(z_j|x) for samples j = first_sample .. + num_samples - 1, [n, B].
+
+    What one chunk of ``chunked_iwae_bound`` computes: z_j ~ q(z|x) drawn by
+    ``sampling.sample_importance`` (sample j's noise depends on (seed, j, row)
+    only), ``data_log_prob(z)`` maps z [n, B, D] to log p(x|z) [n, B].
+    ``rows = (first_row, num_rows)``: these are rows first_row .. of a batch
+    of num_rows (default: this replica's share of the global batch).
+    """
+    z = sampling.sample_importance(approx_posterior, seed, first_sample, num_samples, rows)
+    return log_importance_weights(data_log_prob(z), z, approx_posterior, prior)
+
+
 def chunked_iwae_bound(
     x: tf.Tensor,
     approx_posterior: tfd.Distribution,
@@ -253,14 +275,18 @@ def chunked_iwae_bound(
     num_samples,
     seed: tf.Tensor,
     chunk_size=None,
+    rows=None,
 ) -> tf.Tensor:
     """IWAE_k(x) for k = num_samples, drawing the samples chunk by chunk, [B] nats.
 
     IWAE_k = logsumexp_j(log w_j) - log k, with the logsumexp accumulated over
-    chunks, so memory grows with the chunk, not with k. Chunk i draws
-    min(chunk_size, k - i * chunk_size) samples with the seed
-    fold_in(seed, i); by default ``default_chunk_size(x)``. ``data_log_prob(z)``
-    maps z [k, B, D] to log p(x|z) [k, B].
+    chunks, so memory grows with the chunk, not with k. Chunk i computes the
+    log weights of samples i * chunk_size .. min((i + 1) * chunk_size, k) - 1
+    (``importance_log_weights``); by default chunk_size is
+    ``default_chunk_size(x)``. Sample j's noise depends on (seed, j, row)
+    only, so the bound is the same for any chunk_size, and for any split of
+    the batch (``rows``, see ``importance_log_weights``), up to float rounding
+    of the logsumexp. ``data_log_prob(z)`` maps z [k, B, D] to log p(x|z) [k, B].
     ``num_samples`` and ``chunk_size`` may be Python ints or int32 scalar
     tensors (e.g. a serving signature's input).
     """
@@ -271,10 +297,10 @@ def chunked_iwae_bound(
     num_chunks = (num_samples + chunk_size - 1) // chunk_size
 
     def accumulate(i, total):
-        size = tf.minimum(chunk_size, num_samples - i * chunk_size)
-        chunk_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, i), tf.int32)
-        z = approx_posterior.sample(size, seed=chunk_seed)
-        chunk = tf.reduce_logsumexp(log_importance_weights(data_log_prob(z), z, approx_posterior, prior), axis=0)
+        first = i * chunk_size
+        size = tf.minimum(chunk_size, num_samples - first)
+        log_weights = importance_log_weights(approx_posterior, prior, data_log_prob, seed, first, size, rows)
+        chunk = tf.reduce_logsumexp(log_weights, axis=0)
         return i + 1, tf.reduce_logsumexp(tf.stack([total, chunk]), axis=0)
 
     total = tf.fill(tf.shape(x)[:1], tf.constant(-float("inf"), tf.float32))

@@ -31,25 +31,35 @@ __all__ = [
     "settings_given",
 ]
 
-def define_config_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+def define_config_flags(flag_values: flags.FlagValues = flags.FLAGS, names=None) -> dict:
     """Defines one flag per TrainConfig setting in ``flag_values``: its name, default, help (the field's
-    documentation) and choices (those its implementing module registered)."""
-    defaults = TrainConfig()
-    for field in TrainConfig.settings():
+    documentation) and choices (those its implementing module registered).
+
+    ``names``: only these settings (default: all), e.g. the strategy flags of
+    a script that does not train. Returns {name: its FlagHolder}.
+    """
+    defaults, holders = TrainConfig(), {}
+    fields = {field.name: field for field in TrainConfig.settings()}
+    for name in names or ():
+        if name not in fields:
+            raise ValueError(f"names must be TrainConfig settings; got {name!r}")
+    for field in fields.values() if names is None else [fields[name] for name in names]:
         name, default, help_text = field.name, getattr(defaults, field.name), help_of(field)
         allowed = choices_of(field)
         if allowed is not None and isinstance(default, str):
-            flags.DEFINE_enum(name, default, allowed, help_text, flag_values=flag_values)
+            define, value = flags.DEFINE_enum, (default, allowed)
         elif isinstance(default, bool):
-            flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
+            define, value = flags.DEFINE_bool, (default,)
         elif isinstance(default, int):
-            flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
+            define, value = flags.DEFINE_integer, (default,)
         elif isinstance(default, float):
-            flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
+            define, value = flags.DEFINE_float, (default,)
         elif isinstance(default, tuple):
-            flags.DEFINE_list(name, [str(v) for v in default], help_text, flag_values=flag_values)
+            define, value = flags.DEFINE_list, ([str(v) for v in default],)
         else:
-            flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+            define, value = flags.DEFINE_string, (default,)
+        holders[name] = define(name, *value, help_text, flag_values=flag_values)
+    return holders
 
 
 def define_dataset_flag(default: str | None, help_text: str):
