@@ -12,6 +12,7 @@
   rundir.py       the run directory's one layout;   runlock.py  one trainer per run directory
   preemption.py   SIGTERM/SIGINT;   summaries.py  TensorBoard
   loading.py      load_model;   cli.py  flags <-> TrainConfig for the scripts
+  warm_start.py   --init_from: a new run starts from another model's weights (fine-tuning)
   device_check.py the accelerator path's acceptance check (scripts/gpu_check.py)
 
 May import: core, nn, objectives, data, models, evaluation.

@@ -103,8 +103,9 @@ def settings_given(flag_values: flags.FlagValues = flags.FLAGS) -> frozenset[str
 
 
 def flag_error(error: ValueError) -> str:
-    """``flag --<name> ...`` for an error whose message starts with a TrainConfig field; else the message."""
-    named = str(error).split(" ", 1)[0] in TrainConfig.field_names()
+    """``flag --<name> ...`` for an error whose message starts with a TrainConfig field (or ``<field>:``); else the
+    message."""
+    named = str(error).split(" ", 1)[0].removesuffix(":") in TrainConfig.field_names()
     return f"flag --{error}" if named else str(error)
 
 

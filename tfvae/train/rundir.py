@@ -48,11 +48,11 @@ MAX_DATA_VALUES = 2**24  # values per example a model.json may claim (4096 x 409
 BYTES_PER_WEIGHT = 4  # a float32 weight: what a checkpoint stores at least per weight of its model
 
 # Settings a resumed run may change: none alters the model or the maths (results do not depend on the
-# strategy or the number of replicas for the same global batch).
+# strategy or the number of replicas for the same global batch; init_from is read only before the first checkpoint).
 RESUMABLE_CHANGES = frozenset({
     "epochs", "checkpoint_every_steps", "checkpoint_every_seconds", "summary_every_steps", "eval_every_epochs", "max_checkpoints",
     "validation_examples", "steps_per_execution", "strategy", "devices", "logical_cpu_devices",
-    "early_stopping_patience", "deterministic",
+    "early_stopping_patience", "deterministic", "init_from",
 })
 
 

@@ -5,7 +5,8 @@
   LossConfig          config.loss          the training objective: ELBO or IWAE, KL weight and schedule, free bits
   OptimizationConfig  config.optimization  epochs, batch, learning rate, clipping, the spike guard
   DistributionConfig  config.distribution  strategy, devices, precision, XLA, steps per compiled call
-  RunConfig           config.run           seed and noise scheme, checkpoints, summaries, validation, early stopping
+  RunConfig           config.run           seed, noise scheme, initial weights, checkpoints, summaries, validation,
+                                           early stopping
 
 A field's help is its flag's help (``--latent_dim``: ``ModelConfig.latent_dim``);
 its choices are those its implementing module registered (``choices=True``);
@@ -352,8 +353,8 @@ class DistributionConfig:
 
 @dataclasses.dataclass
 class RunConfig:
-    """The run's bookkeeping: its seed and noise scheme, checkpoints, TensorBoard summaries, validation cadence and
-    early stopping."""
+    """The run's bookkeeping: its seed and noise scheme, the weights it starts from, checkpoints, TensorBoard
+    summaries, validation cadence and early stopping."""
 
     seed: int = setting(
         0,
@@ -366,6 +367,12 @@ class RunConfig:
         "noise, from a counter of (seed, step, example, sample, element): 1/R of the work on R replicas, and "
         "the same noise on any number of replicas, with or without XLA, on any device).",
         choices=True)
+    init_from: str = setting(
+        "",
+        "Start from the weights of another model (fine-tuning): a tfvae run directory (its newest "
+        "checkpoint) or a .keras file, whose network has the same weights as this run's (number, order "
+        "and shapes). The optimizer, step and schedules start afresh under this run's settings; ignored "
+        "once this run has a checkpoint (it resumes). Empty: initialize by --seed.")
     checkpoint_every_steps: int = setting(
         2000,
         "Write a checkpoint every N steps (and at the end of every epoch).",

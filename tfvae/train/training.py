@@ -43,6 +43,7 @@ from tfvae.train import (
     preemption,
     run_summary,
     runlock,
+    warm_start,
 )
 from tfvae.train.config import TrainConfig
 from tfvae.train.loops import TrainingLoop, xla_enabled
@@ -177,8 +178,10 @@ class _RunReport:
 
 def _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chief, task_id, signals, dataset,
            report: _RunReport) -> dict:
-    prepare_run_directory(config, run, is_chief, flags_text)
+    run.check_can_continue(config)  # before anything is built or written
     model, state = build_or_restore_state(config, run, strategy, dataset, model, is_chief, task_id)
+    prepare_run_directory(config, run, is_chief, flags_text)  # once the model is built: a refused --init_from
+    # leaves no config.json behind, so the corrected command starts the run
     loop = loops.make_training_loop(model, strategy, dataset, config)
     if is_chief:
         log_summary(config, dataset, loop.steps_per_epoch, report, model if report.model_given else None)
@@ -274,7 +277,8 @@ def build_model_and_optimizer(config: TrainConfig, dataset: data.TrainingData, s
 
 
 def build_or_restore_state(config, run: RunDirectory, strategy, dataset, model, is_chief: bool, task_id: int):
-    """(model, TrainingState) restored from the latest checkpoint if there is one; the chief writes model.json."""
+    """(model, TrainingState) restored from the latest checkpoint if there is one, else with the weights of
+    ``config.init_from`` if set (``warm_start``); the chief writes model.json."""
     model, optimizer = build_model_and_optimizer(config, dataset, strategy, model)
     # Every worker takes part in saving; only the chief's copy is the run's.
     save_dir = None if is_chief else run.scratch_dir(task_id)
@@ -283,6 +287,8 @@ def build_or_restore_state(config, run: RunDirectory, strategy, dataset, model, 
     restored = state.restore_latest(move_aside_damaged=is_chief)
     if restored:
         logging.info("Resuming from %s (step %d)", restored, state.global_step)
+    elif config.init_from:
+        warm_start.initialize_from(model, config.init_from)
     if is_chief:
         run.write_model(model)
     return model, state
