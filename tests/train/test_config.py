@@ -22,7 +22,7 @@ FLAT_NAMES = [
     "checkpoint_every_steps", "clip_global_norm", "conditional", "data_dir", "dataset", "deterministic", "devices",
     "early_stopping_patience", "epochs", "eval_every_epochs", "flow", "flow_hidden_units", "flow_steps", "free_bits",
     "free_bits_group_size", "gaussian_scale", "gradient_spike_factor", "hidden_units", "image_feature", "image_size",
-    "input_mode", "jit_compile", "kl_cycle_steps", "kl_method", "kl_schedule", "kl_warmup_steps", "label_column",
+    "init_from", "input_mode", "jit_compile", "kl_cycle_steps", "kl_method", "kl_schedule", "kl_warmup_steps", "label_column",
     "label_feature", "ladder_units", "latent_dim", "latent_dims", "learning_rate", "learning_rate_decay",
     "likelihood", "logical_cpu_devices", "max_checkpoints", "max_value", "memory_budget_mb", "mixture_components",
     "noise_scheme", "normalization", "objective", "pixel_mixture", "posterior", "precision", "prior", "prior_components",
