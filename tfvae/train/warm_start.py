@@ -10,8 +10,8 @@ the ELBO can be trained further on the IWAE bound, a pretrained model on
 one's own images of the same shape.
 
 The two networks must hold the same weights: as many, in the same order,
-each of the same shape (Keras' structural match; layer names may differ,
-since Keras numbers the layers it names in one process). The source is
+each of the same shape, matched in order as ``keras.Model.set_weights``
+matches them (not by name: Keras numbers the layers it names in a process). The source is
 read, never written, and checked for size before it is built
 (``loading.load_model``). A run that already has a checkpoint resumes from
 it and ignores the source.
