@@ -180,8 +180,11 @@ def _train(config, run, strategy, model, callbacks, verbose, flags_text, is_chie
            report: _RunReport) -> dict:
     run.check_can_continue(config)  # before anything is built or written
     model, state = build_or_restore_state(config, run, strategy, dataset, model, is_chief, task_id)
-    prepare_run_directory(config, run, is_chief, flags_text)  # once the model is built: a refused --init_from
-    # leaves no config.json behind, so the corrected command starts the run
+    if state.latest:  # a resumed run's weights are its checkpoint's, wherever --init_from points now
+        config, flags_text = _with_recorded_init_from(config, run, flags_text)
+    # config.json is written once the model is built: a refused --init_from leaves none, so the corrected command
+    # starts the run.
+    prepare_run_directory(config, run, is_chief, flags_text)
     loop = loops.make_training_loop(model, strategy, dataset, config)
     if is_chief:
         log_summary(config, dataset, loop.steps_per_epoch, report, model if report.model_given else None)
@@ -246,6 +249,29 @@ def _with_fitted_settings(flags_text: str, config: TrainConfig, fitted: dict) ->
     return "\n".join(lines) + "\n"
 
 
+def _with_recorded_init_from(config: TrainConfig, run: RunDirectory, flags_text: str | None):
+    """(config, flags_text) naming the --init_from the run started from, as its config.json records it.
+
+    A run that resumes from its checkpoint does not read ``--init_from``, so a
+    changed or moved source is allowed; config.json and flags.txt keep the
+    source its first weights came from.
+    """
+    if not run.has_run():
+        return config, flags_text
+    started_from = run.read_config().init_from
+    if started_from == config.init_from:
+        return config, flags_text
+    logging.warning("--init_from=%s not read: the run resumes from its checkpoint; its config.json keeps "
+                    "init_from=%r", config.init_from, started_from)
+    config = config.replace(init_from=started_from)
+    if flags_text is not None:
+        flags_text = "".join(line for line in flags_text.splitlines(keepends=True)
+                             if not line.startswith("--init_from="))
+        if started_from:
+            flags_text = _with_fitted_settings(flags_text, config, ("init_from",))
+    return config, flags_text
+
+
 def prepare_run_directory(config: TrainConfig, run: RunDirectory, is_chief: bool,
                           flags_text: str | None = None) -> RunDirectory:
     """Refuses a directory holding another run; the chief (re)writes config.json (and flags.txt)."""
@@ -288,7 +314,7 @@ def build_or_restore_state(config, run: RunDirectory, strategy, dataset, model, 
     if restored:
         logging.info("Resuming from %s (step %d)", restored, state.global_step)
     elif config.init_from:
-        warm_start.initialize_from(model, config.init_from)
+        warm_start.initialize_from(model, config.init_from, run.path)
     if is_chief:
         run.write_model(model)
     return model, state

@@ -46,29 +46,47 @@ def _load_source(source: str):
 
 
 def _first_mismatch(target_weights, source_weights, source: str) -> str | None:
-    """Why the source's weights cannot be copied into the target's, or None if they can."""
-    if len(target_weights) != len(source_weights):
-        return (f"init_from: {source}: its model holds {len(source_weights)} weight tensors, this run's "
-                f"{len(target_weights)}; expected the same network")
-    for target, held in zip(target_weights, source_weights, strict=True):
+    """Why the source's weights cannot be copied into the target's (naming the first that differs), or None."""
+    for target, held in zip(target_weights, source_weights, strict=False):  # the common prefix
         if tuple(target.shape) != tuple(held.shape):
             return (f"init_from: {source}: weight {held.path} has shape {list(held.shape)} where this run's "
                     f"{target.path} has {list(target.shape)}; expected the same network")
+    if len(source_weights) > len(target_weights):
+        return (f"init_from: {source}: its weight {source_weights[len(target_weights)].path} has no counterpart in "
+                f"this run's model ({len(source_weights)} weight tensors against {len(target_weights)}); "
+                "expected the same network")
+    if len(source_weights) < len(target_weights):
+        return (f"init_from: {source}: this run's weight {target_weights[len(source_weights)].path} has no "
+                f"counterpart in its model ({len(source_weights)} weight tensors against {len(target_weights)}); "
+                "expected the same network")
     return None
 
 
-def initialize_from(model, source: str) -> None:
-    """Assigns the weights of the model at ``source`` to ``model`` (built, under its strategy; all its copies).
+def initialize_from(model, source: str, model_dir: str | None = None) -> None:
+    """Assigns the weights of the model at ``source`` to ``model`` (built under its strategy).
+
+    Called outside ``strategy.scope()`` (cross-replica context), so each
+    assignment updates every replica's copy of a mirrored variable; values are
+    cast to the target's dtype (tfvae keeps float32 variables under mixed
+    precision).
+
+    ``model_dir``: the run's own directory, which cannot be its source.
 
     Raises:
-      InitFromError: the source is missing or unreadable, or its weights
-        differ in number or shape from ``model``'s. ``model`` is unchanged.
+      InitFromError: the source is missing or unreadable or is ``model_dir``, its weights differ
+        in number or shape from ``model``'s, or one is NaN or infinite.
+        ``model`` is unchanged.
     """
+    if model_dir is not None and os.path.realpath(source) == os.path.realpath(model_dir):
+        raise InitFromError(f"init_from: {source}: is this run's own --model_dir; expected another run directory "
+                            "or a .keras file")
     source_model = _load_source(source)
     target_weights, source_weights = model.weights, source_model.weights
     mismatch = _first_mismatch(target_weights, source_weights, source)
     if mismatch:
         raise InitFromError(mismatch)
+    if not checkpoints.weights_are_finite(source_weights):
+        raise InitFromError(f"init_from: {source}: holds non-finite weights (NaN or inf); expected a trained model")
     for target, held in zip(target_weights, source_weights, strict=True):
         target.assign(held.value)
     logging.info("Initialized the model's %d weight tensors from %s; optimizer, step and schedules start afresh",
