@@ -274,8 +274,8 @@ def _with_recorded_init_from(config: TrainConfig, run: RunDirectory, flags_text:
 
 def prepare_run_directory(config: TrainConfig, run: RunDirectory, is_chief: bool,
                           flags_text: str | None = None) -> RunDirectory:
-    """Refuses a directory holding another run; the chief (re)writes config.json (and flags.txt)."""
-    run.check_can_continue(config)
+    """The chief (re)writes config.json (and flags.txt); ``run.check_can_continue(config)`` has passed (``_train``
+    checks before the model is built, and the run's lock keeps other trainers out since)."""
     if is_chief:
         run.write_config(config)
         if flags_text is not None:
